@@ -1,0 +1,45 @@
+# The two set-up commands: `make demo` (the main job) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+DEBS   := unbound dnsutils postfix jq iproute2
+
+.PHONY: demo test test-fast lint typecheck docs debs bench clean
+
+$(BIN)/mxdoctor: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+demo: $(BIN)/mxdoctor
+	$(BIN)/mxdoctor demo
+
+# Debian packages the tests start (Unbound, Postfix, dig); installed only when missing and root.
+debs:
+	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "not root: tests needing$$missing will skip"; fi; \
+	fi
+
+test: $(BIN)/mxdoctor debs
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+test-fast: $(BIN)/mxdoctor
+	$(BIN)/pytest -m "not slow and not conformance"
+
+lint: $(BIN)/mxdoctor
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+docs: $(BIN)/mxdoctor
+	$(BIN)/mxdoctor checks --markdown > docs/checks.md
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -1,0 +1,273 @@
+"""The Evidence data model: every DNS and SMTP exchange a probe made, as plain data.
+
+Evidence serialises to versioned JSON and loads back unchanged (``dumps``/``loads``); the analysis
+reads nothing else, so a saved file re-analyses offline with ``mxdoctor explain``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from mxdoctor import _codec
+from mxdoctor.errors import EvidenceError
+
+SCHEMA = "mxdoctor.evidence"
+SCHEMA_VERSION = "1.0"
+
+
+class Outcome(enum.StrEnum):
+    """What one question got from one source, after all attempts.
+
+    NOERROR means an answer of the asked type (possibly after CNAMEs); NODATA means NOERROR with
+    no record of that type (RFC 2308 §2.2). The rest are failures of one kind or another.
+    """
+
+    NOERROR = "NOERROR"
+    NODATA = "NODATA"
+    NXDOMAIN = "NXDOMAIN"
+    SERVFAIL = "SERVFAIL"
+    REFUSED = "REFUSED"
+    FORMERR = "FORMERR"
+    NOTIMP = "NOTIMP"
+    OTHER_RCODE = "OTHER_RCODE"  # any other RCODE (BADVERS, YXDOMAIN, ...): see ``rcode``
+    TIMEOUT = "TIMEOUT"
+    NETWORK_ERROR = "NETWORK_ERROR"  # connection refused, unreachable, reset
+    MALFORMED = "MALFORMED"  # bytes that do not parse, wrong ID or wrong question
+    BROKEN = "BROKEN"  # parses, but the answer is unusable (RFC 4074 §4.4: wrong type or size)
+    LAME = "LAME"  # an authoritative server answered without AA or with a referral
+
+    @property
+    def is_answer(self) -> bool:
+        """A definite answer: data, no data, or no such name."""
+        return self in (Outcome.NOERROR, Outcome.NODATA, Outcome.NXDOMAIN)
+
+    @property
+    def is_failure(self) -> bool:
+        return not self.is_answer
+
+
+class Transport(enum.StrEnum):
+    UDP = "udp"
+    TCP = "tcp"
+
+
+class ViewKind(enum.StrEnum):
+    SYSTEM = "system"  # the OS resolver configuration (/etc/resolv.conf)
+    RESOLVER = "resolver"  # a named recursive resolver: the MTA's internal DNS server
+    EXTERNAL = "external"  # a public/external resolver to compare with
+    AUTHORITATIVE = "authoritative"  # iterative from the root, every server asked directly
+
+
+@dataclass(frozen=True)
+class Server:
+    """One DNS server address as asked (``name`` is the NS host name where known)."""
+
+    address: str
+    port: int = 53
+    name: str | None = None
+
+    def __str__(self) -> str:
+        host = f"[{self.address}]" if ":" in self.address else self.address
+        label = f"{self.name} " if self.name else ""
+        return f"{label}{host}" + ("" if self.port == 53 else f":{self.port}")
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One attempt on the wire: a question sent to a server and what came back (or not)."""
+
+    id: int
+    view: str
+    server: Server
+    transport: Transport
+    qname: str
+    qtype: str
+    rd: bool
+    edns: int | None  # EDNS version sent, None without OPT
+    do: bool
+    started: float  # seconds since the probe run began
+    duration: float  # seconds
+    outcome: Outcome
+    rcode: str | None = None  # textual RCODE (including extended), None without a parsed reply
+    flags: tuple[str, ...] = ()  # header flags of the reply, e.g. ("QR", "AA", "RD")
+    answer: tuple[str, ...] = ()  # RRs in master-file text
+    authority: tuple[str, ...] = ()
+    additional: tuple[str, ...] = ()
+    reply_edns: int | None = None  # EDNS version of the reply's OPT, None without OPT
+    error: str | None = None  # the failure in words, for TIMEOUT/NETWORK_ERROR/MALFORMED/BROKEN
+    workaround: str | None = None  # why this attempt was made, e.g. "TcpOnTruncation"
+    attempt: int = 1
+    probe: str | None = None  # audit probe name when the exchange belongs to an audit probe
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The result of one question through one source after all its attempts.
+
+    For recursive views ``server`` is the resolver that gave the final answer; for the
+    authoritative view there is one Lookup per (server address, question).
+    """
+
+    view: str
+    server: Server | None
+    qname: str
+    qtype: str
+    outcome: Outcome
+    rcode: str | None = None
+    records: tuple[str, ...] = ()  # rdata text of the asked type at the end of the CNAME chain
+    cnames: tuple[str, ...] = ()  # CNAME targets followed, in order
+    ttl: int | None = None
+    authoritative: bool = False  # AA bit seen
+    exchanges: tuple[int, ...] = ()  # ids of the Exchanges behind it
+    detail: str | None = None  # why BROKEN/MALFORMED/LAME, in words
+
+
+@dataclass(frozen=True)
+class View:
+    """One way of looking at the DNS: a resolver, a set of resolvers, or the authoritative tree."""
+
+    name: str  # unique label used in Exchange.view / Lookup.view, e.g. "internal", "external 9.9.9.9"
+    kind: ViewKind
+    servers: tuple[Server, ...] = ()
+    reachable: bool = True  # False when no server of the view answered anything at all
+
+
+@dataclass(frozen=True)
+class NameServer:
+    name: str
+    addresses: tuple[str, ...] = ()
+    glue: tuple[str, ...] = ()  # addresses from the parent's additional section
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A zone met while iterating from the root, with its servers as the parent delegates them."""
+
+    name: str
+    parent: str | None
+    nameservers: tuple[NameServer, ...] = ()
+    apex_ns: tuple[str, ...] = ()  # NS set as the zone's own servers answer it, when asked
+
+
+@dataclass(frozen=True)
+class TlsInfo:
+    protocol: str | None = None
+    cipher: str | None = None
+    subject: str | None = None
+    issuer: str | None = None
+    sans: tuple[str, ...] = ()
+    not_after: str | None = None  # ISO 8601
+    expired: bool = False
+    matches_host: bool | None = None
+    verify_error: str | None = None
+
+
+@dataclass(frozen=True)
+class SmtpStage:
+    """One stage of an SMTP probe: connect, greeting, ehlo, starttls, mail, rcpt, rset, quit."""
+
+    stage: str
+    ok: bool
+    code: int | None = None
+    text: str | None = None  # the server's own words (first line or joined lines)
+    duration: float = 0.0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SmtpProbe:
+    """An SMTP probe of one address of one MX host."""
+
+    host: str  # the MX host name (or the address when probed directly)
+    address: str
+    port: int
+    family: int  # 4 or 6
+    stages: tuple[SmtpStage, ...] = ()
+    extensions: tuple[str, ...] = ()
+    tls: TlsInfo | None = None
+    started: float = 0.0
+
+
+@dataclass(frozen=True)
+class AuditProbe:
+    """One audit probe against one server address; its exchanges carry ``probe=name``."""
+
+    name: str  # e.g. "aaaa", "edns1", "unknown-type"
+    zone: str
+    qname: str
+    server: Server
+    exchanges: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything a run observed. Analysis is a pure function of this."""
+
+    target: str  # as the user gave it
+    domain: str  # the mail domain, normalised (A-labels, no trailing dot, lower case)
+    schema: str = SCHEMA
+    version: str = SCHEMA_VERSION
+    tool: str = ""
+    created: str = ""  # ISO 8601 UTC time the probe began (informative only)
+    command: str = "diagnose"  # diagnose | audit | smtp
+    views: tuple[View, ...] = ()
+    zones: tuple[Zone, ...] = ()
+    exchanges: tuple[Exchange, ...] = ()
+    lookups: tuple[Lookup, ...] = ()
+    smtp: tuple[SmtpProbe, ...] = ()
+    audit: tuple[AuditProbe, ...] = ()
+    deadline_hit: bool = False  # the overall deadline ended the probe before it finished
+    notes: tuple[str, ...] = ()
+    options: dict[str, str] = field(default_factory=dict)
+
+    def view(self, name: str) -> View | None:
+        return next((v for v in self.views if v.name == name), None)
+
+    def lookups_for(self, view: str) -> tuple[Lookup, ...]:
+        return tuple(lk for lk in self.lookups if lk.view == view)
+
+    def exchange(self, ident: int) -> Exchange | None:
+        return next((x for x in self.exchanges if x.id == ident), None)
+
+
+def to_dict(ev: Evidence) -> dict[str, Any]:
+    data: dict[str, Any] = _codec.dump(ev)
+    return data
+
+
+def dumps(ev: Evidence, *, indent: int | None = 2) -> str:
+    return json.dumps(to_dict(ev), indent=indent, ensure_ascii=False)
+
+
+def from_dict(data: Any, *, source: str = "evidence") -> Evidence:
+    if not isinstance(data, dict):
+        raise EvidenceError(f"{source}: not an evidence object")
+    if data.get("schema") != SCHEMA:
+        raise EvidenceError(f"{source}: not mxdoctor evidence (schema {data.get('schema')!r})")
+    major = str(data.get("version", "")).split(".")[0]
+    if major != SCHEMA_VERSION.split(".")[0]:
+        raise EvidenceError(
+            f"{source}: evidence version {data.get('version')} is not readable by this mxdoctor "
+            f"(reads {SCHEMA_VERSION.split('.')[0]}.x)"
+        )
+    try:
+        ev: Evidence = _codec.load(Evidence, data)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise EvidenceError(f"{source}: malformed evidence: {exc}") from None
+    return ev
+
+
+def loads(text: str, *, source: str = "evidence") -> Evidence:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EvidenceError(f"{source}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    return from_dict(data, source=source)
+
+
+def replace(ev: Evidence, **changes: Any) -> Evidence:
+    return dataclasses.replace(ev, **changes)
