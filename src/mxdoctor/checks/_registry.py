@@ -1,0 +1,266 @@
+"""The checks registry: every finding code with its severity, texts, RFCs and remedies, declared
+beside the check function that emits it, so the catalogue and its docs page follow by themselves.
+
+A check is ``@check(spec, ...)`` over ``def fn(ctx: Context) -> Iterable[Finding]``; it builds its
+findings with ``spec.emit(...)``, which fails loudly when a template argument is missing.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import pkgutil
+import string
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mxdoctor.checks._context import Context
+
+
+class Severity(enum.StrEnum):
+    """How bad a finding is. CRITICAL: mail cannot be delivered by any sender. ERROR: some senders
+    defer or bounce, or a standard is broken in a way that makes them. WARNING: works today but is
+    fragile or against a SHOULD. NOTICE: worth knowing. INFO: a check ran and found things well."""
+
+    CRITICAL = "CRITICAL"
+    ERROR = "ERROR"
+    WARNING = "WARNING"
+    NOTICE = "NOTICE"
+    INFO = "INFO"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Severity.CRITICAL: 4, Severity.ERROR: 3, Severity.WARNING: 2, Severity.NOTICE: 1, Severity.INFO: 0}
+
+# The closed vocabulary of template arguments (STYLE rule 3).
+VOCABULARY: Mapping[str, str] = {
+    "domain": "the mail domain under diagnosis",
+    "host": "a mail exchanger host name",
+    "qname": "the name asked",
+    "qtype": "the record type asked",
+    "rcode": "the response code or failure seen (SERVFAIL, TIMEOUT, ...)",
+    "view": "a resolver view (internal, external ..., authoritative)",
+    "views": "the views that show the fact, joined",
+    "servers": "the servers that show the fact, joined",
+    "ns_name": "a name server host name",
+    "ns_ip": "a name server address",
+    "zone": "a DNS zone",
+    "target": "a CNAME or MX target",
+    "records": "records as text, joined",
+    "expected": "what was expected instead",
+    "address": "an IP address",
+    "port": "a TCP port",
+    "stage": "an SMTP probe stage",
+    "code": "an SMTP reply code",
+    "reply": "the server's own words",
+    "detail": "a detail in words",
+    "count": "a number",
+}
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One place a fact was observed: a view, and the server there when it was one server."""
+
+    view: str
+    server: str | None = None
+    detail: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.view} ({self.server})" if self.server else self.view
+
+
+@dataclass(frozen=True)
+class Remedy:
+    sender: str = ""
+    receiver: str = ""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One fact, with every (view, server) that shows it, and what each side should change."""
+
+    code: str
+    severity: Severity
+    subject: str  # what it is about: "mx.example.com. AAAA", "example.com.", "ns1.example.net. 192.0.2.1"
+    title: str
+    message: str
+    seen: tuple[Seen, ...] = ()
+    remediation: Remedy = Remedy()
+    reproduce: tuple[str, ...] = ()  # commands (dig ...) that show the fact, with what they returned
+    rfcs: tuple[str, ...] = ()
+    args: dict[str, str] = field(default_factory=dict)
+    exchanges: tuple[int, ...] = ()
+
+
+def _fields(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+@dataclass(frozen=True)
+class FindingSpec:
+    """Everything one finding code can say. Codes never change once released."""
+
+    code: str
+    severity: Severity
+    title: str
+    message: str  # template over VOCABULARY names
+    explanation: str
+    sender: str = ""  # remedy on the sending side (template)
+    receiver: str = ""  # remedy on the receiving side (template)
+    rfcs: tuple[str, ...] = ()
+    family: str = ""
+
+    def __post_init__(self) -> None:
+        unknown = (_fields(self.message) | _fields(self.sender) | _fields(self.receiver)) - set(VOCABULARY)
+        if unknown:
+            raise ValueError(f"{self.code}: template arguments outside the vocabulary: {sorted(unknown)}")
+        if not self.code.isupper() or not self.code.replace("_", "").isalnum():
+            raise ValueError(f"{self.code}: codes are UPPER_SNAKE words")
+
+    @property
+    def required(self) -> set[str]:
+        return _fields(self.message) | _fields(self.sender) | _fields(self.receiver)
+
+    def emit(
+        self,
+        subject: str,
+        *,
+        seen: Iterable[Seen] = (),
+        reproduce: Iterable[str] = (),
+        exchanges: Iterable[int] = (),
+        **args: str,
+    ) -> Finding:
+        missing = self.required - set(args)
+        if missing:
+            raise KeyError(f"{self.code}: missing template arguments {sorted(missing)}")
+        severity = _PROFILE.get(self.code, self.severity)
+        return Finding(
+            code=self.code,
+            severity=severity,
+            subject=subject,
+            title=self.title,
+            message=self.message.format(**args),
+            seen=tuple(seen),
+            remediation=Remedy(self.sender.format(**args), self.receiver.format(**args)),
+            reproduce=tuple(reproduce),
+            rfcs=self.rfcs,
+            args=dict(args),
+            exchanges=tuple(sorted(set(exchanges))),
+        )
+
+
+CheckFn = Callable[["Context"], Iterable[Finding]]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    family: str
+    fn: CheckFn
+    specs: tuple[FindingSpec, ...]
+
+
+_SPECS: dict[str, FindingSpec] = {}
+_CHECKS: list[Check] = []
+_PROFILE: dict[str, Severity] = {}
+
+
+def finding(
+    code: str,
+    severity: Severity,
+    title: str,
+    message: str,
+    explanation: str,
+    *,
+    sender: str = "",
+    receiver: str = "",
+    rfcs: tuple[str, ...] = (),
+) -> FindingSpec:
+    """Declare a finding code (at module level, beside the check that emits it)."""
+    if code in _SPECS:
+        raise ValueError(f"finding code {code} declared twice")
+    spec = FindingSpec(code, severity, title, message, explanation, sender, receiver, rfcs)
+    _SPECS[code] = spec
+    return spec
+
+
+def check(*specs: FindingSpec) -> Callable[[CheckFn], CheckFn]:
+    """Register a check function with the finding codes it may emit."""
+
+    def register(fn: CheckFn) -> CheckFn:
+        family = fn.__module__.rsplit(".", 1)[-1]
+        for spec in specs:
+            object.__setattr__(spec, "family", family)
+        _CHECKS.append(Check(fn.__name__, family, fn, specs))
+        return fn
+
+    return register
+
+
+def load_families() -> None:
+    """Import every family module of mxdoctor.checks (discovery by import)."""
+    import mxdoctor.checks as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"mxdoctor.checks.{info.name}")
+
+
+def catalogue() -> list[FindingSpec]:
+    load_families()
+    return sorted(_SPECS.values(), key=lambda s: (s.family, s.code))
+
+
+def spec(code: str) -> FindingSpec:
+    load_families()
+    return _SPECS[code]
+
+
+def checks() -> list[Check]:
+    load_families()
+    return list(_CHECKS)
+
+
+def set_profile(overrides: Mapping[str, Severity]) -> None:
+    """Override severities per code (a profile); unknown codes are an error."""
+    load_families()
+    unknown = set(overrides) - set(_SPECS)
+    if unknown:
+        raise KeyError(f"unknown finding codes in profile: {sorted(unknown)}")
+    _PROFILE.clear()
+    _PROFILE.update(overrides)
+
+
+def run(ctx: Context, *, families: Iterable[str] | None = None) -> list[Finding]:
+    """Run every registered check (or those of some families) and merge findings per fact."""
+    wanted = set(families) if families is not None else None
+    found: list[Finding] = []
+    for chk in checks():
+        if wanted is None or chk.family in wanted:
+            found.extend(chk.fn(ctx))
+    return merge(found)
+
+
+def merge(findings: Iterable[Finding]) -> list[Finding]:
+    """One finding per (code, subject): the places that show it are joined (STYLE rule 5)."""
+    out: dict[tuple[str, str], Finding] = {}
+    for f in findings:
+        key = (f.code, f.subject)
+        prev = out.get(key)
+        if prev is None:
+            out[key] = f
+            continue
+        seen = prev.seen + tuple(s for s in f.seen if s not in prev.seen)
+        reproduce = prev.reproduce + tuple(r for r in f.reproduce if r not in prev.reproduce)
+        exchanges = tuple(sorted(set(prev.exchanges) | set(f.exchanges)))
+        out[key] = Finding(
+            prev.code, prev.severity, prev.subject, prev.title, prev.message, seen,
+            prev.remediation, reproduce, prev.rfcs, prev.args, exchanges,
+        )
+    return sorted(out.values(), key=lambda f: (-f.severity.rank, f.code, f.subject))
