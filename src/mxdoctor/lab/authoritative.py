@@ -28,7 +28,7 @@ class Authoritative:
 
     def __init__(self, zones: Sequence[dns.zone.Zone]) -> None:
         # Deepest origin first, so the most specific zone wins.
-        self.zones = sorted(zones, key=lambda z: len(z.origin), reverse=True)
+        self.zones = sorted(zones, key=lambda z: len(z.origin or dns.name.root), reverse=True)
 
     def zone_for(self, name: dns.name.Name) -> dns.zone.Zone | None:
         for zone in self.zones:
@@ -63,7 +63,11 @@ class Authoritative:
         return reply
 
     def _answer(
-        self, zone: dns.zone.Zone, qname: dns.name.Name, rdtype: dns.rdatatype.RdataType, reply: dns.message.Message
+        self,
+        zone: dns.zone.Zone,
+        qname: dns.name.Name,
+        rdtype: dns.rdatatype.RdataType,
+        reply: dns.message.Message,
     ) -> None:
         name = qname
         for _ in range(MAX_CNAME_CHAIN + 1):
@@ -105,7 +109,8 @@ class Authoritative:
 
 def _rrset(name: dns.name.Name, rdataset: dns.rdataset.Rdataset) -> dns.rrset.RRset:
     rrset = dns.rrset.RRset(name, rdataset.rdclass, rdataset.rdtype, rdataset.covers)
-    rrset.update(rdataset)
+    for rdata in rdataset:
+        rrset.add(rdata, rdataset.ttl)
     return rrset
 
 
