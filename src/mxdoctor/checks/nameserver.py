@@ -1,0 +1,168 @@
+"""The authoritative servers themselves: lame delegations, disagreement, EDNS and TCP (RFC 6891, 7766)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+
+from mxdoctor.checks._common import outcome_text, records_key
+from mxdoctor.checks._context import Context
+from mxdoctor.checks._registry import Finding, Seen, Severity, check, finding
+from mxdoctor.evidence import Lookup, Outcome, Transport
+from mxdoctor.route import Question, fqdn
+
+LAME_DELEGATION = finding(
+    "LAME_DELEGATION",
+    Severity.ERROR,
+    "Lame delegation: a delegated server does not serve the zone",
+    "{ns_name} ({ns_ip}) is delegated for the zone but answers {rcode} instead of authoritative answers.",
+    "Resolvers that pick this server get no usable answer, retry elsewhere, and may answer SERVFAIL "
+    "when every attempt lands on lame servers; answers look random from one query to the next.",
+    sender="Nothing to change on the sending side.",
+    receiver="Configure {ns_name} to serve the zone authoritatively (AA bit set), or remove it from the "
+    "zone's NS records at the parent and in the zone.",
+    rfcs=("RFC 1034 §4.2.2", "RFC 4074 §4.5"),
+)
+NS_DISAGREE = finding(
+    "NS_DISAGREE",
+    Severity.WARNING,
+    "Authoritative servers disagree",
+    "The authoritative servers give different answers to {qname} {qtype}: {detail}.",
+    "Every server of a zone must give the same answer. Which one a resolver asks is chance, so some "
+    "deliveries fail and others succeed, and retries hide the fault.",
+    sender="Nothing to change on the sending side; retries may get through.",
+    receiver="Bring every server of the zone to the same data and behaviour; fix or remove the odd one out.",
+    rfcs=("RFC 1034 §4.3.5", "RFC 4074"),
+)
+EDNS_INTOLERANT = finding(
+    "EDNS_INTOLERANT",
+    Severity.WARNING,
+    "Server does not handle EDNS",
+    "{ns_name} ({ns_ip}) fails queries with EDNS ({rcode}) and answers only without it.",
+    "RFC 6891 §7: a server that does not support EDNS must answer FORMERR without an OPT record, not "
+    "drop the query. Since DNS Flag Day 2019 resolvers no longer retry without EDNS, so this server "
+    "looks dead to them.",
+    sender="Nothing reliable on the sending side.",
+    receiver="Upgrade the server or the firewall in front of it so that queries with an OPT record get "
+    "normal answers: dig @{ns_ip} <zone> SOA +edns=0",
+    rfcs=("RFC 6891 §6.2.2", "RFC 6891 §7"),
+)
+TCP_FAILS = finding(
+    "TCP_FAILS",
+    Severity.ERROR,
+    "DNS over TCP fails",
+    "{ns_name} ({ns_ip}) truncates an answer over UDP but refuses or drops TCP ({rcode}).",
+    "RFC 7766 §5: authoritative servers MUST support TCP; an answer too large for UDP can then never "
+    "be read, and resolvers answer SERVFAIL.",
+    sender="Nothing reliable on the sending side.",
+    receiver="Allow TCP port 53 to {ns_ip} and make the server answer over TCP: dig @{ns_ip} +tcp <name>",
+    rfcs=("RFC 7766 §5", "RFC 1035 §4.2.2"),
+)
+
+
+def _server_lookups(ctx: Context) -> dict[str, list[Lookup]]:
+    by_server: dict[str, list[Lookup]] = defaultdict(list)
+    if ctx.authoritative is None:
+        return by_server
+    for (view, _), lks in ctx.per_server.items():
+        if view == ctx.authoritative:
+            for lk in lks:
+                if lk.server is not None:
+                    by_server[lk.server.address].append(lk)
+    return by_server
+
+
+def _lame_servers(ctx: Context) -> set[str]:
+    lame = set()
+    for addr, lks in _server_lookups(ctx).items():
+        if lks and all(lk.outcome in (Outcome.LAME, Outcome.REFUSED) for lk in lks):
+            lame.add(addr)
+    return lame
+
+
+@check(LAME_DELEGATION)
+def lame(ctx: Context) -> Iterable[Finding]:
+    by_server = _server_lookups(ctx)
+    for addr in sorted(_lame_servers(ctx)):
+        lk = by_server[addr][0]
+        assert lk.server is not None and ctx.authoritative is not None
+        yield LAME_DELEGATION.emit(
+            f"{lk.server.name or addr} {addr}",
+            seen=[Seen(ctx.authoritative, str(lk.server), outcome_text(lk))],
+            reproduce=[ctx.dig(lk.server, _q(lk))],
+            exchanges=[i for x in by_server[addr] for i in x.exchanges],
+            ns_name=lk.server.name or addr,
+            ns_ip=addr,
+            rcode=lk.detail or outcome_text(lk),
+        )
+
+
+def _q(lk: Lookup) -> Question:
+    return Question(fqdn(lk.qname), lk.qtype)
+
+
+@check(NS_DISAGREE)
+def disagreement(ctx: Context) -> Iterable[Finding]:
+    if ctx.authoritative is None:
+        return
+    lame = _lame_servers(ctx)
+    for (view, q), lks in sorted(ctx.per_server.items(), key=lambda kv: (kv[0][1].qname, kv[0][1].qtype)):
+        if view != ctx.authoritative:
+            continue
+        live = [lk for lk in lks if lk.server is not None and lk.server.address not in lame]
+        kinds: dict[tuple[str, tuple[str, ...]], list[Lookup]] = defaultdict(list)
+        for lk in live:
+            kinds[records_key(lk)].append(lk)
+        if len(kinds) < 2:
+            continue
+        parts = [
+            f"{'/'.join(str(lk.server.name or lk.server.address) for lk in group if lk.server)}: "
+            f"{key[0]}{(' ' + ' '.join(key[1])) if key[1] else ''}"
+            for key, group in kinds.items()
+        ]
+        yield NS_DISAGREE.emit(
+            f"{q.qname} {q.qtype}",
+            seen=[Seen(view, str(lk.server), outcome_text(lk)) for lk in live],
+            reproduce=[f"{ctx.dig(lk.server, q)}   # -> {outcome_text(lk)}" for lk in live if lk.server],
+            qname=q.qname,
+            qtype=q.qtype,
+            detail="; ".join(parts),
+        )
+
+
+@check(EDNS_INTOLERANT, TCP_FAILS)
+def transport(ctx: Context) -> Iterable[Finding]:
+    edns_bad: dict[str, list[int]] = defaultdict(list)
+    tcp_bad: dict[str, list[int]] = defaultdict(list)
+    names: dict[str, object] = {}
+    reasons: dict[str, str] = {}
+    for x in ctx.evidence.exchanges:
+        if x.probe is not None:
+            continue  # audit probes have their own findings
+        names[x.server.address] = x.server
+        if x.workaround and x.workaround.startswith("RetryWithoutEdns") and x.outcome.is_answer:
+            edns_bad[x.server.address].append(x.id)
+            reasons[x.server.address] = x.workaround.removeprefix("RetryWithoutEdnsOn").upper()
+        if x.transport is Transport.TCP and x.workaround == "TcpOnTruncation" and x.outcome.is_failure:
+            tcp_bad[x.server.address].append(x.id)
+            reasons["tcp " + x.server.address] = x.outcome.value
+    for addr, ids in sorted(edns_bad.items()):
+        srv = ctx.exchanges[ids[0]].server
+        yield EDNS_INTOLERANT.emit(
+            f"{srv.name or addr} {addr}",
+            seen=[Seen(ctx.exchanges[ids[0]].view, str(srv))],
+            exchanges=ids,
+            ns_name=srv.name or addr,
+            ns_ip=addr,
+            rcode=reasons[addr],
+        )
+    for addr, ids in sorted(tcp_bad.items()):
+        srv = ctx.exchanges[ids[0]].server
+        yield TCP_FAILS.emit(
+            f"{srv.name or addr} {addr}",
+            seen=[Seen(ctx.exchanges[ids[0]].view, str(srv))],
+            exchanges=ids,
+            ns_name=srv.name or addr,
+            ns_ip=addr,
+            rcode=reasons["tcp " + addr],
+        )
