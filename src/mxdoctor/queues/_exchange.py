@@ -1,0 +1,147 @@
+"""Shared field conversion for Exchange ``Get-Message`` and ``Get-Queue`` exports (CSV and JSON).
+
+Both cmdlets' objects arrive as a mapping of property name to value; values are strings in CSV and
+strings, numbers, lists or nested objects in JSON. Queues carry ``MessageCount``; messages do not.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from mxdoctor.queues import record
+from mxdoctor.queues.record import Item, Malformed, Mta, QueuedMessage, Recipient
+
+MTA = Mta.EXCHANGE
+
+_MS_DATE = re.compile(r"/Date\((-?\d+)([+-]\d{4})?\)/")
+_BYTES = re.compile(r"\(([\d,.\s\u00a0']+) bytes\)")
+_BRACED = re.compile(r"\{([^{}]*)\}")
+# Export-Csv writes DateTime in the exporting session's culture; the common ones, en-US first.
+_DATE_FORMATS = (
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M:%S",
+    "%Y-%m-%d %H:%M:%S",
+)
+
+
+def parse_date(value: Any) -> float | None:
+    """Epoch seconds from ``/Date(ms)/``, ISO 8601, or a culture-formatted local time; None if empty.
+
+    Raises ValueError for text that is none of these.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, Mapping):
+        # PowerShell 3-5 sometimes wraps DateTime as {"value": "/Date(..)/", "DateTime": "..."}.
+        return parse_date(value.get("value", value.get("DateTime")))
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    match = _MS_DATE.fullmatch(text)
+    if match:
+        # The epoch part is UTC; the offset only says which zone the value was displayed in.
+        return int(match.group(1)) / 1000.0
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        pass
+    for fmt in _DATE_FORMATS:
+        try:
+            return datetime.strptime(text, fmt).timestamp()
+        except ValueError:
+            continue
+    raise ValueError(f"date not understood: {text!r}")
+
+
+def parse_size(value: Any) -> int | None:
+    """Bytes from an int or a ByteQuantifiedSize text such as ``4.5 KB (4,608 bytes)``."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, Mapping):
+        return parse_size(value.get("Value") or value.get("value"))
+    text = str(value)
+    match = _BYTES.search(text)
+    digits = re.sub(r"\D", "", match.group(1) if match else text)
+    return int(digits) if digits else None
+
+
+def parse_recipients(value: Any, last_error: str | None) -> tuple[Recipient, ...]:
+    """Recipients from RecipientInfo text (``{a@b;2;2;<error>;16;<connector>;0}``), plain lists, or objects.
+
+    A recipient's own error wins; the message's LastError is used when it has none.
+    """
+    if value is None or value == "":
+        return ()
+    if isinstance(value, Mapping):
+        address = str(value.get("Address") or value.get("address") or "")
+        err = value.get("LastError") or value.get("lastError") or last_error
+        return (record.recipient(address, str(err) if err else None),)
+    if isinstance(value, list):
+        out: list[Recipient] = []
+        for item in value:
+            out.extend(parse_recipients(item, last_error))
+        return tuple(out)
+    text = str(value)
+    braced = _BRACED.findall(text)
+    if braced:
+        return tuple(_recipient_info(inner, last_error) for inner in braced)
+    return tuple(record.recipient(a, last_error) for a in re.split(r"[;,\s]+", text) if "@" in a)
+
+
+def _recipient_info(inner: str, last_error: str | None) -> Recipient:
+    # Fields: address;status;type;last error;...;connector;...  The error may itself hold ';', so
+    # it is whatever lies between the three leading and the three trailing fields.
+    parts = inner.split(";")
+    err = ";".join(parts[3:-3]).strip() if len(parts) >= 7 else ""
+    return record.recipient(parts[0], err or last_error)
+
+
+def _int(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    return int(str(value).replace(",", ""))
+
+
+def from_fields(fields: Mapping[str, Any], line: int, text: str) -> Item:
+    """One Get-Message or Get-Queue object as a record, or Malformed when required fields are unusable."""
+    try:
+        identity = str(fields.get("Identity") or "")
+        last_error = str(fields.get("LastError") or "").strip() or None
+        status = str(fields.get("Status") or "") or None
+        if "MessageCount" in fields:
+            domain = str(fields.get("NextHopDomain") or "").lower()
+            return QueuedMessage(
+                MTA,
+                identity,
+                identity,
+                parse_date(fields.get("FirstRetryTime")),
+                None,
+                "",
+                (Recipient("", domain, last_error),),
+                _int(fields.get("RetryCount")),
+                status,
+                _int(fields.get("MessageCount")) or 0,
+            )
+        if not identity and "DateReceived" not in fields:
+            return Malformed(line, "neither a Get-Message nor a Get-Queue object", record.excerpt(text))
+        queue = str(fields.get("Queue") or identity.rpartition("\\")[0])
+        return QueuedMessage(
+            MTA,
+            identity,
+            queue,
+            parse_date(fields.get("DateReceived")),
+            parse_size(fields.get("Size")),
+            str(fields.get("FromAddress") or ""),
+            parse_recipients(fields.get("Recipients"), last_error),
+            _int(fields.get("RetryCount")),
+            status,
+        )
+    except (ValueError, TypeError) as exc:
+        return Malformed(line, str(exc), record.excerpt(text))
