@@ -1,0 +1,269 @@
+"""What each MTA does with each DNS answer, as data: one MtaModel per MTA, with its knobs.
+
+Every behaviour names its source key (see docs/mta-behaviour.md); ``inferred`` marks what is
+reasoned from sources rather than read in code or observed.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+
+
+class Failure(enum.StrEnum):
+    """Classes of failed address lookups, as MTAs tell them apart."""
+
+    SERVFAIL = "servfail"  # SERVFAIL from the resolver (TRY_AGAIN)
+    TIMEOUT = "timeout"  # no answer, network error
+    OTHER = "other"  # REFUSED, FORMERR, NOTIMP, broken or malformed answers
+
+
+class OnFailure(enum.StrEnum):
+    """What a failed lookup of one address family does."""
+
+    NEXT_FAMILY = "next-family"  # ignore it; the host is usable if the other family gives addresses
+    HOST_TEMPFAIL = "host-tempfail"  # this exchanger is skipped as temporarily failed
+    DOMAIN_DEFER = "domain-defer"  # the whole next-hop resolution fails: the domain defers
+
+
+class OnNxdomain(enum.StrEnum):
+    NEXT_FAMILY = "next-family"  # NXDOMAIN for AAAA: query A anyway
+    HOST_UNUSABLE = "host-unusable"  # NXDOMAIN for AAAA: the host is taken to have no address
+
+
+@dataclass(frozen=True)
+class Texts:
+    """Status and text the MTA logs, with {domain}, {host}, {qtype}, {error} filled in."""
+
+    mx_tempfail: str
+    nxdomain: str
+    null_mx: str
+    no_address: str  # every exchanger answered, none has an address
+    address_tempfail: str  # no usable exchanger, at least one temporary failure
+    domain_defer: str  # an address-lookup failure that fails the whole resolution (DOMAIN_DEFER)
+    deliver: str = "delivers to {host} [{address}]"
+    unreachable: str = "connect to {host}[{address}]:25: Connection refused"
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A setting that changes an outcome, with the exact way to set it."""
+
+    name: str
+    description: str
+    how: str  # the exact command or configuration line
+    effect: dict[str, object] = field(default_factory=dict)  # MtaModel fields it overrides
+
+
+@dataclass(frozen=True)
+class MtaModel:
+    name: str
+    title: str
+    order: tuple[str, ...]  # address query order per exchanger, e.g. ("AAAA", "A")
+    on_aaaa_failure: dict[Failure, OnFailure]
+    on_a_failure: dict[Failure, OnFailure]
+    on_aaaa_nxdomain: OnNxdomain
+    texts: Texts
+    knobs: tuple[Knob, ...] = ()
+    uses_external_view: bool = False  # set by a knob: resolution goes through the external resolvers
+    no_address_defers: bool = False  # every exchanger answered without an address: defer, not bounce
+    sources: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # behaviours that are inferred, not confirmed
+
+    def with_knobs(self, names: tuple[str, ...]) -> MtaModel:
+        model = self
+        for knob in self.knobs:
+            if knob.name in names:
+                model = replace(model, **knob.effect)  # type: ignore[arg-type]
+        return model
+
+    def knob(self, name: str) -> Knob | None:
+        return next((k for k in self.knobs if k.name == name), None)
+
+
+_ALL_NEXT = {f: OnFailure.NEXT_FAMILY for f in Failure}
+_ALL_HOST = {f: OnFailure.HOST_TEMPFAIL for f in Failure}
+_ALL_DOMAIN = {f: OnFailure.DOMAIN_DEFER for f in Failure}
+
+_EXCHANGE_EXTERNAL = Knob(
+    "UseExternalDNSServersEnabled",
+    "Send connector uses the external DNS list; with DnsFaultTolerance=Lenient (the default) a failed "
+    "AAAA sub-query falls through to A (KB 972744's resolution)",
+    "Set-SendConnector -Identity '<internet send connector>' -UseExternalDNSServersEnabled $true; "
+    "Restart-Service MSExchangeTransport",
+    {
+        "on_aaaa_failure": _ALL_NEXT,
+        "on_a_failure": _ALL_HOST,
+        "uses_external_view": True,
+    },
+)
+_EXCHANGE_TEXTS = Texts(
+    mx_tempfail="451 4.4.0 DNS query failed. The error was: DNS query failed with error {error}",
+    nxdomain="554 5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain",
+    null_mx="554 5.4.4 SMTPSEND.DNS.InvalidData; DNS returned an invalid response for this domain",
+    no_address="554 5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain",
+    address_tempfail="451 4.4.0 DNS query failed. The error was: DNS query failed with error {error}",
+    domain_defer="451 4.4.0 DNS query failed. The error was: DNS query failed with error {error}",
+    unreachable="451 4.4.0 Primary target IP address responded with: \"421 4.2.1 Unable to connect.\"",
+)
+
+EXCHANGE2010 = MtaModel(
+    name="exchange2010",
+    title="Exchange 2007/2010 (internal DNS path)",
+    order=("AAAA", "A"),
+    on_aaaa_failure=_ALL_DOMAIN,
+    on_a_failure=_ALL_DOMAIN,
+    on_aaaa_nxdomain=OnNxdomain.HOST_UNUSABLE,
+    texts=_EXCHANGE_TEXTS,
+    knobs=(_EXCHANGE_EXTERNAL,),
+    sources=("KB972744", "WF", "CIG", "MS-SENS", "MS-PS"),
+    notes=(
+        "AAAA asked first and any AAAA failure defers the whole domain: from KB 972744 and field "
+        "reports; 2010 code was not read (inferred).",
+        "A failure of the A query is modelled like the AAAA one (inferred).",
+        "AAAA NXDOMAIN makes the host unusable: read in 15.x code, assumed for 2010 (inferred).",
+        "Null MX (RFC 7505) post-dates 2010: the bounce text is inferred.",
+    ),
+)
+EXCHANGE2013 = MtaModel(
+    name="exchange2013",
+    title="Exchange 2013/2016/2019",
+    order=("AAAA", "A"),
+    on_aaaa_failure={
+        Failure.SERVFAIL: OnFailure.NEXT_FAMILY,
+        Failure.TIMEOUT: OnFailure.DOMAIN_DEFER,
+        Failure.OTHER: OnFailure.DOMAIN_DEFER,
+    },
+    on_a_failure=_ALL_HOST,
+    on_aaaa_nxdomain=OnNxdomain.HOST_UNUSABLE,
+    texts=_EXCHANGE_TEXTS,
+    knobs=(_EXCHANGE_EXTERNAL,),
+    sources=("EXD", "MS-SENS", "MS-PS", "MS-NDR"),
+    notes=(
+        "SERVFAIL on AAAA is ignored and A queried (MxRequest.HandleServerFailure, decompiled 15.x code).",
+        "A timeout on the internal path ends the request with ErrorTimeout (decompiled code).",
+        "REFUSED/FORMERR/broken AAAA answers fail the request (inferred: only ServerFailure is excused).",
+        "AAAA NXDOMAIN taken as success without an A query (reading of decompiled code, unconfirmed).",
+    ),
+)
+POSTFIX = MtaModel(
+    name="postfix",
+    title="Postfix (inet_protocols = all)",
+    order=("A", "AAAA"),
+    on_aaaa_failure=_ALL_NEXT,
+    on_a_failure=_ALL_NEXT,
+    on_aaaa_nxdomain=OnNxdomain.NEXT_FAMILY,
+    texts=Texts(
+        mx_tempfail="4.4.3 Host or domain name not found. Name service error for name={domain} type=MX: "
+        "Host not found, try again",
+        nxdomain="5.4.4 Host or domain name not found. Name service error for name={domain} type={qtype}: "
+        "Host not found",
+        null_mx="5.1.0 Domain {domain} does not accept mail (nullMX)",
+        no_address="5.4.4 Host or domain name not found. Name service error for name={host} type={qtype}: "
+        "Host found but no data record of requested type",
+        address_tempfail="4.4.3 Host or domain name not found. Name service error for name={host} "
+        "type={qtype}: Host not found, try again",
+        domain_defer="4.4.3 Host or domain name not found. Name service error for name={host} "
+        "type={qtype}: Host not found, try again",
+        unreachable="4.4.1 connect to {host}[{address}]:25: Connection refused",
+    ),
+    knobs=(
+        Knob(
+            "inet_protocols=ipv4",
+            "Postfix asks only A records (AAAA never asked)",
+            "postconf -e inet_protocols=ipv4 && postfix reload",
+            {"order": ("A",)},
+        ),
+    ),
+    sources=("PF-addr", "PF-types", "PF-28", "PF-lookup", "PF-strerror", "PF-inet"),
+    notes=("Any address found wins: 'As long as we are able to look up any host address, we ignore "
+           "problems with DNS lookups' (smtp_addr.c).",),
+)
+EXIM = MtaModel(
+    name="exim",
+    title="Exim 4 (IPv6 build)",
+    order=("AAAA", "A"),
+    on_aaaa_failure=_ALL_NEXT,
+    on_a_failure=_ALL_NEXT,
+    on_aaaa_nxdomain=OnNxdomain.NEXT_FAMILY,
+    texts=Texts(
+        mx_tempfail="R=dnslookup defer (-1): host lookup did not complete",
+        nxdomain="R=dnslookup: Unrouteable address",
+        null_mx="R=dnslookup: an MX or SRV record indicated no SMTP service",
+        no_address="R=dnslookup: all relevant MX records point to non-existent hosts",
+        address_tempfail="R=dnslookup defer (-1): host lookup did not complete",
+        domain_defer="R=dnslookup defer (-1): host lookup did not complete",
+        unreachable="T=remote_smtp defer (111): Connection refused",
+    ),
+    knobs=(
+        Knob(
+            "dns_ipv4_lookup=*",
+            "Exim asks only A records for matching domains",
+            "dns_ipv4_lookup = *   (main configuration; or disable_ipv6 = true)",
+            {"order": ("A",)},
+        ),
+    ),
+    sources=("EX-host", "EX-dns", "EX-router", "EX-spec", "EX-testlog"),
+    notes=("'We want to return HOST_FIND_AGAIN if one of the A or AAAA lookups fails or times out, but "
+           "not if another one succeeds' (host.c).",),
+)
+SENDMAIL = MtaModel(
+    name="sendmail",
+    title="Sendmail 8 (NETINET6, IPv6 socket available)",
+    order=("AAAA", "A"),
+    on_aaaa_failure={
+        Failure.SERVFAIL: OnFailure.HOST_TEMPFAIL,
+        Failure.TIMEOUT: OnFailure.HOST_TEMPFAIL,
+        Failure.OTHER: OnFailure.NEXT_FAMILY,
+    },
+    on_a_failure=_ALL_HOST,
+    on_aaaa_nxdomain=OnNxdomain.NEXT_FAMILY,
+    texts=Texts(
+        mx_tempfail="Deferred: Name server: {domain}.: host name lookup failure",
+        nxdomain="5.1.2 Host unknown (Name server: {domain}.: host not found)",
+        null_mx="5.1.10 Null MX: {domain} does not accept mail",
+        no_address="5.1.2 Host unknown (Name server: {host}.: no data known)",
+        address_tempfail="Deferred: Name server: {host}.: host name lookup failure",
+        domain_defer="Deferred: Name server: {host}.: host name lookup failure",
+        unreachable="Deferred: Connection refused by {host}.",
+    ),
+    knobs=(
+        Knob(
+            "WorkAroundBrokenAAAA",
+            "Excuse a SERVFAIL/timeout on AAAA and fall back to A",
+            "define(`confBIND_OPTS', `WorkAroundBrokenAAAA')   (sendmail.mc; "
+            "or O ResolverOptions=+WorkAroundBrokenAAAA in sendmail.cf)",
+            {"on_aaaa_failure": _ALL_NEXT},
+        ),
+    ),
+    sources=("SM", "FS-bsd", "BH"),
+    notes=(
+        "REFUSED/broken AAAA answers map to NO_RECOVERY in the resolver library and fall back to A "
+        "(inferred).",
+        "The null MX text is inferred (sendmail 8.18 bounces null-MX domains).",
+    ),
+)
+OPENSMTPD = MtaModel(
+    name="opensmtpd",
+    title="OpenSMTPD (portable, bundled libasr)",
+    order=("AAAA", "A"),
+    on_aaaa_failure=_ALL_NEXT,
+    on_a_failure=_ALL_NEXT,
+    on_aaaa_nxdomain=OnNxdomain.NEXT_FAMILY,
+    texts=Texts(
+        mx_tempfail="TempFail: Temporary failure in MX lookup",
+        nxdomain="PermFail: Domain does not exist",
+        null_mx="PermFail: Domain does not accept mail",
+        no_address="TempFail: No MX found for domain",
+        address_tempfail="TempFail: No MX found for domain",
+        domain_defer="TempFail: No MX found for domain",
+        unreachable="TempFail: Connection refused",
+    ),
+    no_address_defers=True,
+    sources=("OS",),
+    notes=("No address at all is a temporary failure (DNS_ENOTFOUND → TempFail) in mta.c.",),
+)
+
+MODELS: dict[str, MtaModel] = {
+    m.name: m for m in (EXCHANGE2010, EXCHANGE2013, POSTFIX, EXIM, SENDMAIL, OPENSMTPD)
+}

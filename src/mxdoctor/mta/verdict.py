@@ -1,0 +1,280 @@
+"""Verdicts: what one MTA model does with the route it would see (deliver, defer, bounce, unknown).
+
+Pure: reads a Route (through the view that MTA uses), the findings and the SMTP probes; no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from mxdoctor.checks._registry import Finding
+from mxdoctor.evidence import Lookup, Outcome, SmtpProbe
+from mxdoctor.mta.models import MODELS, Failure, MtaModel, OnFailure, OnNxdomain
+from mxdoctor.route import Exchanger, Route, RouteKind
+
+
+class Decision(enum.StrEnum):
+    DELIVER = "deliver"
+    DEFER = "defer"
+    BOUNCE = "bounce"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """'With this change, it delivers': a knob and the outcome it leads to."""
+
+    knob: str
+    outcome: Decision
+    how: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    mta: str
+    title: str
+    outcome: Decision
+    status: str  # enhanced status code (RFC 3463), "" when delivering
+    text: str  # what the MTA would log
+    because: tuple[str, ...] = ()  # finding codes that cause it
+    view: str = ""  # the view the MTA's lookups went through
+    knobs: tuple[str, ...] = ()  # knobs applied
+    host: str | None = None  # the exchanger used or that failed
+    alternatives: tuple[Alternative, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+_DNS_STATUS = {
+    Outcome.SERVFAIL: "ServerFailure",
+    Outcome.TIMEOUT: "ErrorTimeout",
+    Outcome.NETWORK_ERROR: "ErrorTimeout",
+    Outcome.BROKEN: "ErrorInvalidData",
+    Outcome.MALFORMED: "ErrorInvalidData",
+}
+
+
+def failure_class(outcome: Outcome) -> Failure:
+    if outcome is Outcome.SERVFAIL:
+        return Failure.SERVFAIL
+    if outcome in (Outcome.TIMEOUT, Outcome.NETWORK_ERROR):
+        return Failure.TIMEOUT
+    return Failure.OTHER
+
+
+@dataclass(frozen=True)
+class _HostState:
+    kind: str  # usable | tempfail | perm | domain-defer | unknown
+    qtype: str = ""
+    lookup: Lookup | None = None
+    addresses: tuple[str, ...] = ()
+
+
+def _host_state(model: MtaModel, x: Exchanger) -> _HostState:
+    addresses: list[str] = []
+    soft: _HostState | None = None
+    last = model.order[-1]
+    for qtype in model.order:
+        lk = x.lookup(qtype)
+        if lk is None:
+            return _HostState("unknown", qtype)
+        if lk.outcome is Outcome.NOERROR:
+            addresses.extend(lk.records)
+        elif lk.outcome is Outcome.NODATA:
+            continue
+        elif lk.outcome is Outcome.NXDOMAIN:
+            if qtype == "AAAA" and model.on_aaaa_nxdomain is OnNxdomain.HOST_UNUSABLE:
+                return _HostState("perm", qtype, lk)
+        else:
+            table = model.on_aaaa_failure if qtype == "AAAA" else model.on_a_failure
+            action = table[failure_class(lk.outcome)]
+            if action is OnFailure.DOMAIN_DEFER:
+                return _HostState("domain-defer", qtype, lk)
+            if action is OnFailure.HOST_TEMPFAIL:
+                return _HostState("tempfail", qtype, lk)
+            soft = soft or _HostState("tempfail", qtype, lk)
+    if addresses:
+        return _HostState("usable", addresses=tuple(addresses))
+    return soft or _HostState("perm", last, x.lookup(last))
+
+
+def _status(text: str) -> str:
+    for word in text.replace("dsn=", " ").split():
+        parts = word.split(".")
+        if len(parts) == 3 and all(p.isdigit() for p in parts) and parts[0] in ("2", "4", "5"):
+            return word
+    return ""
+
+
+def _reachable(probes: Sequence[SmtpProbe], address: str) -> bool | None:
+    """None when the address was not probed; else whether it greeted with 2xx."""
+    mine = [p for p in probes if p.address == address]
+    if not mine:
+        return None
+    for p in mine:
+        greeting = next((s for s in p.stages if s.stage == "greeting"), None)
+        if greeting is not None and greeting.ok and (greeting.code or 0) < 400:
+            return True
+    return False
+
+
+def _smtp_failure_text(probes: Sequence[SmtpProbe], address: str) -> str | None:
+    for p in probes:
+        if p.address != address:
+            continue
+        for s in p.stages:
+            if not s.ok:
+                words = s.text or s.error or "failed"
+                return f"{s.code} {words}".strip() if s.code else words
+    return None
+
+
+def _codes(findings: Iterable[Finding], wanted: set[str]) -> tuple[str, ...]:
+    return tuple(sorted({f.code for f in findings if f.code in wanted}))
+
+
+_DNS_FAULT_CODES = {
+    "AAAA_SERVFAIL", "AAAA_NXDOMAIN", "AAAA_TIMEOUT", "AAAA_UNEXPECTED_RCODE", "AAAA_BROKEN_RESPONSE",
+    "A_LOOKUP_FAILED", "MX_LOOKUP_FAILED", "RESOLVER_FAILS", "RESOLVER_DISAGREES", "TCP_FAILS",
+    "EDNS_INTOLERANT", "LAME_DELEGATION",
+}
+
+
+def evaluate(
+    model: MtaModel,
+    route: Route | None,
+    *,
+    view: str,
+    findings: Sequence[Finding] = (),
+    smtp: Sequence[SmtpProbe] = (),
+    view_reachable: bool = True,
+    knobs: tuple[str, ...] = (),
+) -> Verdict:
+    """The verdict of one model over the route through ``view``."""
+    base = dict(mta=model.name, title=model.title, view=view, knobs=knobs, notes=model.notes)
+    domain = route.domain.rstrip(".") if route else ""
+    t = model.texts
+
+    def verdict(outcome: Decision, text: str, because: tuple[str, ...], host: str | None = None) -> Verdict:
+        return Verdict(outcome=outcome, status=_status(text) or _default_status(outcome, text),
+                       text=text, because=because, host=host, **base)  # type: ignore[arg-type]
+
+    if not view_reachable:
+        text = f"resolver of view {view} does not answer"
+        return verdict(Decision.UNKNOWN, text, ("RESOLVER_UNREACHABLE",))
+    if route is None or route.kind is RouteKind.INCOMPLETE:
+        return verdict(Decision.UNKNOWN, "the lookups did not complete (deadline)", ())
+    if route.kind is RouteKind.FAILED:
+        error = _DNS_STATUS.get(route.mx.outcome, "ErrorRetry") if route.mx else "ErrorRetry"
+        text = t.mx_tempfail.format(domain=domain, error=error, host=domain, qtype="MX")
+        return verdict(Decision.DEFER, text, _codes(findings, {"MX_LOOKUP_FAILED", "RESOLVER_FAILS"}))
+    if route.kind is RouteKind.NXDOMAIN:
+        text = t.nxdomain.format(domain=domain, qtype=model.order[-1], host=domain, error="")
+        return verdict(Decision.BOUNCE, text, _codes(findings, {"DOMAIN_NXDOMAIN", "RESOLVER_DISAGREES"}))
+    if route.kind is RouteKind.NULL_MX:
+        return verdict(Decision.BOUNCE, t.null_mx.format(domain=domain), ("NULL_MX",))
+
+    states = [(x, _host_state(model, x)) for x in route.exchangers]
+    dns_codes = _codes(findings, _DNS_FAULT_CODES)
+    for x, st in states:
+        if st.kind == "domain-defer":
+            assert st.lookup is not None
+            text = t.domain_defer.format(
+                domain=domain, host=x.host.rstrip("."), qtype=st.qtype,
+                error=_DNS_STATUS.get(st.lookup.outcome, "ErrorRetry"),
+            )
+            return verdict(Decision.DEFER, text, dns_codes, x.host)
+        if st.kind == "unknown":
+            return verdict(Decision.UNKNOWN, "the address lookups did not complete", (), x.host)
+    smtp_fail: tuple[Exchanger, str] | None = None
+    for x, st in states:
+        if st.kind != "usable":
+            continue
+        reachable = [a for a in st.addresses if _reachable(smtp, a) is not False]
+        if reachable:
+            text = t.deliver.format(host=x.host.rstrip("."), address=reachable[0])
+            because = dns_codes if any(s.kind != "usable" for _, s in states) else ()
+            return verdict(Decision.DELIVER, text, because, x.host)
+        if smtp_fail is None:
+            smtp_fail = (x, _smtp_failure_text(smtp, st.addresses[0]) or "")
+    if smtp_fail is not None:
+        x, words = smtp_fail
+        text = t.unreachable.format(host=x.host.rstrip("."), address="") + (f" ({words})" if words else "")
+        smtp_codes = tuple(sorted({f.code for f in findings if f.code.startswith(("SMTP_", "STARTTLS_"))}))
+        return verdict(Decision.DEFER, text, smtp_codes or ("SMTP_UNREACHABLE",), x.host)
+    temp = next(((x, st) for x, st in states if st.kind == "tempfail"), None)
+    if temp is not None:
+        x, st = temp
+        assert st.lookup is not None
+        text = t.address_tempfail.format(
+            domain=domain, host=x.host.rstrip("."),
+            qtype=st.qtype, error=_DNS_STATUS.get(st.lookup.outcome, "ErrorRetry"),
+        )
+        return verdict(Decision.DEFER, text, dns_codes, x.host)
+    x0, st0 = states[0] if states else (None, None)
+    host = x0.host.rstrip(".") if x0 else domain
+    text = t.no_address.format(domain=domain, host=host, qtype=st0.qtype if st0 else "A")
+    perm_codes = _codes(
+        findings, {"NO_ADDRESSES", "MX_TARGET_NXDOMAIN", "MX_TARGET_IS_ADDRESS", "AAAA_NXDOMAIN"}
+    )
+    return verdict(Decision.DEFER if model.no_address_defers else Decision.BOUNCE, text, perm_codes, host)
+
+
+def _default_status(outcome: Decision, text: str) -> str:
+    head = text.split()[0] if text else ""
+    if len(head) == 3 and head.isdigit():
+        return f"{head[0]}.0.0"
+    return {Decision.DEFER: "4.0.0", Decision.BOUNCE: "5.0.0"}.get(outcome, "")
+
+
+def predict(
+    routes: dict[str, Route],
+    *,
+    reference: str | None,
+    externals: Sequence[str],
+    reachable: dict[str, bool],
+    findings: Sequence[Finding] = (),
+    smtp: Sequence[SmtpProbe] = (),
+    mtas: Sequence[str] | None = None,
+    knobs: dict[str, tuple[str, ...]] | None = None,
+) -> list[Verdict]:
+    """A verdict per MTA model, each with the knobs that would change it."""
+    knobs = knobs or {}
+    out = []
+    for name, model in MODELS.items():
+        if mtas and name not in mtas:
+            continue
+        applied = knobs.get(name, ())
+        v = _one(model.with_knobs(applied), routes, reference, externals, reachable, findings, smtp, applied)
+        alternatives = []
+        for knob in model.knobs:
+            if knob.name in applied:
+                continue
+            alt = _one(model.with_knobs(applied + (knob.name,)), routes, reference, externals, reachable,
+                       findings, smtp, applied + (knob.name,))
+            if alt.outcome is not v.outcome:
+                alternatives.append(Alternative(knob.name, alt.outcome, knob.how, alt.text))
+        out.append(Verdict(**{**v.__dict__, "alternatives": tuple(alternatives)}))
+    return out
+
+
+def _one(
+    model: MtaModel,
+    routes: dict[str, Route],
+    reference: str | None,
+    externals: Sequence[str],
+    reachable: dict[str, bool],
+    findings: Sequence[Finding],
+    smtp: Sequence[SmtpProbe],
+    applied: tuple[str, ...],
+) -> Verdict:
+    view = reference
+    if model.uses_external_view and externals:
+        view = externals[0]
+    if view is None:
+        return Verdict(model.name, model.title, Decision.UNKNOWN, "", "no resolver view was probed",
+                       knobs=applied, notes=model.notes)
+    return evaluate(model, routes.get(view), view=view, findings=findings, smtp=smtp,
+                    view_reachable=reachable.get(view, True), knobs=applied)
