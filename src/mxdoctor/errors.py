@@ -3,6 +3,7 @@
     MxdoctorError                 (CLI: one line, exit 3)
      +-- InvalidTarget            a domain, address or host that cannot be used
      +-- ScenarioError            a lab scenario file that cannot be loaded
+     +-- LabError                 a lab that cannot start (port taken, server not answering)
      +-- EvidenceError            an evidence file that cannot be read
      +-- QueueError               a queue source that gives nothing readable
      +-- ConfigError              a configuration file or option that is wrong
@@ -30,6 +31,10 @@ class ScenarioError(MxdoctorError):
         self.problem = problem
         where = f"{source}: {key}: " if key else f"{source}: "
         super().__init__(where + problem)
+
+
+class LabError(MxdoctorError):
+    """A lab cannot start: a port is taken, or a server does not answer in time."""
 
 
 class EvidenceError(MxdoctorError):
