@@ -1,0 +1,169 @@
+"""Analysis: Evidence in, Diagnosis out (findings from the checks, a verdict per MTA model). Pure.
+
+The Diagnosis is what every renderer reads; its JSON form is the documented `--json` output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mxdoctor import _codec, evidence
+from mxdoctor.checks import _registry as registry
+from mxdoctor.checks._context import Context
+from mxdoctor.checks._registry import Finding, Severity
+from mxdoctor.evidence import Evidence, ViewKind
+from mxdoctor.mta import verdict as verdict_mod
+from mxdoctor.mta.models import MODELS
+from mxdoctor.mta.verdict import Decision, Verdict
+from mxdoctor.route import Route
+
+SCHEMA = "mxdoctor.diagnosis"
+SCHEMA_VERSION = "1.0"
+
+EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    domain: str
+    target: str
+    verdicts: tuple[Verdict, ...]
+    findings: tuple[Finding, ...]
+    routes: dict[str, Route]
+    reference: str | None
+    evidence: Evidence
+
+    @property
+    def exit_code(self) -> int:
+        """0 every modelled MTA delivers, 1 warnings only, 2 some MTA defers or bounces, 3 unknown."""
+        outcomes = {v.outcome for v in self.verdicts}
+        if outcomes & {Decision.DEFER, Decision.BOUNCE}:
+            return EXIT_CRITICAL
+        if Decision.UNKNOWN in outcomes or not self.verdicts:
+            return EXIT_UNKNOWN
+        if any(f.severity.rank >= Severity.WARNING.rank for f in self.findings):
+            return EXIT_WARNING
+        return EXIT_OK
+
+    def root_causes(self) -> list[Finding]:
+        """The findings that make some MTA defer or bounce, worst first."""
+        failing = (Decision.DEFER, Decision.BOUNCE)
+        codes = {c for v in self.verdicts if v.outcome in failing for c in v.because}
+        return [f for f in self.findings if f.code in codes]
+
+
+def analyse(
+    ev: Evidence,
+    *,
+    mtas: Sequence[str] | None = None,
+    knobs: dict[str, tuple[str, ...]] | None = None,
+) -> Diagnosis:
+    """Run every check and every MTA model over the evidence."""
+    ctx = Context.build(ev)
+    findings = registry.run(ctx)
+    dns_problem = any(
+        f.severity.rank >= Severity.WARNING.rank and f.code != "MAIL_ROUTE_OK" for f in findings
+    )
+    ref_route = ctx.reference_route()
+    if not dns_problem and ref_route is not None and any(x.addresses for x in ref_route.exchangers):
+        findings.append(registry.spec("MAIL_ROUTE_OK").emit(ctx.domain, domain=ctx.domain))
+    externals = [v.name for v in ev.views if v.kind is ViewKind.EXTERNAL]
+    reference = ctx.reference or ctx.authoritative
+    verdicts = verdict_mod.predict(
+        ctx.routes,
+        reference=reference,
+        externals=externals,
+        reachable={v.name: v.reachable for v in ev.views},
+        findings=findings,
+        smtp=ev.smtp,
+        mtas=mtas,
+        knobs=knobs,
+    )
+    return Diagnosis(
+        domain=ev.domain,
+        target=ev.target,
+        verdicts=tuple(verdicts),
+        findings=tuple(registry.merge(findings)),
+        routes=ctx.routes,
+        reference=reference,
+        evidence=ev,
+    )
+
+
+def check_mtas(names: Sequence[str]) -> list[str]:
+    from mxdoctor.errors import MxdoctorError
+
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise MxdoctorError(f"unknown MTA model {unknown[0]!r} (known: {', '.join(MODELS)})")
+    return list(names)
+
+
+def to_dict(d: Diagnosis, *, with_evidence: bool = True) -> dict[str, Any]:
+    """The documented JSON form (docs/json.md)."""
+    out: dict[str, Any] = {
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "domain": d.domain,
+        "target": d.target,
+        "exit_code": d.exit_code,
+        "reference_view": d.reference,
+        "verdicts": [
+            {
+                "mta": v.mta,
+                "title": v.title,
+                "outcome": v.outcome.value,
+                "status": v.status,
+                "text": v.text,
+                "because": list(v.because),
+                "view": v.view,
+                "host": v.host,
+                "knobs": list(v.knobs),
+                "alternatives": _codec.dump(v.alternatives),
+                "notes": list(v.notes),
+            }
+            for v in d.verdicts
+        ],
+        "findings": [
+            {
+                "code": f.code,
+                "severity": f.severity.value,
+                "subject": f.subject,
+                "title": f.title,
+                "message": f.message,
+                "seen": _codec.dump(f.seen),
+                "remediation": {"sender": f.remediation.sender, "receiver": f.remediation.receiver},
+                "reproduce": list(f.reproduce),
+                "rfcs": list(f.rfcs),
+                "exchanges": list(f.exchanges),
+            }
+            for f in d.findings
+        ],
+        "routes": {
+            name: {
+                "kind": r.kind.value,
+                "exchangers": [
+                    {
+                        "host": x.host,
+                        "preference": x.preference,
+                        "implicit": x.implicit,
+                        "a": x.a.outcome.value if x.a else None,
+                        "aaaa": x.aaaa.outcome.value if x.aaaa else None,
+                        "addresses": list(x.addresses),
+                    }
+                    for x in r.exchangers
+                ],
+            }
+            for name, r in d.routes.items()
+        },
+    }
+    if with_evidence:
+        out["evidence"] = evidence.to_dict(d.evidence)
+    return out
+
+
+def dumps(d: Diagnosis) -> str:
+    return json.dumps(to_dict(d), indent=2, ensure_ascii=False)
