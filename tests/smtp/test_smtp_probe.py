@@ -394,7 +394,7 @@ def test_probe_many_keeps_order_and_runs_concurrently() -> None:
         ) as good_port:
             targets = [probe.Target(f"mx{i}.lab.test", "127.0.0.8", silent_port) for i in range(4)]
             targets.insert(2, probe.Target("good.lab.test", "127.0.0.9", good_port))
-            return await probe.probe_many(targets, concurrency=8, helo_name=HELO, timeouts=FAST)
+            return await probe.probe_many(targets, probe.Options(HELO, timeouts=FAST), concurrency=8)
 
     got = timed(go(), 3)  # five probes, four of which wait a full greeting budget: in parallel
     assert [p.host for p in got] == ["mx0.lab.test", "mx1.lab.test", "good.lab.test", "mx2.lab.test",

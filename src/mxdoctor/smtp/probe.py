@@ -64,6 +64,18 @@ class Target:
     port: int = 25
 
 
+@dataclass(frozen=True)
+class Options:
+    """What to say to each server: the EHLO name, an optional envelope, STARTTLS, time budgets."""
+
+    helo_name: str
+    rcpt: str | None = None  # adds MAIL FROM and RCPT TO
+    mail_from: str | None = None  # default postmaster@<helo_name>; alone, adds MAIL FROM only
+    starttls: bool = True
+    timeouts: Timeouts = Timeouts()
+    cafile: str | None = None  # extra trust anchors for the chain check
+
+
 def family_of(address: str) -> int:
     """4 or 6; raises InvalidTarget when ``address`` is not an IP address."""
     try:
@@ -403,6 +415,18 @@ async def probe_address(
     Raises InvalidTarget when ``address``, ``port`` or a mail address is unusable; network faults
     are never raised, they end in a failed stage.
     """
+    options = Options(helo_name, rcpt, mail_from, starttls, timeouts, cafile)
+    return await probe_target(Target(host, address, port), options, origin=origin)
+
+
+async def probe_target(
+    target: Target, options: Options, *, origin: float | None = None
+) -> evidence.SmtpProbe:
+    """``probe_address`` for a Target with its Options."""
+    host, address, port = target.host, target.address, target.port
+    helo_name, rcpt, mail_from, timeouts = (
+        options.helo_name, options.rcpt, options.mail_from, options.timeouts
+    )
     family = family_of(address)
     if not 0 < port < 65536:
         raise InvalidTarget(f"port {port} is out of range")
@@ -410,12 +434,11 @@ async def probe_address(
         rcpt is not None or mail_from is not None
     ) else None
     recipient = _path(rcpt) if rcpt is not None else None
-    target = Target(host=host, address=address, port=port)
     began = time.monotonic()
-    session = _Session(target, helo_name=helo_name, timeouts=timeouts, cafile=cafile)
+    session = _Session(target, helo_name=helo_name, timeouts=timeouts, cafile=options.cafile)
     try:
         async with asyncio.timeout(timeouts.total):
-            await _converse(session, sender=sender, recipient=recipient, starttls=starttls)
+            await _converse(session, sender=sender, recipient=recipient, starttls=options.starttls)
     except TimeoutError:
         session.stages.append(
             evidence.SmtpStage(
@@ -493,15 +516,7 @@ async def _secure(s: _Session) -> bool:
 
 
 async def probe_many(
-    targets: Iterable[Target],
-    *,
-    concurrency: int = 8,
-    helo_name: str,
-    rcpt: str | None = None,
-    mail_from: str | None = None,
-    starttls: bool = True,
-    timeouts: Timeouts = Timeouts(),  # noqa: B008 - frozen value
-    cafile: str | None = None,
+    targets: Iterable[Target], options: Options, *, concurrency: int = 8
 ) -> tuple[evidence.SmtpProbe, ...]:
     """Probe every target, at most ``concurrency`` at once; results in the order of ``targets``."""
     todo = list(targets)
@@ -510,17 +525,6 @@ async def probe_many(
 
     async def one(t: Target) -> evidence.SmtpProbe:
         async with gate:
-            return await probe_address(
-                t.host,
-                t.address,
-                t.port,
-                helo_name=helo_name,
-                rcpt=rcpt,
-                mail_from=mail_from,
-                starttls=starttls,
-                timeouts=timeouts,
-                cafile=cafile,
-                origin=origin,
-            )
+            return await probe_target(t, options, origin=origin)
 
     return tuple(await asyncio.gather(*(one(t) for t in todo)))
