@@ -1,0 +1,103 @@
+"""The library's plain entry points: diagnose a domain, explain saved evidence, summarise for alerts.
+
+Sync at the edge: each function runs the async probe to completion and returns plain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mxdoctor import analysis, evidence, probe, route
+from mxdoctor.analysis import Diagnosis
+from mxdoctor.errors import EvidenceError
+from mxdoctor.mta.verdict import Decision
+
+
+def collect(
+    target: str,
+    *,
+    resolvers: Sequence[str] = (),
+    externals: Sequence[str] = (),
+    use_system: bool | None = None,
+    authoritative: bool = True,
+    root_hints: str | None = None,
+    dns_port: int = 53,
+    timeout: float = 2.0,
+    deadline: float = 30.0,
+    smtp: bool = False,
+    smtp_port: int = 25,
+) -> evidence.Evidence:
+    """Probe ``target`` (a domain or an address) through every view; raises InvalidTarget."""
+    domain = route.normalise_target(target)
+    options = probe.ProbeOptions(
+        resolvers=tuple(resolvers),
+        externals=tuple(externals),
+        use_system=use_system,
+        authoritative=authoritative,
+        root_hints=root_hints,
+        dns_port=dns_port,
+        timeout=timeout,
+        deadline=deadline,
+    )
+    options.check()
+    ev = probe.collect(target if "@" not in target else domain, options)
+    if smtp:
+        ev = _with_smtp(ev, smtp_port=smtp_port, timeout=timeout)
+    return ev
+
+
+def _with_smtp(ev: evidence.Evidence, *, smtp_port: int, timeout: float) -> evidence.Evidence:
+    import asyncio
+
+    from mxdoctor.smtp import probe as smtp_probe
+
+    ctx_view = next((v.name for v in ev.views if v.kind.value in ("resolver", "system")), None)
+    view = ctx_view or next((v.name for v in ev.views), "")
+    fn: Any = getattr(smtp_probe, "probe_evidence", None)
+    if fn is None:
+        return ev
+    result: evidence.Evidence = asyncio.run(fn(ev, view=view, port=smtp_port))
+    return result
+
+
+def diagnose(
+    target: str,
+    *,
+    mtas: Sequence[str] | None = None,
+    knobs: dict[str, tuple[str, ...]] | None = None,
+    **probe_options: Any,
+) -> Diagnosis:
+    """Probe and analyse: the whole of ``mxdoctor diagnose`` without the rendering."""
+    return analysis.analyse(collect(target, **probe_options), mtas=mtas, knobs=knobs)
+
+
+def explain(path: str | Path, **kwargs: Any) -> Diagnosis:
+    """Re-analyse saved evidence offline."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise EvidenceError(f"{p}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise EvidenceError(f"{p}: not a text file") from None
+    return analysis.analyse(evidence.loads(text, source=str(p)), **kwargs)
+
+
+def diagnose_summary(domain: str, **probe_options: Any) -> dict[str, Any]:
+    """A short summary for alerts: root cause, who defers, and the fix for each side."""
+    d = diagnose(domain, **probe_options)
+    causes = d.root_causes() or [f for f in d.findings if f.severity.rank >= 2]
+    cause = causes[0] if causes else None
+    return {
+        "domain": d.domain,
+        "exit_code": d.exit_code,
+        "root_cause": cause.code if cause else None,
+        "message": cause.message if cause else "no DNS fault found",
+        "fix_receiver": cause.remediation.receiver if cause else "",
+        "fix_sender": cause.remediation.sender if cause else "",
+        "verdicts": {v.mta: v.outcome.value for v in d.verdicts},
+        "deferring": [v.mta for v in d.verdicts if v.outcome in (Decision.DEFER, Decision.BOUNCE)],
+        "texts": {v.mta: v.text for v in d.verdicts},
+    }

@@ -1,0 +1,671 @@
+"""The lab's recursive resolver (the "internal DNS server"): iterates from the lab root or forwards,
+caches per RFC 2308, and passes an upstream failure on as SERVFAIL, as BIND and Unbound do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import dns.asyncquery
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from mxdoctor import errors
+
+# BIND's servfail-ttl default; RFC 2308 §7.1 allows up to 300 s, but a long one would hide a fix.
+SERVFAIL_TTL = 1.0
+# Per client query: long enough to try a few dead servers, short enough for any client's retry.
+DEFAULT_BUDGET = 4.0
+MAX_CNAME_CHAIN = 12
+MAX_REFERRALS = 24
+MAX_GLUELESS_DEPTH = 4
+# RFC 9715 / DNS flag day 2020 default buffer for queries we send.
+UPSTREAM_PAYLOAD = 1232
+# Keep a window of recent upstream queries for tests and the lab card; a long-running lab must not grow.
+UPSTREAM_LOG_SIZE = 10_000
+
+RdType = dns.rdatatype.RdataType
+Key = tuple[dns.name.Name, RdType]
+
+
+@dataclass(frozen=True)
+class StaleRecord:
+    """A record the resolver keeps serving from its cache whatever the authority says now."""
+
+    name: str
+    rtype: str
+    rdata: str
+    ttl: int = 86400
+
+
+@dataclass(frozen=True)
+class UpstreamQuery:
+    """One query the resolver sent to an upstream server, and what came of it."""
+
+    server: str
+    port: int
+    qname: str
+    qtype: str
+    transport: str  # "udp", "tcp"
+    outcome: str  # the RCODE name, or "timeout" / "error: ..." when no usable reply came
+
+
+class Kind(enum.Enum):
+    """What one upstream reply (or a cache entry) means for the question asked."""
+
+    ANSWER = "answer"  # the data asked for (possibly behind CNAMEs)
+    CNAME = "cname"  # a chain that stops before the data: continue at the last target
+    NXDOMAIN = "nxdomain"
+    NODATA = "nodata"
+    REFERRAL = "referral"
+    LAME = "lame"  # the server is no authority for the name: ask another
+    FAIL = "fail"  # SERVFAIL, REFUSED, timeout, garbage: ask another
+
+
+@dataclass(frozen=True)
+class Classified:
+    """A reply read against the question and the zone it was sent to."""
+
+    kind: Kind
+    rrsets: tuple[dns.rrset.RRset, ...] = ()  # answer chain, or the child's NS rrset followed by glue
+    soa: dns.rrset.RRset | None = None  # for negative answers
+    zone: dns.name.Name | None = None  # for referrals: the child zone
+    reason: str = ""
+
+
+def _find(section: Iterable[dns.rrset.RRset], name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
+    for rrset in section:
+        if rrset.name == name and rrset.rdtype == rdtype and rrset.rdclass == dns.rdataclass.IN:
+            return rrset
+    return None
+
+
+def _negative_soa(
+    response: dns.message.Message, qname: dns.name.Name, zone: dns.name.Name
+) -> dns.rrset.RRset | None:
+    for rrset in response.authority:
+        if rrset.rdtype != dns.rdatatype.SOA:
+            continue
+        if qname.is_subdomain(rrset.name) and rrset.name.is_subdomain(zone):
+            return rrset
+    return None
+
+
+def classify(
+    response: dns.message.Message,
+    qname: dns.name.Name,
+    qtype: RdType,
+    zone: dns.name.Name,
+    *,
+    require_aa: bool = True,
+) -> Classified:
+    """Read one upstream reply as an iterative resolver does.
+
+    ``zone`` is the zone the server was asked as an authority for (its bailiwick: records outside it are
+    ignored); ``require_aa`` is False for forwarders, whose answers are never authoritative.
+    """
+    rcode = response.rcode()
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        return Classified(Kind.FAIL, reason=dns.rcode.to_text(rcode))
+    authoritative = bool(response.flags & dns.flags.AA) or not require_aa
+
+    chain: list[dns.rrset.RRset] = []
+    name = qname
+    complete = False
+    for _ in range(MAX_CNAME_CHAIN):
+        if not name.is_subdomain(zone):
+            break
+        if qtype == dns.rdatatype.ANY:
+            found = [r for r in response.answer if r.name == name and r.rdtype != dns.rdatatype.CNAME]
+            if found:
+                chain.extend(found)
+                complete = True
+                break
+        else:
+            data = _find(response.answer, name, qtype)
+            if data is not None:
+                chain.append(data)
+                complete = True
+                break
+        cname = _find(response.answer, name, dns.rdatatype.CNAME)
+        if cname is None or qtype == dns.rdatatype.CNAME:
+            break
+        chain.append(cname)
+        name = cname[0].target
+    if chain:
+        if not authoritative:
+            return Classified(Kind.LAME, reason="answer without AA")
+        return Classified(Kind.ANSWER if complete else Kind.CNAME, tuple(chain))
+
+    if rcode == dns.rcode.NXDOMAIN:
+        if not authoritative:
+            return Classified(Kind.LAME, reason="NXDOMAIN without AA")
+        return Classified(Kind.NXDOMAIN, soa=_negative_soa(response, qname, zone))
+
+    if response.answer:
+        # RFC 4074 §4.4: a record of another type where the asked one should be is a broken answer.
+        return Classified(Kind.FAIL, reason="answer holds no record of the asked name and type")
+
+    for rrset in response.authority:
+        if rrset.rdtype != dns.rdatatype.NS:
+            continue
+        child = rrset.name
+        if child != zone and child.is_subdomain(zone) and qname.is_subdomain(child):
+            if not require_aa:
+                return Classified(Kind.FAIL, reason="referral from a forwarder")
+            ns_names = {rr.target for rr in rrset}
+            glue = tuple(
+                r
+                for r in response.additional
+                if r.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA)
+                and r.name in ns_names
+                and r.name.is_subdomain(zone)
+            )
+            return Classified(Kind.REFERRAL, (rrset, *glue), zone=child)
+        if not authoritative:
+            return Classified(Kind.LAME, reason=f"referral to {child} from {zone} is not downward")
+
+    if not authoritative:
+        return Classified(Kind.LAME, reason="empty answer without AA")
+    return Classified(Kind.NODATA, soa=_negative_soa(response, qname, zone))
+
+
+def _with_ttl(rrset: dns.rrset.RRset, ttl: int) -> dns.rrset.RRset:
+    return dns.rrset.from_rdata_list(rrset.name, ttl, list(rrset))
+
+
+def _negative_ttl(soa: dns.rrset.RRset) -> int:
+    """RFC 2308 §5: the negative TTL is the lesser of the SOA's TTL and its MINIMUM field."""
+    return int(min(soa.ttl, soa[0].minimum))
+
+
+class _Cache:
+    """Positive, negative (RFC 2308) and SERVFAIL entries with absolute expiry times."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._rrsets: dict[Key, tuple[dns.rrset.RRset, float]] = {}
+        self._nxdomain: dict[dns.name.Name, tuple[dns.rrset.RRset | None, float]] = {}
+        self._nodata: dict[Key, tuple[dns.rrset.RRset | None, float]] = {}
+        self._servfail: dict[Key, float] = {}
+        self._delegations: dict[dns.name.Name, tuple[dns.rrset.RRset, float]] = {}
+        self._glue: dict[Key, tuple[dns.rrset.RRset, float]] = {}
+
+    def clear(self) -> None:
+        self._rrsets.clear()
+        self._nxdomain.clear()
+        self._nodata.clear()
+        self._servfail.clear()
+        self._delegations.clear()
+        self._glue.clear()
+
+    def _remaining(self, expires: float) -> int | None:
+        left = expires - self._clock()
+        return int(left) if left > 0 else None
+
+    def rrset(self, key: Key) -> dns.rrset.RRset | None:
+        entry = self._rrsets.get(key)
+        if entry is None:
+            return None
+        left = self._remaining(entry[1])
+        if left is None:
+            del self._rrsets[key]
+            return None
+        return _with_ttl(entry[0], left)
+
+    def glue(self, key: Key) -> dns.rrset.RRset | None:
+        entry = self._glue.get(key)
+        if entry is None or self._remaining(entry[1]) is None:
+            return None
+        return entry[0]
+
+    def delegation(self, zone: dns.name.Name) -> dns.rrset.RRset | None:
+        entry = self._delegations.get(zone)
+        if entry is None or self._remaining(entry[1]) is None:
+            return None
+        return entry[0]
+
+    def negative(self, key: Key) -> tuple[Kind, dns.rrset.RRset | None] | None:
+        """NXDOMAIN holds for every type of the name (RFC 2308 §5); NODATA for the one type."""
+        candidates = ((Kind.NXDOMAIN, self._nxdomain.get(key[0])), (Kind.NODATA, self._nodata.get(key)))
+        for kind, entry in candidates:
+            if entry is None:
+                continue
+            left = self._remaining(entry[1])
+            if left is not None:
+                soa = entry[0]
+                return kind, (_with_ttl(soa, left) if soa is not None else None)
+        return None
+
+    def servfail(self, key: Key) -> bool:
+        expires = self._servfail.get(key)
+        return expires is not None and expires > self._clock()
+
+    def put_rrset(self, rrset: dns.rrset.RRset) -> None:
+        if rrset.ttl > 0:
+            self._rrsets[(rrset.name, rrset.rdtype)] = (rrset, self._clock() + rrset.ttl)
+
+    def put_referral(self, ns: dns.rrset.RRset, glue: Iterable[dns.rrset.RRset]) -> None:
+        now = self._clock()
+        self._delegations[ns.name] = (ns, now + max(ns.ttl, 1))
+        for rrset in glue:
+            self._glue[(rrset.name, rrset.rdtype)] = (rrset, now + max(rrset.ttl, 1))
+
+    def put_negative(self, kind: Kind, key: Key, soa: dns.rrset.RRset | None) -> None:
+        # RFC 2308 §5: a negative answer without an SOA is not cached.
+        if soa is None:
+            return
+        ttl = _negative_ttl(soa)
+        if ttl <= 0:
+            return
+        entry = (soa, self._clock() + ttl)
+        if kind is Kind.NXDOMAIN:
+            self._nxdomain[key[0]] = entry
+        else:
+            self._nodata[key] = entry
+
+    def put_servfail(self, key: Key) -> None:
+        self._servfail[key] = self._clock() + SERVFAIL_TTL
+
+
+@dataclass
+class _Context:
+    """Bounds of one client query: its deadline, and the glueless lookups in progress (loop guard)."""
+
+    deadline: float
+    clock: Callable[[], float]
+    depth: int = 0
+    resolving: frozenset[dns.name.Name] = field(default_factory=frozenset)
+
+    def remaining(self) -> float:
+        return self.deadline - self.clock()
+
+    def nested(self, ns_name: dns.name.Name) -> _Context:
+        return _Context(self.deadline, self.clock, self.depth + 1, self.resolving | {ns_name})
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The outcome of one client question, ready to become a reply."""
+
+    rcode: dns.rcode.Rcode
+    answer: tuple[dns.rrset.RRset, ...] = ()
+    authority: tuple[dns.rrset.RRset, ...] = ()
+
+
+_SERVFAIL = Resolution(dns.rcode.SERVFAIL)
+
+
+class RecursiveResolver:
+    """An iterative (or forwarding) caching resolver serving the lab's clients.
+
+    ``root_hints`` are (name server name, address) pairs of the lab root; ``port`` is the lab's DNS port,
+    on which every lab server listens. With ``forwarders`` it sends recursive queries to them instead of
+    iterating. ``stale`` records are served as if cached, whatever the authorities say.
+    """
+
+    def __init__(
+        self,
+        root_hints: Sequence[tuple[str, str]],
+        port: int,
+        *,
+        forwarders: Sequence[tuple[str, int]] = (),
+        stale: Sequence[StaleRecord] = (),
+        query_timeout: float = 1.0,
+        budget: float = DEFAULT_BUDGET,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._port = port
+        self._forwarders = tuple(forwarders)
+        self._query_timeout = query_timeout
+        self._budget = budget
+        self._clock = clock
+        self._cache = _Cache(clock)
+        self._root_ns: list[dns.name.Name] = []
+        self._root_glue: dict[dns.name.Name, list[str]] = {}
+        for ns_text, address in root_hints:
+            ns_name = dns.name.from_text(ns_text)
+            if ns_name not in self._root_glue:
+                self._root_ns.append(ns_name)
+            self._root_glue.setdefault(ns_name, []).append(address)
+        self._stale = _stale_rrsets(stale)
+        self.upstream: collections.deque[UpstreamQuery] = collections.deque(maxlen=UPSTREAM_LOG_SIZE)
+
+    def flush(self) -> None:
+        """Forget everything cached (stale records stay: they model a cache that will not let go)."""
+        self._cache.clear()
+
+    async def handle(self, request: dns.message.Message, transport: str) -> dns.message.Message | None:
+        """Answer one client request; ``transport`` is "udp" or "tcp" (UDP replies are truncated to fit)."""
+        response = dns.message.make_response(request)
+        response.flags |= dns.flags.RA
+        if request.opcode() != dns.opcode.QUERY:
+            response.set_rcode(dns.rcode.NOTIMP)
+            return response
+        if len(request.question) != 1:
+            response.set_rcode(dns.rcode.FORMERR)
+            return response
+        if request.edns > 0:
+            response.set_rcode(dns.rcode.BADVERS)
+            return response
+        question = request.question[0]
+        transfer_or_meta = dns.rdatatype.is_metatype(question.rdtype) and question.rdtype != dns.rdatatype.ANY
+        if question.rdclass != dns.rdataclass.IN or transfer_or_meta:
+            response.set_rcode(dns.rcode.REFUSED)
+            return response
+
+        if request.flags & dns.flags.RD:
+            ctx = _Context(self._clock() + self._budget, self._clock)
+            try:
+                # The per-step bounds already keep within the budget; this catches what they cannot.
+                async with asyncio.timeout(self._budget + 1.0):
+                    resolution = await self._resolve(question.name, question.rdtype, ctx)
+            except TimeoutError:
+                resolution = _SERVFAIL
+            _fill(response, resolution)
+        else:
+            self._answer_from_cache(response, question.name, question.rdtype)
+        if transport == "udp":
+            _truncate_to_fit(request, response)
+        return response
+
+    # -- resolution -------------------------------------------------------------------------------
+
+    async def _resolve(self, qname: dns.name.Name, qtype: RdType, ctx: _Context) -> Resolution:
+        chain: list[dns.rrset.RRset] = []
+        seen = {qname}
+        name = qname
+        for _ in range(MAX_CNAME_CHAIN):
+            step = self._cached(name, qtype)
+            if step is None:
+                step = await self._fetch(name, qtype, ctx)
+            if step.kind is Kind.ANSWER:
+                return Resolution(dns.rcode.NOERROR, (*chain, *step.rrsets))
+            if step.kind is Kind.CNAME:
+                chain.extend(step.rrsets)
+                name = step.rrsets[-1][0].target
+                if name in seen:
+                    return _SERVFAIL
+                seen.add(name)
+                continue
+            authority = (step.soa,) if step.soa is not None else ()
+            if step.kind is Kind.NXDOMAIN:
+                return Resolution(dns.rcode.NXDOMAIN, tuple(chain), authority)
+            if step.kind is Kind.NODATA:
+                return Resolution(dns.rcode.NOERROR, tuple(chain), authority)
+            return _SERVFAIL
+        return _SERVFAIL
+
+    def _cached(self, name: dns.name.Name, qtype: RdType) -> Classified | None:
+        for table in (self._stale.get, self._cache.rrset):
+            data = table((name, qtype))
+            if data is not None:
+                return Classified(Kind.ANSWER, (data,))
+            if qtype != dns.rdatatype.CNAME:
+                cname = table((name, dns.rdatatype.CNAME))
+                if cname is not None:
+                    return Classified(Kind.CNAME, (cname,))
+        negative = self._cache.negative((name, qtype))
+        if negative is not None:
+            return Classified(negative[0], soa=negative[1])
+        if self._cache.servfail((name, qtype)):
+            return Classified(Kind.FAIL, reason="cached SERVFAIL")
+        return None
+
+    async def _fetch(self, name: dns.name.Name, qtype: RdType, ctx: _Context) -> Classified:
+        if self._forwarders:
+            result = await self._forward(name, qtype, ctx)
+        else:
+            result = await self._iterate(name, qtype, ctx)
+        if qtype == dns.rdatatype.ANY:
+            return result
+        if result.kind in (Kind.ANSWER, Kind.CNAME):
+            for rrset in result.rrsets:
+                self._cache.put_rrset(rrset)
+        elif result.kind in (Kind.NXDOMAIN, Kind.NODATA):
+            self._cache.put_negative(result.kind, (name, qtype), result.soa)
+        else:
+            self._cache.put_servfail((name, qtype))
+        return result
+
+    async def _forward(self, name: dns.name.Name, qtype: RdType, ctx: _Context) -> Classified:
+        reasons = []
+        for address, port in self._forwarders:
+            result = await self._ask(address, port, dns.name.root, name, qtype, ctx, recursive=True)
+            if result.kind in (Kind.ANSWER, Kind.CNAME, Kind.NXDOMAIN, Kind.NODATA):
+                return result
+            reasons.append(f"{address}: {result.reason}")
+        return Classified(Kind.FAIL, reason="; ".join(reasons) or "no forwarder")
+
+    async def _iterate(self, name: dns.name.Name, qtype: RdType, ctx: _Context) -> Classified:
+        zone, ns_names = self._closest_delegation(name)
+        for _ in range(MAX_REFERRALS):
+            result = await self._ask_zone(zone, ns_names, name, qtype, ctx)
+            if result.kind is not Kind.REFERRAL:
+                return result
+            assert result.zone is not None
+            ns_rrset, *glue = result.rrsets
+            self._cache.put_referral(ns_rrset, glue)
+            zone, ns_names = result.zone, _server_order(ns_rrset)
+        return Classified(Kind.FAIL, reason="too many referrals")
+
+    def _closest_delegation(self, name: dns.name.Name) -> tuple[dns.name.Name, list[dns.name.Name]]:
+        while name != dns.name.root:
+            ns = self._cache.delegation(name)
+            if ns is not None:
+                return name, _server_order(ns)
+            name = name.parent()
+        return dns.name.root, list(self._root_ns)
+
+    def _known_addresses(self, ns_name: dns.name.Name) -> list[str]:
+        if ns_name in self._root_glue:
+            return list(self._root_glue[ns_name])
+        addresses: list[str] = []
+        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            rrset = self._cache.glue((ns_name, rdtype)) or self._cache.rrset((ns_name, rdtype))
+            if rrset is not None:
+                addresses.extend(rr.address for rr in rrset)
+        return addresses
+
+    async def _resolve_addresses(self, ns_name: dns.name.Name, ctx: _Context) -> list[str]:
+        if ctx.depth >= MAX_GLUELESS_DEPTH or ns_name in ctx.resolving:
+            return []
+        nested = ctx.nested(ns_name)
+        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            resolution = await self._resolve(ns_name, rdtype, nested)
+            addresses = [rr.address for rrset in resolution.answer if rrset.rdtype == rdtype for rr in rrset]
+            if addresses:
+                return addresses
+        return []
+
+    async def _ask_zone(
+        self,
+        zone: dns.name.Name,
+        ns_names: list[dns.name.Name],
+        qname: dns.name.Name,
+        qtype: RdType,
+        ctx: _Context,
+    ) -> Classified:
+        """Ask the zone's servers in turn until one gives a definite answer (or a referral)."""
+        tried: set[str] = set()
+        reasons: list[str] = []
+        # Servers whose address is known go first, as in BIND and Unbound; glueless ones are looked up
+        # only when those fail.
+        glueless = []
+        for ns_name in ns_names:
+            addresses = self._known_addresses(ns_name)
+            if not addresses:
+                glueless.append(ns_name)
+            for address in addresses:
+                result = await self._ask_once(address, zone, qname, qtype, ctx, tried, reasons)
+                if result is not None:
+                    return result
+        for ns_name in glueless:
+            for address in await self._resolve_addresses(ns_name, ctx):
+                result = await self._ask_once(address, zone, qname, qtype, ctx, tried, reasons)
+                if result is not None:
+                    return result
+        return Classified(Kind.FAIL, reason="; ".join(reasons) or f"no usable server for {zone}")
+
+    async def _ask_once(
+        self,
+        address: str,
+        zone: dns.name.Name,
+        qname: dns.name.Name,
+        qtype: RdType,
+        ctx: _Context,
+        tried: set[str],
+        reasons: list[str],
+    ) -> Classified | None:
+        if address in tried:
+            return None
+        tried.add(address)
+        result = await self._ask(address, self._port, zone, qname, qtype, ctx, recursive=False)
+        if result.kind in (Kind.FAIL, Kind.LAME):
+            reasons.append(f"{address}: {result.reason}")
+            return None
+        return result
+
+    async def _ask(
+        self,
+        address: str,
+        port: int,
+        zone: dns.name.Name,
+        qname: dns.name.Name,
+        qtype: RdType,
+        ctx: _Context,
+        *,
+        recursive: bool,
+    ) -> Classified:
+        query = dns.message.make_query(qname, qtype, use_edns=0, payload=UPSTREAM_PAYLOAD)
+        if not recursive:
+            query.flags &= ~dns.flags.RD
+        response, outcome = await self._exchange(query, address, port, ctx)
+        if (
+            response is not None
+            and response.rcode() in (dns.rcode.FORMERR, dns.rcode.NOTIMP)
+            and ctx.remaining() > 0
+        ):
+            # RFC 6891 §7: a server that does not know EDNS answers FORMERR; ask again without it.
+            # (Silence is not taken as EDNS intolerance: resolvers dropped that workaround in 2019.)
+            query = dns.message.make_query(qname, qtype, use_edns=False)
+            if not recursive:
+                query.flags &= ~dns.flags.RD
+            response, outcome = await self._exchange(query, address, port, ctx)
+        if response is None:
+            return Classified(Kind.FAIL, reason=outcome)
+        return classify(response, qname, qtype, zone, require_aa=not recursive)
+
+    async def _exchange(
+        self, query: dns.message.Message, address: str, port: int, ctx: _Context
+    ) -> tuple[dns.message.Message | None, str]:
+        """One UDP exchange, repeated over TCP when truncated: the reply (None when no usable reply came)
+        and the outcome as logged."""
+        question = query.question[0]
+        transport = "udp"
+        try:
+            timeout = min(self._query_timeout, ctx.remaining())
+            if timeout <= 0:
+                raise dns.exception.Timeout
+            response = await dns.asyncquery.udp(query, address, timeout=timeout, port=port)
+            if response.flags & dns.flags.TC:
+                transport = "tcp"
+                timeout = min(self._query_timeout, ctx.remaining())
+                if timeout <= 0:
+                    raise dns.exception.Timeout
+                response = await dns.asyncquery.tcp(query, address, timeout=timeout, port=port)
+            outcome = dns.rcode.to_text(response.rcode())
+        except dns.exception.Timeout:
+            outcome, response = "timeout", None
+        except Exception as exc:  # a hostile server's bytes must never become a crash of the resolver
+            outcome, response = f"error: {type(exc).__name__}: {exc}", None
+        qtype = dns.rdatatype.to_text(question.rdtype)
+        self.upstream.append(UpstreamQuery(address, port, question.name.to_text(), qtype, transport, outcome))
+        return response, outcome
+
+    # -- replies ----------------------------------------------------------------------------------
+
+    def _answer_from_cache(self, response: dns.message.Message, name: dns.name.Name, qtype: RdType) -> None:
+        """RD=0: answer only from the cache, else refer the client to the closest known servers."""
+        chain: list[dns.rrset.RRset] = []
+        for _ in range(MAX_CNAME_CHAIN):
+            step = self._cached(name, qtype)
+            if step is None:
+                break
+            if step.kind is Kind.CNAME:
+                chain.extend(step.rrsets)
+                name = step.rrsets[-1][0].target
+                continue
+            if step.kind is Kind.ANSWER:
+                _fill(response, Resolution(dns.rcode.NOERROR, (*chain, *step.rrsets)))
+            elif step.kind is Kind.NXDOMAIN:
+                _fill(response, Resolution(dns.rcode.NXDOMAIN, tuple(chain), _optional(step.soa)))
+            elif step.kind is Kind.NODATA:
+                _fill(response, Resolution(dns.rcode.NOERROR, tuple(chain), _optional(step.soa)))
+            else:
+                _fill(response, _SERVFAIL)
+            return
+        response.answer.extend(chain)
+        zone, ns_names = self._closest_delegation(name)
+        ns_rrset = dns.rrset.from_text_list(zone, 3600, "IN", "NS", [ns.to_text() for ns in ns_names])
+        for ns_name in ns_names:
+            for address in self._known_addresses(ns_name):
+                rdtype = dns.rdatatype.AAAA if ":" in address else dns.rdatatype.A
+                response.additional.append(dns.rrset.from_text(ns_name, 3600, "IN", rdtype, address))
+        response.authority.append(ns_rrset)
+
+
+def _server_order(ns: dns.rrset.RRset) -> list[dns.name.Name]:
+    """The zone's servers in name order. Real resolvers pick by measured RTT; a fixed order keeps every
+    lab run alike, so a scenario where one server of two misbehaves always shows the same path."""
+    return sorted(rr.target for rr in ns)
+
+
+def _optional(rrset: dns.rrset.RRset | None) -> tuple[dns.rrset.RRset, ...]:
+    return (rrset,) if rrset is not None else ()
+
+
+def _fill(response: dns.message.Message, resolution: Resolution) -> None:
+    response.set_rcode(resolution.rcode)
+    response.answer.extend(resolution.answer)
+    response.authority.extend(resolution.authority)
+
+
+def _truncate_to_fit(request: dns.message.Message, response: dns.message.Message) -> None:
+    """RFC 1035 §4.2.1 / RFC 6891 §6.2.5: over UDP, a reply larger than the client's buffer is cut and
+    marked TC, so the client asks again over TCP."""
+    limit = max(512, request.payload) if request.edns >= 0 else 512
+    if len(response.to_wire()) <= limit:
+        return
+    response.flags |= dns.flags.TC
+    response.answer.clear()
+    response.authority.clear()
+    response.additional.clear()
+
+
+def _stale_rrsets(stale: Sequence[StaleRecord]) -> dict[Key, dns.rrset.RRset]:
+    grouped: dict[Key, list[dns.rrset.RRset]] = {}
+    for record in stale:
+        try:
+            rrset = dns.rrset.from_text(record.name, record.ttl, "IN", record.rtype, record.rdata)
+        except (dns.exception.DNSException, ValueError) as exc:
+            raise errors.ConfigError(
+                f"stale record {record.name} {record.rtype} {record.rdata!r}: {exc}"
+            ) from None
+        grouped.setdefault((rrset.name, rrset.rdtype), []).append(rrset)
+    return {
+        key: dns.rrset.from_rdata_list(key[0], min(r.ttl for r in parts), [rd for r in parts for rd in r])
+        for key, parts in grouped.items()
+    }

@@ -1,0 +1,1 @@
+"""Renderers: a Diagnosis to text (rich), JSON and the checks catalogue. They never compute findings."""

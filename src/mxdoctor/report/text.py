@@ -1,0 +1,192 @@
+"""The terminal report of a diagnosis: verdicts first, then findings with evidence, then the
+resolution table. Readable at 80 columns and without colour (NO_COLOR)."""
+
+from __future__ import annotations
+
+from typing import IO
+
+from rich import box
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from mxdoctor.analysis import Diagnosis
+from mxdoctor.checks import _registry as registry
+from mxdoctor.checks._registry import Finding, Severity
+from mxdoctor.evidence import Lookup, ViewKind
+from mxdoctor.mta.verdict import Decision
+from mxdoctor.route import Question, fqdn
+
+_OUTCOME_STYLE = {
+    Decision.DELIVER: "bold green",
+    Decision.DEFER: "bold yellow",
+    Decision.BOUNCE: "bold red",
+    Decision.UNKNOWN: "bold magenta",
+}
+_SEVERITY_STYLE = {
+    Severity.CRITICAL: "bold red",
+    Severity.ERROR: "red",
+    Severity.WARNING: "yellow",
+    Severity.NOTICE: "cyan",
+    Severity.INFO: "green",
+}
+
+
+def make_console(
+    file: IO[str] | None = None, *, color: bool | None = None, width: int | None = None
+) -> Console:
+    return Console(
+        file=file,
+        no_color=(color is False) or None,
+        highlight=False,
+        width=width,
+        soft_wrap=False,
+        emoji=False,
+    )
+
+
+def headline(d: Diagnosis) -> str:
+    by: dict[Decision, list[str]] = {}
+    for v in d.verdicts:
+        by.setdefault(v.outcome, []).append(v.mta)
+    parts = [f"{o.value} {len(by[o])}" for o in Decision if o in by]
+    bad = by.get(Decision.DEFER, []) + by.get(Decision.BOUNCE, [])
+    if bad:
+        who = ", ".join(bad)
+        return f"mail to {d.domain} is held or refused by: {who} ({'; '.join(parts)})"
+    if Decision.UNKNOWN in by:
+        return f"mail to {d.domain}: could not decide for {', '.join(by[Decision.UNKNOWN])}"
+    return f"mail to {d.domain} is delivered by every modelled MTA"
+
+
+def render(d: Diagnosis, console: Console, *, show_table: bool = True) -> None:
+    ev = d.evidence
+    views = ", ".join(
+        f"{v.name}" + (f" ({', '.join(str(s) for s in v.servers)})" if v.servers and v.kind is not
+                       ViewKind.AUTHORITATIVE else "")
+        for v in ev.views
+    )
+    console.print(Text(f"mxdoctor diagnose {d.target}", style="bold"))
+    console.print(Text(f"views: {views}", style="dim"))
+    if ev.deadline_hit:
+        console.print(Text("the overall deadline ended the probe: some lookups are missing", style="red"))
+    console.print()
+    console.print(Text(headline(d), style="bold"))
+    causes = d.root_causes()
+    if causes:
+        c = causes[0]
+        console.print(Text.assemble(("root cause: ", "bold"), (c.code, _SEVERITY_STYLE[c.severity]),
+                                    f"  {c.message}"))
+    console.print()
+    _verdicts(d, console)
+    _findings(d, console)
+    if show_table:
+        _resolution(d, console)
+
+
+def _verdicts(d: Diagnosis, console: Console) -> None:
+    table = Table(title="Verdicts per MTA", title_justify="left", box=box.SIMPLE_HEAD, expand=False)
+    table.add_column("MTA", no_wrap=True)
+    table.add_column("outcome", no_wrap=True)
+    table.add_column("what it logs / why")
+    for v in d.verdicts:
+        lines = [Text(v.text)]
+        if v.because:
+            lines.append(Text("because " + ", ".join(v.because), style="dim"))
+        if v.view:
+            lines.append(Text(f"through {v.view}" + (f", with {', '.join(v.knobs)}" if v.knobs else ""),
+                              style="dim"))
+        for alt in v.alternatives:
+            lines.append(Text.assemble(("with " + alt.knob + ": ", "bold"),
+                                       (alt.outcome.value, _OUTCOME_STYLE[alt.outcome]), f" — {alt.how}"))
+        table.add_row(v.mta, Text(v.outcome.value.upper(), style=_OUTCOME_STYLE[v.outcome]), Group(*lines))
+    console.print(table)
+
+
+def _findings(d: Diagnosis, console: Console) -> None:
+    console.print(Text("Findings", style="bold italic"))
+    if not d.findings:
+        console.print("  none")
+    for f in d.findings:
+        _finding(f, console)
+    console.print()
+
+
+def _finding(f: Finding, console: Console) -> None:
+    head = Text.assemble(
+        (f"{f.severity.value:<8} ", _SEVERITY_STYLE[f.severity]),
+        (f.code, "bold"),
+        f"  {f.subject}",
+    )
+    console.print(head)
+    console.print(Text("  " + f.message))
+    if f.severity is Severity.INFO:
+        return
+    if f.seen:
+        console.print(Text("  seen: " + "; ".join(_seen(s) for s in f.seen), style="dim"))
+    spec = registry.spec(f.code)
+    console.print(Text("  why: " + spec.explanation))
+    if f.remediation.receiver:
+        console.print(Text.assemble(("  fix (receiving side): ", "bold"), f.remediation.receiver))
+    if f.remediation.sender:
+        console.print(Text.assemble(("  fix (sending side): ", "bold"), f.remediation.sender))
+    if f.reproduce:
+        console.print(Text("  reproduce:", style="bold"))
+        for cmd in f.reproduce:
+            console.print(Text("    " + cmd), soft_wrap=True)
+    if f.rfcs:
+        console.print(Text("  see: " + ", ".join(f.rfcs), style="dim"))
+    console.print()
+
+
+def _seen(s: registry.Seen) -> str:
+    out = s.view + (f" {s.server}" if s.server else "")
+    return out + (f": {s.detail}" if s.detail else "")
+
+
+def _answer(lk: Lookup) -> str:
+    text = " ".join(lk.records)
+    if lk.cnames:
+        text = "CNAME " + " -> ".join(lk.cnames) + ((" " + text) if text else "")
+    if lk.detail and lk.outcome.is_failure:
+        text = (text + " " + lk.detail).strip()
+    return text
+
+
+def _time(d: Diagnosis, lk: Lookup) -> str:
+    xs = [d.evidence.exchange(i) for i in lk.exchanges]
+    total = sum(x.duration for x in xs if x is not None)
+    return f"{total * 1000:.0f} ms" if xs else ""
+
+
+def _resolution(d: Diagnosis, console: Console) -> None:
+    table = Table(title="Resolution (name, type, where: result)", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("question", no_wrap=False)
+    table.add_column("asked", no_wrap=False)
+    table.add_column("result", no_wrap=True)
+    table.add_column("answer")
+    table.add_column("time", justify="right", no_wrap=True)
+    order = {v.name: i for i, v in enumerate(d.evidence.views)}
+    lookups = sorted(
+        d.evidence.lookups,
+        key=lambda lk: (_qorder(d, Question(fqdn(lk.qname), lk.qtype)), order.get(lk.view, 99),
+                        lk.server is not None, str(lk.server)),
+    )
+    last = None
+    for lk in lookups:
+        q = f"{lk.qname} {lk.qtype}"
+        where = lk.view if lk.server is None else f"  {lk.server}"
+        view = d.evidence.view(lk.view)
+        if lk.server is None and view is not None and view.kind is ViewKind.AUTHORITATIVE:
+            where = "authoritative (summary)"
+        style = "green" if lk.outcome.is_answer else "red"
+        result = Text(lk.outcome.value, style=style)
+        table.add_row(q if q != last else "", where, result, _answer(lk), _time(d, lk))
+        last = q
+    console.print(table)
+
+
+def _qorder(d: Diagnosis, q: Question) -> tuple[int, str, str]:
+    if q.qtype == "MX":
+        return (0, q.qname, q.qtype)
+    return (1, q.qname, "0" if q.qtype == "A" else q.qtype)
