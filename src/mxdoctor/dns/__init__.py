@@ -1,0 +1,1 @@
+"""The DNS query engine and the views mxdoctor resolves through (system, resolvers, authoritative)."""

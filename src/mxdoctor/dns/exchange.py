@@ -1,0 +1,515 @@
+"""One question to one server on the wire: its attempts (UDP, TCP on truncation, EDNS fallbacks), the
+classification of what came back, per-server concurrency and the per-run cache. Every attempt becomes
+one ``evidence.Exchange``; nothing here raises for a network fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+
+from mxdoctor import evidence
+from mxdoctor.dns import wire
+from mxdoctor.evidence import Outcome, Transport
+
+MAX_ATTEMPTS = 4
+MAX_CNAME_CHAIN = 16
+MAX_STRAYS = 8  # stray datagrams remembered per query: enough to explain, bounded against floods
+
+_RCODE_OUTCOMES = {
+    dns.rcode.NOERROR: Outcome.NOERROR,
+    dns.rcode.NXDOMAIN: Outcome.NXDOMAIN,
+    dns.rcode.SERVFAIL: Outcome.SERVFAIL,
+    dns.rcode.REFUSED: Outcome.REFUSED,
+    dns.rcode.FORMERR: Outcome.FORMERR,
+    dns.rcode.NOTIMP: Outcome.NOTIMP,
+}
+# types that may sit beside the asked one at a name without making the answer wrong
+_COMPANION_TYPES = {dns.rdatatype.CNAME, dns.rdatatype.DNAME, dns.rdatatype.RRSIG, dns.rdatatype.NSEC}
+
+
+class Recorder:
+    """The shared log of a run: every Exchange and Lookup, with times relative to the run's start."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.exchanges: list[evidence.Exchange] = []
+        self.lookups: list[evidence.Lookup] = []
+        self._next_id = 1
+
+    def now(self) -> float:
+        return time.monotonic() - self.t0
+
+    def next_id(self) -> int:
+        ident = self._next_id
+        self._next_id += 1
+        return ident
+
+    def add_exchange(self, exchange: evidence.Exchange) -> None:
+        self.exchanges.append(exchange)
+
+    def add_lookup(self, lookup: evidence.Lookup) -> None:
+        self.lookups.append(lookup)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pure parts: the attempt plan and the classification of a reply
+
+
+@dataclass(frozen=True)
+class Attempt:
+    number: int
+    transport: Transport
+    edns: int | None
+    workaround: str | None = None
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    outcome: Outcome
+    rcode: str | None = None
+    truncated: bool = False
+
+
+class AttemptPlan:
+    """Which attempt comes next, given what the last one got: the ordered workarounds of a stub.
+
+    TcpOnTruncation; RetryWithoutEdnsOn{Formerr,Notimp,Badvers,Timeout}; RetryOnTimeout when the
+    first query carried no EDNS. At most MAX_ATTEMPTS attempts.
+    """
+
+    def __init__(self, *, edns: bool = True) -> None:
+        self._next: Attempt | None = Attempt(1, Transport.UDP, 0 if edns else None)
+        self.history: list[tuple[Attempt, AttemptResult]] = []
+
+    def next(self) -> Attempt | None:
+        return self._next
+
+    def give(self, result: AttemptResult) -> None:
+        current = self._next
+        if current is None:
+            raise RuntimeError("no attempt is pending")
+        self.history.append((current, result))
+        following = self._after(current, result)
+        self._next = following if following is not None and following.number <= MAX_ATTEMPTS else None
+
+    def _after(self, a: Attempt, r: AttemptResult) -> Attempt | None:
+        n = a.number + 1
+        if r.truncated and a.transport is Transport.UDP:
+            return Attempt(n, Transport.TCP, a.edns, "TcpOnTruncation")
+        if a.edns is not None:
+            if r.outcome in (Outcome.FORMERR, Outcome.NOTIMP):
+                return Attempt(n, a.transport, None, f"RetryWithoutEdnsOn{r.outcome.value.title()}")
+            if r.rcode == "BADVERS":
+                return Attempt(n, a.transport, None, "RetryWithoutEdnsOnBadvers")
+            if r.outcome is Outcome.TIMEOUT and a.transport is Transport.UDP:
+                # silence to an EDNS query is either loss or an EDNS-intolerant path; the one UDP
+                # retry goes without OPT, so the history tells the two apart
+                return Attempt(n, Transport.UDP, None, "RetryWithoutEdnsOnTimeout")
+        elif r.outcome is Outcome.TIMEOUT and a.transport is Transport.UDP and a.number == 1:
+            return Attempt(n, Transport.UDP, None, "RetryOnTimeout")
+        return None
+
+
+@dataclass(frozen=True)
+class Classified:
+    outcome: Outcome
+    records: tuple[str, ...] = ()
+    cnames: tuple[str, ...] = ()
+    ttl: int | None = None
+    detail: str | None = None
+
+
+def classify(msg: dns.message.Message, qname: str, qtype: str) -> Classified:
+    """What a parsed reply says about (qname, qtype): data, no data (RFC 2308), no name, or a failure."""
+    rcode = msg.rcode()
+    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+        return Classified(_RCODE_OUTCOMES.get(rcode, Outcome.OTHER_RCODE))
+    name = dns.name.from_text(qname)
+    rdtype = dns.rdatatype.RdataType.make(qtype)
+    cnames: list[str] = []
+    for _ in range(MAX_CNAME_CHAIN):
+        rrset = msg.get_rrset(msg.answer, name, dns.rdataclass.IN, rdtype)
+        if rrset is not None and rcode == dns.rcode.NOERROR:
+            records = tuple(rd.to_text() for rd in rrset)
+            return Classified(Outcome.NOERROR, records, tuple(cnames), rrset.ttl)
+        cname = msg.get_rrset(msg.answer, name, dns.rdataclass.IN, dns.rdatatype.CNAME)
+        if cname is None or rdtype == dns.rdatatype.CNAME or len(cname) == 0:
+            break
+        name = cname[0].target
+        cnames.append(name.to_text().lower())
+    if rcode == dns.rcode.NXDOMAIN:
+        return Classified(Outcome.NXDOMAIN, cnames=tuple(cnames))
+    others = sorted(
+        {
+            dns.rdatatype.to_text(rr.rdtype)
+            for rr in msg.answer
+            if rr.name == name and rr.rdtype not in _COMPANION_TYPES
+        }
+    )
+    if others:
+        detail = f"answer holds {', '.join(others)} at {name.to_text().lower()} where {qtype} was asked"
+        return Classified(Outcome.BROKEN, cnames=tuple(cnames), detail=detail)
+    return Classified(Outcome.NODATA, cnames=tuple(cnames))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Transports
+
+
+class _Waiter:
+    __slots__ = ("qname", "qtype", "future", "strays")
+
+    def __init__(self, qname: str, qtype: str, future: asyncio.Future[_Reply]) -> None:
+        self.qname = qname
+        self.qtype = qtype
+        self.future = future
+        self.strays: list[str] = []
+
+    def stray(self, detail: str) -> None:
+        if len(self.strays) < MAX_STRAYS:
+            self.strays.append(detail)
+
+
+_Reply = dns.message.Message | wire.Undecodable | OSError
+
+
+class UdpChannel(asyncio.DatagramProtocol):
+    """One UDP socket per (server, port); replies are matched to waiting queries by ID and question.
+
+    A reply with an unknown ID, another question or bytes that do not parse is kept as a stray on
+    the waiters it could belong to, and they go on waiting, as stub resolvers do.
+    """
+
+    def __init__(self, address: str, port: int) -> None:
+        self.address = address
+        self.port = port
+        self.transport: asyncio.DatagramTransport | None = None
+        self.waiters: dict[int, _Waiter] = {}
+        self._opening: asyncio.Lock = asyncio.Lock()
+
+    async def _ensure_open(self) -> asyncio.DatagramTransport:
+        async with self._opening:
+            if self.transport is None:
+                loop = asyncio.get_running_loop()
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: self, remote_addr=(self.address, self.port)
+                )
+                self.transport = transport
+            return self.transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        for w in self.waiters.values():
+            if not w.future.done():
+                w.future.set_result(OSError("socket closed"))
+
+    def error_received(self, exc: Exception) -> None:
+        # an ICMP error on a connected socket cannot be tied to one query: every waiter sees it
+        for w in self.waiters.values():
+            if not w.future.done():
+                w.future.set_result(exc if isinstance(exc, OSError) else OSError(str(exc)))
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        decoded = wire.decode(data)
+        if isinstance(decoded, wire.Undecodable):
+            ident, question = (
+                decoded.id,
+                ((decoded.qname, decoded.qtype) if decoded.qname and decoded.qtype else None),
+            )
+        else:
+            ident, question = decoded.id, wire.question_of(decoded)
+        waiter = self.waiters.get(ident) if ident is not None else None
+        if waiter is not None and (
+            question == (waiter.qname, waiter.qtype)
+            or (
+                isinstance(decoded, dns.message.Message) and wire.matches(decoded, waiter.qname, waiter.qtype)
+            )
+        ):
+            if not waiter.future.done():
+                waiter.future.set_result(decoded)
+            return
+        if isinstance(decoded, wire.Undecodable) and decoded.qname is None:
+            detail = decoded.detail
+        elif waiter is not None:
+            shown = f"{question[0]}/{question[1]}" if question else "no question"
+            detail = f"reply with ID {ident} for another question ({shown})"
+        else:
+            detail = f"reply with unexpected ID {ident}"
+        for w in [waiter] if waiter is not None else list(self.waiters.values()):
+            w.stray(detail)
+
+    async def query(
+        self, qname: str, qtype: str, *, rd: bool, edns: int | None, timeout: float
+    ) -> tuple[_Reply | None, list[str]]:
+        """Send one query and wait for its reply: (reply or None on timeout, strays seen meanwhile)."""
+        transport = await self._ensure_open()
+        ident = secrets.randbits(16)
+        while ident in self.waiters:
+            ident = secrets.randbits(16)
+        future: asyncio.Future[_Reply] = asyncio.get_running_loop().create_future()
+        waiter = _Waiter(qname, qtype, future)
+        self.waiters[ident] = waiter
+        try:
+            transport.sendto(wire.encode_query(ident, qname, qtype, rd=rd, edns=edns))
+            try:
+                async with asyncio.timeout(timeout):
+                    return await future, waiter.strays
+            except TimeoutError:
+                return None, waiter.strays
+        finally:
+            del self.waiters[ident]
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def tcp_query(
+    address: str, port: int, qname: str, qtype: str, *, rd: bool, edns: int | None, timeout: float
+) -> _Reply | None:
+    """One query over a fresh TCP connection; None on timeout."""
+    ident = secrets.randbits(16)
+    query = wire.encode_query(ident, qname, qtype, rd=rd, edns=edns)
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(address, port)
+            writer.write(len(query).to_bytes(2, "big") + query)
+            await writer.drain()
+            size = int.from_bytes(await reader.readexactly(2), "big")
+            data = await reader.readexactly(size)
+    except TimeoutError:
+        return None
+    except asyncio.IncompleteReadError:
+        return ConnectionResetError("connection closed without a complete reply")
+    except OSError as exc:
+        return exc
+    finally:
+        if writer is not None:
+            writer.close()
+    decoded = wire.decode(data)
+    if isinstance(decoded, dns.message.Message) and (
+        decoded.id != ident or not wire.matches(decoded, qname, qtype)
+    ):
+        got = wire.question_of(decoded)
+        return wire.Undecodable(f"reply with ID {decoded.id} for {got} over TCP", decoded.id)
+    if isinstance(decoded, wire.Undecodable) and (decoded.id != ident or decoded.qname is None):
+        return wire.Undecodable(decoded.detail, decoded.id)
+    return decoded
+
+
+# ---------------------------------------------------------------------------------------------------
+# The engine
+
+
+@dataclass(frozen=True)
+class ServerAnswer:
+    """Everything one server said to one question after all attempts (the last attempt decides)."""
+
+    server: evidence.Server
+    qname: str
+    qtype: str
+    rd: bool
+    outcome: Outcome
+    rcode: str | None = None
+    records: tuple[str, ...] = ()
+    cnames: tuple[str, ...] = ()
+    ttl: int | None = None
+    aa: bool = False
+    detail: str | None = None
+    exchanges: tuple[int, ...] = ()
+    message: dns.message.Message | None = field(default=None, compare=False, repr=False)
+
+    def to_lookup(self, view: str) -> evidence.Lookup:
+        return evidence.Lookup(
+            view=view,
+            server=self.server,
+            qname=self.qname,
+            qtype=self.qtype,
+            outcome=self.outcome,
+            rcode=self.rcode,
+            records=self.records,
+            cnames=self.cnames,
+            ttl=self.ttl,
+            authoritative=self.aa,
+            exchanges=self.exchanges,
+            detail=self.detail,
+        )
+
+    @property
+    def replied(self) -> bool:
+        """Some bytes came back from the server (even an error or garbage)."""
+        return self.outcome not in (Outcome.TIMEOUT, Outcome.NETWORK_ERROR)
+
+
+@dataclass(frozen=True)
+class _AttemptOutcome:
+    result: AttemptResult
+    classified: Classified
+    aa: bool
+    message: dns.message.Message | None
+
+
+class Engine:
+    """Sends questions for every view of a run: per-server limits, per-run cache, full recording."""
+
+    def __init__(self, recorder: Recorder, *, timeout: float = 2.0, per_server_concurrency: int = 8) -> None:
+        self.recorder = recorder
+        self.timeout = timeout
+        self.per_server_concurrency = per_server_concurrency
+        self._channels: dict[tuple[str, int], UdpChannel] = {}
+        self._limits: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self._cache: dict[tuple[str, int, str, str, bool], asyncio.Task[ServerAnswer]] = {}
+
+    @property
+    def questions_sent(self) -> int:
+        return len(self._cache)
+
+    async def ask(
+        self, view: str, server: evidence.Server, qname: str, qtype: str, *, rd: bool
+    ) -> ServerAnswer:
+        """The answer of ``server`` to (qname, qtype); asked once per run whoever asks."""
+        key = (server.address, server.port, qname, qtype, rd)
+        task = self._cache.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._ask(view, server, qname, qtype, rd))
+            self._cache[key] = task
+        return await asyncio.shield(task)
+
+    async def _ask(
+        self, view: str, server: evidence.Server, qname: str, qtype: str, rd: bool
+    ) -> ServerAnswer:
+        plan = AttemptPlan()
+        ids: list[int] = []
+        last: _AttemptOutcome | None = None
+        while (attempt := plan.next()) is not None:
+            async with self._limit(server):
+                ident, last = await self._attempt(view, server, qname, qtype, rd, attempt)
+            ids.append(ident)
+            plan.give(last.result)
+        assert last is not None
+        c = last.classified
+        return ServerAnswer(
+            server, qname, qtype, rd, c.outcome, last.result.rcode, c.records, c.cnames, c.ttl,
+            last.aa, c.detail, tuple(ids), last.message,
+        )  # fmt: skip
+
+    def _limit(self, server: evidence.Server) -> asyncio.Semaphore:
+        key = (server.address, server.port)
+        sem = self._limits.get(key)
+        if sem is None:
+            sem = self._limits[key] = asyncio.Semaphore(self.per_server_concurrency)
+        return sem
+
+    def _channel(self, server: evidence.Server) -> UdpChannel:
+        key = (server.address, server.port)
+        channel = self._channels.get(key)
+        if channel is None:
+            channel = self._channels[key] = UdpChannel(server.address, server.port)
+        return channel
+
+    async def _attempt(
+        self,
+        view: str,
+        server: evidence.Server,
+        qname: str,
+        qtype: str,
+        rd: bool,
+        attempt: Attempt,
+    ) -> tuple[int, _AttemptOutcome]:
+        started = self.recorder.now()
+        strays: list[str] = []
+        reply: _Reply | None
+        try:
+            if attempt.transport is Transport.UDP:
+                reply, strays = await self._channel(server).query(
+                    qname, qtype, rd=rd, edns=attempt.edns, timeout=self.timeout
+                )
+            else:
+                reply = await tcp_query(
+                    server.address, server.port, qname, qtype, rd=rd, edns=attempt.edns,
+                    timeout=self.timeout,
+                )  # fmt: skip
+        except OSError as exc:  # the socket could not even be opened (no route, bad family)
+            reply = exc
+        duration = self.recorder.now() - started
+        ident = self.recorder.next_id()
+        msg: dns.message.Message | None = None
+        rcode: str | None = None
+        error: str | None = None
+        if reply is None:
+            if strays:
+                classified = Classified(Outcome.MALFORMED, detail="; ".join(strays))
+                error = f"no matching reply within {self.timeout:g} s; received: " + "; ".join(strays)
+            else:
+                classified = Classified(Outcome.TIMEOUT)
+                error = f"no reply within {self.timeout:g} s"
+        elif isinstance(reply, OSError):
+            classified = Classified(Outcome.NETWORK_ERROR)
+            error = reply.strerror or str(reply) or type(reply).__name__
+        elif isinstance(reply, wire.Undecodable):
+            # the reply to our question that dnspython cannot read (RFC 4074 §4.4) is BROKEN;
+            # bytes we cannot even tie to our question are MALFORMED
+            kind = Outcome.BROKEN if reply.qname is not None else Outcome.MALFORMED
+            classified = Classified(kind, detail=reply.detail)
+            error = reply.detail
+        else:
+            msg = reply
+            rcode = wire.rcode_text(msg)
+            classified = classify(msg, qname, qtype)
+            error = classified.detail
+            if strays:
+                error = (error + "; " if error else "") + "also received: " + "; ".join(strays)
+        truncated = msg is not None and bool(msg.flags & dns.flags.TC)
+        self.recorder.add_exchange(
+            evidence.Exchange(
+                id=ident,
+                view=view,
+                server=server,
+                transport=attempt.transport,
+                qname=qname,
+                qtype=qtype,
+                rd=rd,
+                edns=attempt.edns,
+                do=False,
+                started=round(started, 6),
+                duration=round(duration, 6),
+                outcome=classified.outcome,
+                rcode=rcode,
+                flags=wire.flags_text(msg) if msg is not None else (),
+                answer=wire.section_text(msg.answer) if msg is not None else (),
+                authority=wire.section_text(msg.authority) if msg is not None else (),
+                additional=wire.section_text(msg.additional) if msg is not None else (),
+                reply_edns=msg.edns if msg is not None and msg.edns >= 0 else None,
+                error=error,
+                workaround=attempt.workaround,
+                attempt=attempt.number,
+            )
+        )
+        aa = msg is not None and bool(msg.flags & dns.flags.AA)
+        return ident, _AttemptOutcome(
+            AttemptResult(classified.outcome, rcode, truncated), classified, aa, msg
+        )
+
+    async def close(self) -> None:
+        """Cancel what is still in flight and close every socket."""
+        pending = [t for t in self._cache.values() if not t.done()]
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for channel in self._channels.values():
+            channel.close()
+        self._channels.clear()

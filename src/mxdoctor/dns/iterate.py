@@ -1,0 +1,241 @@
+"""Iteration from the root as a pure state machine: the zone cuts met on the way, which server to ask
+next, when the zone that owns a name is reached, and what a good resolver concludes from the answers
+of every server of that zone. No I/O: ``views.AuthoritativeView`` drives it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdatatype
+
+from mxdoctor import evidence
+from mxdoctor.dns.exchange import ServerAnswer
+from mxdoctor.evidence import Lookup, Outcome
+
+MAX_REFERRALS = 30
+
+
+def _family_order(address: str) -> int:
+    return 0 if ipaddress.ip_address(address).version == 4 else 1
+
+
+@dataclass
+class Cut:
+    """A zone as its parent delegates it: NS names in order, glue, and addresses found by resolving."""
+
+    name: str  # absolute, lower case, "." for the root
+    parent: str | None
+    ns: list[str]
+    glue: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    resolved: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def addresses(self) -> list[tuple[str, str]]:
+        """(NS name, address) for every address known, IPv4 first (the cheaper path to try first)."""
+        pairs = [(ns, a) for ns in self.ns for a in self.glue.get(ns) or self.resolved.get(ns, ())]
+        return sorted(pairs, key=lambda p: _family_order(p[1]))
+
+    def unresolved(self) -> list[str]:
+        return [ns for ns in self.ns if not self.glue.get(ns) and ns not in self.resolved]
+
+    def to_zone(self) -> evidence.Zone:
+        servers = tuple(
+            evidence.NameServer(
+                ns,
+                addresses=tuple(dict.fromkeys(self.glue.get(ns, ()) + self.resolved.get(ns, ()))),
+                glue=self.glue.get(ns, ()),
+            )
+            for ns in self.ns
+        )
+        return evidence.Zone(self.name, self.parent, servers)
+
+
+class ZoneTable:
+    """Every cut met in a run, shared by all walks so each delegation is learnt once."""
+
+    def __init__(self, root: Cut) -> None:
+        self.cuts: dict[str, Cut] = {root.name: root}
+
+    def closest(self, qname: str) -> Cut:
+        name = dns.name.from_text(qname)
+        while True:
+            cut = self.cuts.get(name.to_text().lower())
+            if cut is not None:
+                return cut
+            name = name.parent()
+
+    def add(self, cut: Cut) -> Cut:
+        """Learn a cut; the first delegation seen for a zone is kept."""
+        return self.cuts.setdefault(cut.name, cut)
+
+    def zones(self) -> tuple[evidence.Zone, ...]:
+        return tuple(cut.to_zone() for cut in self.cuts.values())
+
+
+def read_referral(msg: dns.message.Message, zone: str, qname: str) -> Cut | None:
+    """The delegation in a reply: an NS set below ``zone`` covering ``qname``, with its glue."""
+    if msg.rcode() != dns.rcode.NOERROR or msg.flags & dns.flags.AA or msg.answer:
+        return None
+    parent = dns.name.from_text(zone)
+    target = dns.name.from_text(qname)
+    for rrset in msg.authority:
+        if rrset.rdtype != dns.rdatatype.NS:
+            continue
+        owner = rrset.name
+        if owner == parent or not owner.is_subdomain(parent) or not target.is_subdomain(owner):
+            continue
+        names = list(dict.fromkeys(rd.target.to_text().lower() for rd in rrset))
+        glue: dict[str, tuple[str, ...]] = {}
+        for extra in msg.additional:
+            host = extra.name.to_text().lower()
+            if host in names and extra.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+                glue[host] = glue.get(host, ()) + tuple(rd.address for rd in extra)
+        return Cut(owner.to_text().lower(), zone, names, glue)
+    return None
+
+
+def referral_anywhere(msg: dns.message.Message) -> str | None:
+    """The owner of an NS set in the authority section of a non-authoritative empty reply."""
+    if msg.flags & dns.flags.AA or msg.answer:
+        return None
+    for rrset in msg.authority:
+        if rrset.rdtype == dns.rdatatype.NS:
+            owner: str = rrset.name.to_text().lower()
+            return owner
+    return None
+
+
+# -- the walk ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AskServer:
+    zone: str
+    ns: str
+    address: str
+
+
+@dataclass(frozen=True)
+class NeedAddresses:
+    zone: str
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Found:
+    """The deepest zone reached; ``answer`` is an authoritative one when a server gave it."""
+
+    zone: str
+    answer: ServerAnswer | None
+
+
+@dataclass(frozen=True)
+class Failed:
+    zone: str
+    reason: str
+
+
+Step = AskServer | NeedAddresses | Found | Failed
+
+
+class Walk:
+    """Find the zone that owns ``qname``: ask the question to servers of the closest known cut,
+    descend on referrals, stop at an authoritative answer.
+
+    A server that fails or is lame makes the walk try the next one; when every server of a cut has
+    been tried without an authoritative answer, that cut is still the deepest zone known, and is
+    reported as found so that every one of its servers gets asked and the failures become evidence.
+    """
+
+    def __init__(self, table: ZoneTable, qname: str, qtype: str) -> None:
+        self.table = table
+        self.qname = qname
+        self.qtype = qtype
+        self.cut = table.closest(qname)
+        self.path: list[str] = [self.cut.name]
+        self._tried: set[str] = set()
+        self._requested: set[str] = set()
+        self._result: Found | Failed | None = None
+
+    def step(self) -> Step:
+        if self._result is not None:
+            return self._result
+        for ns, address in self.cut.addresses():
+            if address not in self._tried:
+                return AskServer(self.cut.name, ns, address)
+        names = tuple(n for n in self.cut.unresolved() if n not in self._requested)
+        if names:
+            self._requested.update(names)
+            return NeedAddresses(self.cut.name, names)
+        if self._tried:
+            self._result = Found(self.cut.name, None)
+        else:
+            self._result = Failed(self.cut.name, f"no address for any name server of {self.cut.name}")
+        return self._result
+
+    def give(self, address: str, answer: ServerAnswer) -> None:
+        self._tried.add(address)
+        msg = answer.message
+        if msg is None:
+            return
+        child = read_referral(msg, self.cut.name, self.qname)
+        if child is not None:
+            if len(self.path) > MAX_REFERRALS:
+                self._result = Failed(self.cut.name, "too many referrals")
+                return
+            self.cut = self.table.add(child)
+            self.path.append(self.cut.name)
+            self._tried = set()
+            self._requested = set()
+        elif answer.aa and answer.outcome in (Outcome.NOERROR, Outcome.NODATA, Outcome.NXDOMAIN):
+            self._result = Found(self.cut.name, answer)
+
+    def learn_addresses(self, ns: str, addresses: tuple[str, ...]) -> None:
+        """Addresses resolved for an NS name without glue (may be empty: then it has none)."""
+        self.cut.resolved[ns] = tuple(dict.fromkeys(self.cut.resolved.get(ns, ()) + addresses))
+
+
+# -- judging the answers of the owner zone's servers ---------------------------------------------------
+
+
+def judge(view: str, zone: str, answer: ServerAnswer) -> Lookup:
+    """One server's Lookup as an authoritative server: REFUSED, no AA or a referral make it LAME."""
+    outcome, detail = answer.outcome, answer.detail
+    msg = answer.message
+    if outcome is Outcome.REFUSED:
+        outcome, detail = Outcome.LAME, "REFUSED: the server does not serve the zone"
+    elif msg is not None and outcome in (Outcome.NOERROR, Outcome.NODATA, Outcome.NXDOMAIN):
+        referred = referral_anywhere(msg)
+        if referred is not None:
+            outcome, detail = Outcome.LAME, f"referral to {referred} instead of an answer from {zone}"
+        elif not answer.aa:
+            outcome, detail = Outcome.LAME, f"answer without AA from a server of {zone}"
+    return replace(answer.to_lookup(view), outcome=outcome, detail=detail)
+
+
+def summarise(view: str, qname: str, qtype: str, lookups: list[Lookup]) -> Lookup:
+    """What a good resolver concludes from every server: the majority definitive answer if any
+    server gave one, else the failure most servers gave (first seen wins a tie)."""
+    exchanges = tuple(x for lk in lookups for x in lk.exchanges)
+    if not lookups:
+        return Lookup(view, None, qname, qtype, Outcome.SERVFAIL, detail="no server to ask")
+    definitive = [lk for lk in lookups if lk.outcome.is_answer]
+    pool = definitive or lookups
+
+    def key(lk: Lookup) -> tuple[Outcome, tuple[str, ...], tuple[str, ...]]:
+        return lk.outcome, tuple(sorted(lk.records)), lk.cnames
+
+    counts = Counter(key(lk) for lk in pool)
+    best = max(counts.values())
+    chosen = next(lk for lk in pool if counts[key(lk)] == best)
+    detail = chosen.detail
+    if len(pool) < len(lookups) or len(counts) > 1:
+        shown = f"{best} of {len(lookups)} servers"
+        detail = f"{shown}: {detail}" if detail else shown
+    return replace(chosen, server=None, exchanges=exchanges, detail=detail)

@@ -1,0 +1,167 @@
+"""The views a run resolves through: recursive ones (system, internal resolvers, external resolvers)
+and the authoritative one (iteration from the root, every server of the owner zone asked directly).
+Each records its per-server Lookups and answers a question with one view-level Lookup (server=None).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Protocol
+
+from mxdoctor import evidence, route
+from mxdoctor.dns import iterate
+from mxdoctor.dns.exchange import MAX_CNAME_CHAIN, Engine
+from mxdoctor.evidence import Lookup, Outcome, ViewKind
+
+AUTHORITATIVE = "authoritative"
+MAX_NS_DEPTH = 4  # NS names resolved to find the servers of NS names... (guards glueless loops)
+
+
+class View(Protocol):
+    name: str
+    kind: ViewKind
+
+    async def lookup(self, question: route.Question) -> Lookup: ...
+
+    def describe(self) -> evidence.View: ...
+
+
+def _reachable(engine: Engine, view: str) -> bool:
+    return any(
+        x.view == view and x.outcome not in (Outcome.TIMEOUT, Outcome.NETWORK_ERROR)
+        for x in engine.recorder.exchanges
+    )
+
+
+class RecursiveView:
+    """A recursive resolver, or the list of them a stub tries in order (RD=1); answers taken as is:
+    a SERVFAIL stays a SERVFAIL. The next server is tried only after a failure, as the stub does."""
+
+    def __init__(
+        self, name: str, kind: ViewKind, servers: tuple[evidence.Server, ...], engine: Engine
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.servers = servers
+        self.engine = engine
+
+    async def lookup(self, question: route.Question) -> Lookup:
+        lookups: list[Lookup] = []
+        for server in self.servers:
+            answer = await self.engine.ask(self.name, server, question.qname, question.qtype, rd=True)
+            lk = answer.to_lookup(self.name)
+            self.engine.recorder.add_lookup(lk)
+            lookups.append(lk)
+            if lk.outcome.is_answer:
+                break
+        if not lookups:
+            summary = Lookup(
+                self.name, None, question.qname, question.qtype, Outcome.NETWORK_ERROR,
+                detail="no name server configured",
+            )  # fmt: skip
+        else:
+            final = lookups[-1]
+            summary = replace(final, server=None, exchanges=tuple(x for lk in lookups for x in lk.exchanges))
+        self.engine.recorder.add_lookup(summary)
+        return summary
+
+    def describe(self) -> evidence.View:
+        return evidence.View(self.name, self.kind, self.servers, _reachable(self.engine, self.name))
+
+
+class AuthoritativeView:
+    """Iterate from the root hints; ask the question of every address of every server of the zone
+    that owns the name, and conclude as a good resolver would (``iterate.summarise``)."""
+
+    kind = ViewKind.AUTHORITATIVE
+
+    def __init__(
+        self, engine: Engine, hints: dict[str, tuple[str, ...]], port: int, name: str = AUTHORITATIVE
+    ) -> None:
+        self.name = name
+        self.engine = engine
+        self.port = port
+        root = iterate.Cut(".", None, list(hints), {n: a for n, a in hints.items()})
+        self.table = iterate.ZoneTable(root)
+
+    def _server(self, ns: str, address: str) -> evidence.Server:
+        return evidence.Server(address, self.port, ns)
+
+    async def lookup(self, question: route.Question) -> Lookup:
+        qname, qtype = question.qname, question.qtype
+        chain: list[str] = []
+        exchanges: list[int] = []
+        summary: Lookup | None = None
+        for _ in range(MAX_CNAME_CHAIN):
+            summary = await self._ask_owner_zone(qname, qtype)
+            exchanges.extend(summary.exchanges)
+            chain.extend(summary.cnames)
+            following = (
+                qtype != "CNAME"
+                and summary.outcome in (Outcome.NODATA, Outcome.NOERROR)
+                and not summary.records
+                and summary.cnames
+            )
+            if not following or summary.cnames[-1] in (question.qname, *chain[:-1]):
+                break
+            qname = summary.cnames[-1]
+        assert summary is not None
+        result = replace(
+            summary, qname=question.qname, cnames=tuple(chain), exchanges=tuple(dict.fromkeys(exchanges))
+        )
+        self.engine.recorder.add_lookup(result)
+        return result
+
+    async def _ask_owner_zone(self, qname: str, qtype: str) -> Lookup:
+        step = await self._walk(qname, qtype, depth=0)
+        if isinstance(step, iterate.Failed):
+            return Lookup(self.name, None, qname, qtype, Outcome.SERVFAIL, detail=step.reason)
+        cut = self.table.cuts[step.zone]
+        await self._resolve_all(cut, depth=0)
+        pairs = cut.addresses()
+        answers = await asyncio.gather(
+            *(self.engine.ask(self.name, self._server(ns, a), qname, qtype, rd=False) for ns, a in pairs)
+        )
+        lookups = [iterate.judge(self.name, cut.name, answer) for answer in answers]
+        for lk in lookups:
+            self.engine.recorder.add_lookup(lk)
+        return iterate.summarise(self.name, qname, qtype, lookups)
+
+    async def _walk(self, qname: str, qtype: str, depth: int) -> iterate.Found | iterate.Failed:
+        walk = iterate.Walk(self.table, qname, qtype)
+        while True:
+            step = walk.step()
+            if isinstance(step, iterate.Found | iterate.Failed):
+                return step
+            if isinstance(step, iterate.AskServer):
+                server = self._server(step.ns, step.address)
+                walk.give(step.address, await self.engine.ask(self.name, server, qname, qtype, rd=False))
+            else:
+                results = await asyncio.gather(*(self._addresses(ns, depth + 1) for ns in step.names))
+                for ns, addresses in zip(step.names, results, strict=True):
+                    walk.learn_addresses(ns, addresses)
+
+    async def _resolve_all(self, cut: iterate.Cut, depth: int) -> None:
+        names = cut.unresolved()
+        results = await asyncio.gather(*(self._addresses(ns, depth + 1) for ns in names))
+        for ns, addresses in zip(names, results, strict=True):
+            cut.resolved[ns] = addresses
+
+    async def _addresses(self, host: str, depth: int) -> tuple[str, ...]:
+        """A and AAAA of an NS name without glue, through the same iteration (one server's answer)."""
+        if depth > MAX_NS_DEPTH:
+            return ()
+        found = await asyncio.gather(*(self._walk(host, t, depth) for t in ("A", "AAAA")))
+        addresses: list[str] = []
+        for step in found:
+            if isinstance(step, iterate.Found) and step.answer is not None:
+                addresses.extend(step.answer.records)
+        return tuple(dict.fromkeys(addresses))
+
+    def zones(self) -> tuple[evidence.Zone, ...]:
+        return self.table.zones()
+
+    def describe(self) -> evidence.View:
+        servers = tuple(self._server(ns, a) for ns, a in self.table.cuts["."].addresses())
+        return evidence.View(self.name, self.kind, servers, _reachable(self.engine, self.name))

@@ -1,0 +1,135 @@
+"""The DNS message codec of the exchange path: build a query, decode a reply, describe bad bytes.
+
+Every message crosses these few functions, so a leaner codec can later take the common path while
+dnspython keeps parsing anything unusual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.wire
+
+EDNS_PAYLOAD = 1232  # the DNS flag day 2020 size: fits any path MTU without fragments
+
+# rdata sizes fixed by their RFC, the ones RFC 4074 §4.4 saw broken in the wild
+_FIXED_RDATA = {dns.rdatatype.A: 4, dns.rdatatype.AAAA: 16}
+
+
+@dataclass(frozen=True)
+class Undecodable:
+    """Bytes that did not parse as a whole; ``id`` and the question when at least those did."""
+
+    detail: str
+    id: int | None = None
+    qname: str | None = None
+    qtype: str | None = None
+
+
+def encode_query(
+    ident: int, qname: str, qtype: str, *, rd: bool, edns: int | None, do: bool = False
+) -> bytes:
+    msg = dns.message.make_query(
+        qname,
+        qtype,
+        use_edns=edns if edns is not None else False,
+        payload=EDNS_PAYLOAD,
+        want_dnssec=do,
+        id=ident,
+    )
+    if not rd:
+        msg.flags &= ~dns.flags.RD
+    wire: bytes = msg.to_wire()
+    return wire
+
+
+def peek_id(wire: bytes) -> int | None:
+    return int.from_bytes(wire[:2], "big") if len(wire) >= 2 else None
+
+
+def decode(wire: bytes) -> dns.message.Message | Undecodable:
+    """Parse a reply; never raises: bytes that fail come back as ``Undecodable`` with the reason."""
+    try:
+        return dns.message.from_wire(wire, ignore_trailing=True)
+    except (dns.exception.DNSException, ValueError, IndexError, UnicodeError) as exc:
+        full_error = str(exc) or type(exc).__name__
+    try:
+        head = dns.message.from_wire(wire, question_only=True, ignore_trailing=True)
+    except (dns.exception.DNSException, ValueError, IndexError, UnicodeError):
+        return Undecodable(f"{len(wire)} bytes that do not parse as DNS ({full_error})", peek_id(wire))
+    qname = qtype = None
+    if head.question:
+        qname = head.question[0].name.to_text().lower()
+        qtype = dns.rdatatype.to_text(head.question[0].rdtype)
+    return Undecodable(_bad_rdata(wire) or full_error, head.id, qname, qtype)
+
+
+def _name(parser: dns.wire.Parser) -> dns.name.Name:
+    try:
+        return parser.get_name(decompress=True)
+    except TypeError:  # dnspython before 2.8 always decompressed and took no such argument
+        return parser.get_name()
+
+
+def _bad_rdata(wire: bytes) -> str | None:
+    """Name the first record whose rdata has the wrong size for its type, walking only RR headers."""
+    try:
+        parser = dns.wire.Parser(wire)
+        _, _, qdcount, ancount, nscount, arcount = parser.get_struct("!HHHHHH")
+        for _ in range(qdcount):
+            _name(parser)
+            parser.get_struct("!HH")
+        for _ in range(ancount + nscount + arcount):
+            owner = _name(parser)
+            rdtype, rdclass, _, rdlen = parser.get_struct("!HHIH")
+            parser.get_bytes(rdlen)
+            size = _FIXED_RDATA.get(dns.rdatatype.RdataType.make(rdtype))
+            if rdclass == dns.rdataclass.IN and size is not None and rdlen != size:
+                name = dns.rdatatype.to_text(rdtype)
+                return f"{name} rdata of {rdlen} bytes at {owner.to_text().lower()} (must be {size})"
+    except (dns.exception.DNSException, ValueError, IndexError):
+        return None
+    return None
+
+
+def question_of(msg: dns.message.Message) -> tuple[str, str] | None:
+    if not msg.question:
+        return None
+    q = msg.question[0]
+    return q.name.to_text().lower(), dns.rdatatype.to_text(q.rdtype)
+
+
+# error replies may drop the question section (RFC 1035 leaves it open; old servers do): dnspython's
+# is_response accepts them by ID alone, and so do we
+_BARE_ERRORS = {dns.rcode.FORMERR, dns.rcode.SERVFAIL, dns.rcode.NOTIMP, dns.rcode.REFUSED}
+
+
+def matches(msg: dns.message.Message, qname: str, qtype: str) -> bool:
+    """Whether a reply (whose ID matched) is for this question."""
+    question = question_of(msg)
+    if question is None:
+        return msg.rcode() in _BARE_ERRORS
+    return question == (qname, qtype)
+
+
+def rcode_text(msg: dns.message.Message) -> str:
+    return dns.rcode.to_text(msg.rcode())
+
+
+def flags_text(msg: dns.message.Message) -> tuple[str, ...]:
+    return tuple(dns.flags.to_text(msg.flags).split())
+
+
+def section_text(section: list[dns.rrset.RRset]) -> tuple[str, ...]:
+    lines: list[str] = []
+    for rrset in section:
+        lines.extend(rrset.to_text().splitlines())
+    return tuple(lines)

@@ -1,0 +1,155 @@
+"""The diagnose probe: resolve a mail domain's route through every view at once, under one deadline,
+and return everything seen as Evidence. The only network-facing entry point of ``diagnose``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+from dataclasses import dataclass
+
+from mxdoctor import __version__, evidence, route
+from mxdoctor.dns import system, views
+from mxdoctor.dns.exchange import Engine, Recorder
+from mxdoctor.errors import ConfigError
+from mxdoctor.evidence import Lookup, Outcome, ViewKind
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """How to probe. Servers are ``ADDR[:PORT]`` (IPv6 as ``[ADDR]:PORT``); a server without a port
+    uses ``dns_port``, as do the root hints, glue and every address learnt while iterating.
+    ``use_system`` None means: the system view unless resolvers are given."""
+
+    resolvers: tuple[str, ...] = ()
+    externals: tuple[str, ...] = ()
+    use_system: bool | None = None
+    authoritative: bool = True
+    root_hints: str | None = None
+    dns_port: int = 53
+    timeout: float = 2.0
+    deadline: float = 30.0
+    per_server_concurrency: int = 8
+    resolv_conf: str = system.RESOLV_CONF
+
+    @property
+    def system_enabled(self) -> bool:
+        return not self.resolvers if self.use_system is None else self.use_system
+
+    def check(self) -> None:
+        """Raises ConfigError for values no probe can run with."""
+        if not 0 < self.dns_port < 65536:
+            raise ConfigError(f"--dns-port {self.dns_port}: must be from 1 to 65535")
+        if self.timeout <= 0 or self.deadline <= 0:
+            raise ConfigError("timeout and deadline must be positive")
+        if self.per_server_concurrency < 1:
+            raise ConfigError("per-server concurrency must be at least 1")
+
+    def as_record(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = ",".join(value) if isinstance(value, tuple) else str(value)
+        out["use_system"] = str(self.system_enabled)
+        return out
+
+
+def build_views(options: ProbeOptions, engine: Engine) -> list[views.View]:
+    """The views of a run in report order: system, internal resolvers, external ones, authoritative."""
+    port = options.dns_port
+    built: list[views.View] = []
+    if options.system_enabled:
+        servers = system.resolv_conf_servers(options.resolv_conf, port)
+        built.append(views.RecursiveView("system", ViewKind.SYSTEM, servers, engine))
+    for i, text in enumerate(options.resolvers):
+        name = "internal" if i == 0 else f"internal#{i + 1}"
+        built.append(views.RecursiveView(name, ViewKind.RESOLVER, (system.parse_server(text, port),), engine))
+    for text in options.externals:
+        server = system.parse_server(text, port)
+        built.append(views.RecursiveView(f"external {server}", ViewKind.EXTERNAL, (server,), engine))
+    if options.authoritative:
+        hints = system.load_root_hints(options.root_hints)
+        built.append(views.AuthoritativeView(engine, hints, port))
+    return built
+
+
+class _RouteRun:
+    """The thin loop around one view's RouteMachine; ``pending`` is what was asked and not answered."""
+
+    def __init__(self, view: views.View, domain: str) -> None:
+        self.view = view
+        self.machine = route.RouteMachine(domain)
+        self.pending: list[route.Question] = []
+
+    async def run(self) -> None:
+        asked: set[route.Question] = set()
+        while not self.machine.done:
+            questions = [q for q in self.machine.wanted() if q not in asked]
+            if not questions:
+                break
+            asked.update(questions)
+            self.pending.extend(questions)
+            answers = await asyncio.gather(*(self.view.lookup(q) for q in questions))
+            for q, lookup in zip(questions, answers, strict=True):
+                self.machine.give(q, lookup)
+                self.pending.remove(q)
+
+
+async def probe_domain(target: str, options: ProbeOptions) -> evidence.Evidence:
+    """Resolve ``target``'s mail route through every view concurrently; never raises for the network.
+
+    Raises InvalidTarget for a target that is no mail domain and ConfigError for bad options.
+    """
+    domain = route.normalise_target(target)
+    options.check()
+    created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    recorder = Recorder()
+    engine = Engine(recorder, timeout=options.timeout, per_server_concurrency=options.per_server_concurrency)
+    view_list = build_views(options, engine)
+    runs = [_RouteRun(v, domain) for v in view_list]
+    tasks = [asyncio.create_task(r.run()) for r in runs]
+    try:
+        _, unfinished = await asyncio.wait(tasks, timeout=options.deadline)
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+    finally:
+        await engine.close()
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]  # a bug, not a network fault
+    for r in runs:
+        for q in r.pending:
+            recorder.add_lookup(
+                Lookup(
+                    r.view.name,
+                    None,
+                    q.qname,
+                    q.qtype,
+                    Outcome.TIMEOUT,
+                    detail=f"the run's deadline of {options.deadline:g} s ended the lookup",
+                )  # fmt: skip
+            )
+    zones: tuple[evidence.Zone, ...] = ()
+    for v in view_list:
+        if isinstance(v, views.AuthoritativeView):
+            zones = v.zones()
+    return evidence.Evidence(
+        target=target,
+        domain=domain.rstrip("."),
+        tool=f"mxdoctor {__version__}",
+        created=created,
+        command="diagnose",
+        views=tuple(v.describe() for v in view_list),
+        zones=zones,
+        exchanges=tuple(sorted(recorder.exchanges, key=lambda x: x.id)),
+        lookups=tuple(recorder.lookups),
+        deadline_hit=bool(unfinished),
+        options=options.as_record(),
+    )
+
+
+def collect(target: str, options: ProbeOptions) -> evidence.Evidence:
+    """``probe_domain`` for synchronous callers (the CLI)."""
+    return asyncio.run(probe_domain(target, options))
