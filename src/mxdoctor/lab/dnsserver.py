@@ -162,6 +162,10 @@ class DnsServer:
             if fault.kind == "delay":
                 await asyncio.sleep(fault.seconds)
         early = _before(active, request, transport)
+        if isinstance(early, dns.message.Message) and early.rcode() == dns.rcode.NXDOMAIN:
+            # A name error carries the zone's SOA, as the real broken servers of RFC 4074 §4.2 send
+            # it; without one, resolvers would not cache the denial and the fault would lose its bite.
+            early.authority = await self._sub_authority(request, transport)
         if early is not None:
             reply_or_marker = early
         else:
@@ -228,6 +232,18 @@ class DnsServer:
         if answered is None:
             return []
         return [rrset for rrset in answered.answer if rrset.rdtype == rdtype]
+
+    async def _sub_authority(self, request: dns.message.Message, transport: str) -> list[dns.rrset.RRset]:
+        """The SOA this server's handler puts in the authority section of a negative answer."""
+        question = request.question[0]
+        sub = dns.message.make_query(question.name, dns.rdatatype.SOA, question.rdclass, use_edns=False)
+        try:
+            answered = await self.handler(sub, transport)
+        except Exception:
+            return []
+        if answered is None:
+            return []
+        return [rrset for rrset in answered.answer + answered.authority if rrset.rdtype == dns.rdatatype.SOA]
 
     async def _broken_aaaa(
         self, request: dns.message.Message, reply: dns.message.Message, transport: str
