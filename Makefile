@@ -40,6 +40,7 @@ lint: $(BIN)/mxdoctor
 
 docs: $(BIN)/mxdoctor
 	$(BIN)/mxdoctor checks --markdown > docs/checks.md
+	$(BIN)/mxdoctor models --markdown > docs/mta-behaviour.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

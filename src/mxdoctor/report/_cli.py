@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     c.set_defaults(func=run_checks)
 
+    m = sub.add_parser("models", help="list the MTA behaviour models and their knobs")
+    m.add_argument("--markdown", action="store_true", help="print docs/mta-behaviour.md")
+    m.set_defaults(func=run_models)
+
     d = sub.add_parser("demo", help="start the built-in lab, diagnose its broken domain, stop the lab")
     d.add_argument("scenario", nargs="?", default="aaaa-servfail", help="lab scenario (default aaaa-servfail)")
     d.add_argument("--port", type=int, default=None, help="lab DNS port (default 53 when root, else high)")
@@ -137,6 +141,16 @@ def run_checks(args: argparse.Namespace) -> int:
         sys.stdout.write(catalogue.json_text() + "\n")
     else:
         catalogue.table(text.make_console())
+    return 0
+
+
+def run_models(args: argparse.Namespace) -> int:
+    if args.markdown:
+        sys.stdout.write(catalogue.models_markdown())
+        return 0
+    for m in MODELS.values():
+        knobs = ", ".join(k.name for k in m.knobs) or "-"
+        print(f"{m.name:<13} {m.title}  (order {'/'.join(m.order)}; knobs: {knobs})")
     return 0
 
 

@@ -172,11 +172,16 @@ def _resolution(d: Diagnosis, console: Console) -> None:
         key=lambda lk: (_qorder(d, Question(fqdn(lk.qname), lk.qtype)), order.get(lk.view, 99),
                         lk.server is not None, str(lk.server)),
     )
+    summaries = {(lk.view, lk.qname, lk.qtype): lk for lk in lookups if lk.server is None}
     last = None
     for lk in lookups:
+        view = d.evidence.view(lk.view)
+        if lk.server is not None and view is not None and view.kind is not ViewKind.AUTHORITATIVE:
+            same = summaries.get((lk.view, lk.qname, lk.qtype))
+            if same is not None and (same.outcome, same.records) == (lk.outcome, lk.records):
+                continue  # a resolver view's one server says what the view says
         q = f"{lk.qname} {lk.qtype}"
         where = lk.view if lk.server is None else f"  {lk.server}"
-        view = d.evidence.view(lk.view)
         if lk.server is None and view is not None and view.kind is ViewKind.AUTHORITATIVE:
             where = "authoritative (summary)"
         style = "green" if lk.outcome.is_answer else "red"
