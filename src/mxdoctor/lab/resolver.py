@@ -324,13 +324,14 @@ class RecursiveResolver:
         forwarders: Sequence[tuple[str, int]] = (),
         stale: Sequence[StaleRecord] = (),
         query_timeout: float = 1.0,
-        budget: float = DEFAULT_BUDGET,
+        budget: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._port = port
         self._forwarders = tuple(forwarders)
         self._query_timeout = query_timeout
-        self._budget = budget
+        # A scenario may give a slow server a long timeout; the budget must still allow two tries.
+        self._budget = budget if budget is not None else max(DEFAULT_BUDGET, 2 * query_timeout + 0.5)
         self._clock = clock
         self._cache = _Cache(clock)
         self._root_ns: list[dns.name.Name] = []
