@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 from mxdoctor import __version__
 from mxdoctor.errors import MxdoctorError
@@ -32,13 +32,23 @@ class _Registrar(Protocol):
     def __call__(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors exit 3 (UNKNOWN), as monitoring plugins expect, not argparse's 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_UNKNOWN, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="mxdoctor",
         description="Why is mail to a domain stuck, and what should change?",
     )
     parser.add_argument("--version", action="version", version=f"mxdoctor {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=_Parser
+    )
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)

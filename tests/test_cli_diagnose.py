@@ -1,0 +1,99 @@
+"""The diagnose, explain and checks commands at the edge: bad input, unreachable resolvers, docs in step."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mxdoctor import cli
+from mxdoctor.checks import _registry as registry
+from mxdoctor.checks._registry import Severity
+from mxdoctor.report import catalogue
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mxdoctor.cli", *args], capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize(
+    "target",
+    ["", "a..b", "x" * 300, "user@", "192.0.2.1", "exa\x01mple.com", "[::1]", "-x-.example"],
+    ids=["empty", "empty-label", "300-chars", "no-domain", "ip-address", "control-char", "ipv6", "bad-label"],
+)
+def test_bad_targets_give_one_line_and_exit_3(target: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["diagnose", "--no-system", "--no-authoritative", "--", target])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert err.startswith("mxdoctor: ") and err.count("\n") == 1
+    assert "Traceback" not in err
+
+
+def test_unreachable_resolver_is_a_finding_and_unknown_not_a_hang() -> None:
+    start = time.monotonic()
+    proc = run("diagnose", "example.com", "--resolver", "127.0.0.254:9", "--no-authoritative",
+               "--timeout", "0.3", "--json")
+    assert time.monotonic() - start < 15
+    assert proc.returncode == 3, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["schema"] == "mxdoctor.diagnosis"
+    assert {v["outcome"] for v in out["verdicts"]} == {"unknown"}
+    assert "RESOLVER_UNREACHABLE" in {f["code"] for f in out["findings"]}
+
+
+@pytest.mark.parametrize("content", ["", "not json", '{"schema": "other"}',
+                                     '{"schema": "mxdoctor.evidence", "version": "9.0"}',
+                                     '{"schema": "mxdoctor.evidence", "version": "1.0", "target": 3}'])
+def test_explain_rejects_bad_evidence_in_one_line(tmp_path: Path, content: str) -> None:
+    f = tmp_path / "ev.json"
+    f.write_text(content)
+    proc = run("explain", str(f))
+    assert proc.returncode == 3
+    assert proc.stderr.startswith("mxdoctor: ") and proc.stderr.count("\n") == 1, proc.stderr
+
+
+def test_explain_missing_file(tmp_path: Path) -> None:
+    proc = run("explain", str(tmp_path / "nope.json"))
+    assert proc.returncode == 3 and "No such file" in proc.stderr
+
+
+def test_unknown_mta_and_knob_are_input_errors() -> None:
+    assert run("diagnose", "example.com", "--mta", "qmail").returncode == 3
+    proc = run("diagnose", "example.com", "--knob", "postfix:nonsense")
+    assert proc.returncode == 3 and "no knob" in proc.stderr
+
+
+def test_usage_errors_exit_3() -> None:
+    proc = run("diagnose")
+    assert proc.returncode == 3 and "required" in proc.stderr
+
+
+def test_docs_checks_md_is_generated_from_the_registry() -> None:
+    assert (ROOT / "docs" / "checks.md").read_text() == catalogue.markdown(), "run `make docs`"
+    assert (ROOT / "docs" / "mta-behaviour.md").read_text() == catalogue.models_markdown(), "run `make docs`"
+
+
+def test_catalogue_lint() -> None:
+    specs = registry.catalogue()
+    assert len({s.code for s in specs}) == len(specs)
+    for s in specs:
+        assert s.explanation and s.title and s.message, s.code
+        assert s.rfcs, f"{s.code} cites no RFC"
+        if s.severity.rank >= Severity.WARNING.rank:
+            assert s.sender and s.receiver, f"{s.code} lacks a remedy for one side"
+    positive = [s for s in specs if s.severity is Severity.INFO]
+    assert positive, "a positive code must exist"
+
+
+def test_emit_without_a_template_argument_fails_loudly() -> None:
+    spec = registry.spec("AAAA_SERVFAIL")
+    with pytest.raises(KeyError):
+        spec.emit("x. AAAA")
