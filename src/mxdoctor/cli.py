@@ -20,7 +20,7 @@ EXIT_UNKNOWN = 3
 # Modules that provide ``register(subparsers)``; each sets ``func`` on its parsers.
 COMMAND_MODULES = (
     "mxdoctor.report._cli",  # diagnose, explain, checks, demo
-    "mxdoctor.audit_cli",  # audit
+    "mxdoctor.audit._cli",  # audit
     "mxdoctor.smtp._cli",  # smtp
     "mxdoctor.queues._cli",  # queue
     "mxdoctor.monitor._cli",  # watch
