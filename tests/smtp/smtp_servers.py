@@ -175,6 +175,75 @@ async def scripted_server(script: Script, host: str = "127.0.0.1") -> AsyncItera
         await server.wait_closed()
 
 
+# --- scripted and hostile servers -------------------------------------------------------------
+
+
+def greeter(greeting: bytes) -> Script:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(greeting)
+        await writer.drain()
+        while line := await reader.readline():
+            if line.upper().startswith(b"QUIT"):
+                writer.write(b"221 bye\r\n")
+                break
+            writer.write(b"503 5.5.1 no\r\n")
+
+    return script
+
+
+def conversation(greeting: bytes, replies: dict[bytes, bytes], default: bytes = b"250 ok\r\n") -> Script:
+    """A server that greets, then answers each command by its verb from ``replies``."""
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(greeting)
+        while line := await reader.readline():
+            verb = line.split(b" ")[0].strip().upper()
+            writer.write(replies.get(verb, b"221 bye\r\n" if verb == b"QUIT" else default))
+            if verb == b"QUIT":
+                break
+
+    return script
+
+
+async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await asyncio.sleep(30)
+
+
+async def drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    for byte in b"220 so very slow ESMTP\r\n" * 100:
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(0.1)
+
+
+async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"\x00\xff\x1b[31mGARBAGE\x07 \xe2\x80\xae\r\n")
+    await writer.drain()
+    await asyncio.sleep(30)
+
+
+async def huge_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    chunk = b"2" * 65536
+    for _ in range(160):  # 10 MiB, no newline
+        writer.write(chunk)
+        await writer.drain()
+    await asyncio.sleep(30)
+
+
+async def close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.close()
+
+
+async def endless_reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    writer.write(b"220 hello\r\n")
+    await reader.readline()
+    for i in range(100000):  # continuation lines without end
+        writer.write(b"250-EXTENSION%d\r\n" % i)
+        if i % 100 == 0:
+            await writer.drain()
+    await asyncio.sleep(30)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port on ``host`` with nothing listening (bound, then released)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

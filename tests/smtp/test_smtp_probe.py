@@ -13,9 +13,16 @@ from smtp_servers import (
     Script,
     Sink,
     aiosmtpd_server,
+    close_at_once,
+    drip,
+    endless_reply,
     free_port,
+    garbage,
+    greeter,
+    huge_line,
     scripted_server,
     server_tls,
+    silent,
     timed,
 )
 
@@ -119,19 +126,6 @@ def test_mail_from_defaults_to_postmaster_of_the_helo_name() -> None:
 # --- replies that refuse ---------------------------------------------------------------------
 
 
-def _greeter(greeting: bytes) -> Script:
-    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(greeting)
-        await writer.drain()
-        while line := await reader.readline():
-            if line.upper().startswith(b"QUIT"):
-                writer.write(b"221 bye\r\n")
-                break
-            writer.write(b"503 5.5.1 no\r\n")
-
-    return script
-
-
 @pytest.mark.parametrize(
     ("greeting", "code"),
     [
@@ -142,7 +136,7 @@ def _greeter(greeting: bytes) -> Script:
 )
 def test_refusing_greeting_is_a_failed_greeting_with_the_servers_words(greeting: bytes, code: int) -> None:
     async def go() -> evidence.SmtpProbe:
-        async with scripted_server(_greeter(greeting), "127.0.0.3") as port:
+        async with scripted_server(greeter(greeting), "127.0.0.3") as port:
             return await probe.probe_address("127.0.0.3", "127.0.0.3", port, helo_name=HELO, timeouts=FAST)
 
     p = timed(go(), 5)
@@ -263,7 +257,7 @@ def test_starttls_can_be_skipped(certs: Certs) -> None:
     assert "starttls" not in names(p) and p.tls is None and "STARTTLS" in p.extensions
 
 
-def test_starttls_handshake_garbage_fails_the_stage() -> None:
+def test_starttls_handshakegarbage_fails_the_stage() -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 fake ESMTP\r\n")
         while line := await reader.readline():
@@ -290,52 +284,13 @@ def test_starttls_handshake_garbage_fails_the_stage() -> None:
 # --- hostile servers ---------------------------------------------------------------------------
 
 
-async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    await asyncio.sleep(30)
-
-
-async def _drip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    for byte in b"220 so very slow ESMTP\r\n" * 100:
-        writer.write(bytes([byte]))
-        await writer.drain()
-        await asyncio.sleep(0.1)
-
-
-async def _garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    writer.write(b"\x00\xff\x1b[31mGARBAGE\x07 \xe2\x80\xae\r\n")
-    await writer.drain()
-    await asyncio.sleep(30)
-
-
-async def _huge_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    chunk = b"2" * 65536
-    for _ in range(160):  # 10 MiB, no newline
-        writer.write(chunk)
-        await writer.drain()
-    await asyncio.sleep(30)
-
-
-async def _close_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    writer.close()
-
-
-async def _endless_reply(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    writer.write(b"220 hello\r\n")
-    await reader.readline()
-    for i in range(100000):  # continuation lines without end
-        writer.write(b"250-EXTENSION%d\r\n" % i)
-        if i % 100 == 0:
-            await writer.drain()
-    await asyncio.sleep(30)
-
-
 HOSTILE = [
-    pytest.param(_silent, "greeting", "no greeting within 1 s", id="never-greets"),
-    pytest.param(_drip, "greeting", "no greeting within 1 s", id="drips-bytes"),
-    pytest.param(_garbage, "greeting", "Malformed", id="garbage"),
-    pytest.param(_huge_line, "greeting", "too long", id="10MB-line"),
-    pytest.param(_close_at_once, "greeting", "onnect", id="closes-after-connect"),
-    pytest.param(_endless_reply, "ehlo", "too long", id="endless-ehlo-reply"),
+    pytest.param(silent, "greeting", "no greeting within 1 s", id="never-greets"),
+    pytest.param(drip, "greeting", "no greeting within 1 s", id="drips-bytes"),
+    pytest.param(garbage, "greeting", "Malformed", id="garbage"),
+    pytest.param(huge_line, "greeting", "too long", id="10MB-line"),
+    pytest.param(close_at_once, "greeting", "onnect", id="closes-after-connect"),
+    pytest.param(endless_reply, "ehlo", "too long", id="endless-ehlo-reply"),
 ]
 
 
@@ -389,7 +344,7 @@ def test_the_whole_probe_has_a_deadline() -> None:
 
 def test_probe_many_keeps_order_and_runs_concurrently() -> None:
     async def go() -> tuple[evidence.SmtpProbe, ...]:
-        async with scripted_server(_silent, "127.0.0.8") as silent_port, aiosmtpd_server(
+        async with scripted_server(silent, "127.0.0.8") as silent_port, aiosmtpd_server(
             Sink(), "127.0.0.9"
         ) as good_port:
             targets = [probe.Target(f"mx{i}.lab.test", "127.0.0.8", silent_port) for i in range(4)]
