@@ -67,7 +67,8 @@ def build_views(options: ProbeOptions, engine: Engine) -> list[views.View]:
         built.append(views.RecursiveView(name, ViewKind.RESOLVER, (system.parse_server(text, port),), engine))
     for text in options.externals:
         server = system.parse_server(text, port)
-        built.append(views.RecursiveView(f"external {server}", ViewKind.EXTERNAL, (server,), engine))
+        # named as the user wrote it, so a report line matches the command line
+        built.append(views.RecursiveView(f"external {text.strip()}", ViewKind.EXTERNAL, (server,), engine))
     if options.authoritative:
         hints = system.load_root_hints(options.root_hints)
         built.append(views.AuthoritativeView(engine, hints, port))

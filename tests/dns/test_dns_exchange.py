@@ -73,9 +73,7 @@ def test_nodata_and_nxdomain(tmp_path: Path) -> None:
 
 
 def test_truncation_retries_over_tcp(tmp_path: Path) -> None:
-    answer, rec = run_in_tree(
-        tmp_path, ask("mx.example.test.", "A"), {NS1: [Fault("truncate", transport="udp")]}
-    )
+    answer, rec = run_in_tree(tmp_path, ask("mx.example.test.", "A"), {NS1: [Fault("truncate", transport="udp")]})
     assert answer.outcome is Outcome.NOERROR and answer.records == ("192.0.2.1",)
     first, second = rec.exchanges
     assert first.transport is Transport.UDP and "TC" in first.flags
@@ -103,9 +101,7 @@ def test_edns_formerr_falls_back_without_edns(tmp_path: Path) -> None:
 
 
 def test_edns_silence_falls_back_without_edns(tmp_path: Path) -> None:
-    answer, rec = run_in_tree(
-        tmp_path, ask("mx.example.test.", "A"), {NS1: [Fault("edns-drop")]}, timeout=0.3
-    )
+    answer, rec = run_in_tree(tmp_path, ask("mx.example.test.", "A"), {NS1: [Fault("edns-drop")]}, timeout=0.3)
     assert answer.outcome is Outcome.NOERROR
     first, second = rec.exchanges
     assert (first.edns, first.outcome) == (0, Outcome.TIMEOUT)
@@ -187,9 +183,7 @@ def test_per_server_concurrency_is_bounded(tmp_path: Path, limit: int, waves: in
         await asyncio.gather(*(engine.ask("v", t.server(NS1), n, "A", rd=False) for n in names))
         return time.monotonic() - started
 
-    elapsed, _ = run_in_tree(
-        tmp_path, body, {NS1: [Fault("delay", seconds=delay)]}, timeout=2.0, concurrency=limit
-    )
+    elapsed, _ = run_in_tree(tmp_path, body, {NS1: [Fault("delay", seconds=delay)]}, timeout=2.0, concurrency=limit)
     assert waves * delay <= elapsed < (waves + 0.9) * delay
 
 

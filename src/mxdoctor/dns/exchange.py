@@ -17,6 +17,7 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.rrset
 
 from mxdoctor import evidence
 from mxdoctor.dns import wire
@@ -130,6 +131,14 @@ class Classified:
     detail: str | None = None
 
 
+def _rrset_at(msg: dns.message.Message, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
+    # a scan, not msg.get_rrset: the message index exists only for rrsets added through it
+    for rrset in msg.answer:
+        if rrset.name == name and rrset.rdtype == rdtype and rrset.rdclass == dns.rdataclass.IN:
+            return rrset
+    return None
+
+
 def classify(msg: dns.message.Message, qname: str, qtype: str) -> Classified:
     """What a parsed reply says about (qname, qtype): data, no data (RFC 2308), no name, or a failure."""
     rcode = msg.rcode()
@@ -139,11 +148,11 @@ def classify(msg: dns.message.Message, qname: str, qtype: str) -> Classified:
     rdtype = dns.rdatatype.RdataType.make(qtype)
     cnames: list[str] = []
     for _ in range(MAX_CNAME_CHAIN):
-        rrset = msg.get_rrset(msg.answer, name, dns.rdataclass.IN, rdtype)
+        rrset = _rrset_at(msg, name, rdtype)
         if rrset is not None and rcode == dns.rcode.NOERROR:
             records = tuple(rd.to_text() for rd in rrset)
             return Classified(Outcome.NOERROR, records, tuple(cnames), rrset.ttl)
-        cname = msg.get_rrset(msg.answer, name, dns.rdataclass.IN, dns.rdatatype.CNAME)
+        cname = _rrset_at(msg, name, dns.rdatatype.CNAME)
         if cname is None or rdtype == dns.rdatatype.CNAME or len(cname) == 0:
             break
         name = cname[0].target

@@ -115,10 +115,11 @@ def referral_anywhere(msg: dns.message.Message) -> str | None:
 
 
 @dataclass(frozen=True)
-class AskServer:
+class AskServers:
+    """Ask the question of these (NS name, address) pairs at once; give each answer as it comes."""
+
     zone: str
-    ns: str
-    address: str
+    servers: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -141,12 +142,16 @@ class Failed:
     reason: str
 
 
-Step = AskServer | NeedAddresses | Found | Failed
+Step = AskServers | NeedAddresses | Found | Failed
 
 
 class Walk:
     """Find the zone that owns ``qname``: ask the question to servers of the closest known cut,
     descend on referrals, stop at an authoritative answer.
+
+    Below the root every server of a cut is asked at once and the first useful answer moves the
+    walk on: the owner zone's servers are all asked in the end anyway, and the race keeps a slow or
+    dead server off the critical path. Root servers are asked one at a time (hints list many).
 
     A server that fails or is lame makes the walk try the next one; when every server of a cut has
     been tried without an authoritative answer, that cut is still the deepest zone known, and is
@@ -162,13 +167,16 @@ class Walk:
         self._tried: set[str] = set()
         self._requested: set[str] = set()
         self._result: Found | Failed | None = None
+        self.moves = 0  # changes whenever the walk moves on: a new cut or a result
 
     def step(self) -> Step:
         if self._result is not None:
             return self._result
-        for ns, address in self.cut.addresses():
-            if address not in self._tried:
-                return AskServer(self.cut.name, ns, address)
+        untried = [(ns, a) for ns, a in self.cut.addresses() if a not in self._tried]
+        if untried:
+            batch = untried[:1] if self.cut.name == "." else untried
+            self._tried.update(a for _, a in batch)
+            return AskServers(self.cut.name, tuple(batch))
         names = tuple(n for n in self.cut.unresolved() if n not in self._requested)
         if names:
             self._requested.update(names)
@@ -179,22 +187,25 @@ class Walk:
             self._result = Failed(self.cut.name, f"no address for any name server of {self.cut.name}")
         return self._result
 
-    def give(self, address: str, answer: ServerAnswer) -> None:
-        self._tried.add(address)
+    def give(self, zone: str, answer: ServerAnswer) -> None:
+        """The answer of a server of ``zone``; ignored once the walk has moved past that zone."""
         msg = answer.message
-        if msg is None:
+        if msg is None or zone != self.cut.name or self._result is not None:
             return
         child = read_referral(msg, self.cut.name, self.qname)
         if child is not None:
             if len(self.path) > MAX_REFERRALS:
                 self._result = Failed(self.cut.name, "too many referrals")
+                self.moves += 1
                 return
             self.cut = self.table.add(child)
             self.path.append(self.cut.name)
             self._tried = set()
             self._requested = set()
+            self.moves += 1
         elif answer.aa and answer.outcome in (Outcome.NOERROR, Outcome.NODATA, Outcome.NXDOMAIN):
             self._result = Found(self.cut.name, answer)
+            self.moves += 1
 
     def learn_addresses(self, ns: str, addresses: tuple[str, ...]) -> None:
         """Addresses resolved for an NS name without glue (may be empty: then it has none)."""
@@ -210,8 +221,8 @@ def judge(view: str, zone: str, answer: ServerAnswer) -> Lookup:
     msg = answer.message
     if outcome is Outcome.REFUSED:
         outcome, detail = Outcome.LAME, "REFUSED: the server does not serve the zone"
-    elif msg is not None and outcome in (Outcome.NOERROR, Outcome.NODATA, Outcome.NXDOMAIN):
-        referred = referral_anywhere(msg)
+    elif outcome in (Outcome.NOERROR, Outcome.NODATA, Outcome.NXDOMAIN):
+        referred = referral_anywhere(msg) if msg is not None else None
         if referred is not None:
             outcome, detail = Outcome.LAME, f"referral to {referred} instead of an answer from {zone}"
         elif not answer.aa:

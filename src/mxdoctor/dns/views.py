@@ -134,13 +134,29 @@ class AuthoritativeView:
             step = walk.step()
             if isinstance(step, iterate.Found | iterate.Failed):
                 return step
-            if isinstance(step, iterate.AskServer):
-                server = self._server(step.ns, step.address)
-                walk.give(step.address, await self.engine.ask(self.name, server, qname, qtype, rd=False))
+            if isinstance(step, iterate.AskServers):
+                await self._race(walk, step, qname, qtype)
             else:
                 results = await asyncio.gather(*(self._addresses(ns, depth + 1) for ns in step.names))
                 for ns, addresses in zip(step.names, results, strict=True):
                     walk.learn_addresses(ns, addresses)
+
+    async def _race(self, walk: iterate.Walk, step: iterate.AskServers, qname: str, qtype: str) -> None:
+        """Give the walk each answer as it comes, until one moves it on; the rest keep running into
+        the engine's cache, where the owner zone's fan-out finds them."""
+        tasks = {
+            asyncio.ensure_future(self.engine.ask(self.name, self._server(ns, a), qname, qtype, rd=False))
+            for ns, a in step.servers
+        }
+        mark = walk.moves
+        try:
+            while tasks and walk.moves == mark:
+                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    walk.give(step.zone, task.result())
+        finally:
+            for task in tasks:
+                task.cancel()  # only this waiter: the engine's own task is shielded and goes on
 
     async def _resolve_all(self, cut: iterate.Cut, depth: int) -> None:
         names = cut.unresolved()
