@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import aiosmtplib
 from cryptography import x509
 
-from mxdoctor import evidence
+from mxdoctor import evidence, route
 from mxdoctor.errors import InvalidTarget
 
 CONNECT = "connect"
@@ -528,3 +528,40 @@ async def probe_many(
             return await probe_target(t, options, origin=origin)
 
     return tuple(await asyncio.gather(*(one(t) for t in todo)))
+
+
+def targets_of(ev: evidence.Evidence, view: str, port: int = 25) -> list[Target]:
+    """Every exchanger address of the route through ``view``, in preference order, IPv6 first per host
+    (as the MTAs try them); an address shared by two exchangers is probed under each name."""
+    found = route.route_for_view(ev, view)
+    out: list[Target] = []
+    for x in sorted(found.exchangers, key=lambda x: x.preference):
+        host = x.host.rstrip(".")
+        for address in x.addresses:
+            t = Target(host, address, port)
+            if t not in out:
+                out.append(t)
+    return out
+
+
+async def probe_evidence(
+    ev: evidence.Evidence,
+    *,
+    view: str,
+    port: int = 25,
+    options: Options | None = None,
+    concurrency: int = 8,
+) -> evidence.Evidence:
+    """``ev`` with ``smtp`` filled: every exchanger address found through ``view`` probed on ``port``.
+
+    ``options`` default: EHLO with the local host name, STARTTLS, no envelope, default budgets. The view
+    and port are recorded in ``ev.options`` (``smtp_view``, ``smtp_port``) so the checks can say which
+    addresses were never probed because their lookup failed. Raises InvalidTarget for an unknown view.
+    """
+    if ev.view(view) is None:
+        known = ", ".join(v.name for v in ev.views) or "none"
+        raise InvalidTarget(f"view {view!r} is not in the evidence (views: {known})")
+    opts = options or Options(helo_name=default_helo_name())
+    probes = await probe_many(targets_of(ev, view, port), opts, concurrency=concurrency)
+    recorded = {**ev.options, "smtp_view": view, "smtp_port": str(port)}
+    return dataclasses.replace(ev, smtp=probes, options=recorded)
