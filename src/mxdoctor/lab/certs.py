@@ -112,7 +112,9 @@ def make_certificate(hostnames: Sequence[str], directory: Path | None = None) ->
             )
             .sign(ca_key, hashes.SHA256())
         )
-        chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
+        chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(
+            serialization.Encoding.PEM
+        )
         _write(key_path, _key_bytes(key), private=True)
         _write(cert_path, chain)
         return cert_path, key_path

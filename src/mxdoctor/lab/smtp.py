@@ -34,7 +34,9 @@ class SmtpConfig:
 
     ``greeting_code`` 220 serves normally; 421 greets and closes; any other 4xx/5xx greets with that code
     and then answers every command with it (QUIT excepted), as a server refusing service does
-    (RFC 5321 §3.1, §3.8). ``rcpt_reject`` holds (fnmatch pattern on the lower-case address, code, text).
+    (RFC 5321 §3.1, §3.8). ``greeting_text`` is the whole text after the code (default: the host name and
+    "ESMTP mxdoctor lab", or a fitting refusal). ``rcpt_reject`` holds (fnmatch pattern on the lower-case
+    address, code, text).
     """
 
     hostname: str
@@ -45,16 +47,19 @@ class SmtpConfig:
     rcpt_reject: tuple[tuple[str, int, str], ...] = ()
 
     def greeting_line(self) -> str:
-        return f"{self.greeting_code} {self.hostname} {self.greeting_text or self._default_text()}"
+        return f"{self.greeting_code} {self.greeting()}"
 
-    def _default_text(self) -> str:
+    def greeting(self) -> str:
+        """The greeting's text after the code."""
+        if self.greeting_text:
+            return self.greeting_text
         if self.greeting_code == 220:
-            return DEFAULT_IDENT
+            return f"{self.hostname} {DEFAULT_IDENT}"
         if self.greeting_code == 421:
-            return "Service not available, closing transmission channel"
+            return f"{self.hostname} Service not available, closing transmission channel"
         if 400 <= self.greeting_code < 500:
-            return "Service temporarily unavailable"
-        return "No SMTP service here"
+            return f"{self.hostname} Service temporarily unavailable"
+        return f"{self.hostname} No SMTP service here"
 
     def size_limit(self) -> int | None:
         for extension in self.extensions:
@@ -156,8 +161,7 @@ class _RefusingSession(asyncio.Protocol):
                 self.transport.write(b"221 2.0.0 Bye\r\n")
                 self.transport.close()
                 return
-            text = self.config.greeting_text or self.config._default_text()
-            self.transport.write(f"{self.config.greeting_code} {text}\r\n".encode())
+            self.transport.write(self.config.greeting_line().encode() + b"\r\n")
         if len(self.buffer) > 4096:  # RFC 5321 §4.5.3.1.4: a line is at most 512 octets
             self.transport.close()
 
@@ -257,11 +261,14 @@ class LabSmtpServer:
     def _session(self) -> asyncio.Protocol:
         if self.config.greeting_code != 220:
             return _RefusingSession(self.config, self._sessions)
+        # aiosmtpd greets "220 <hostname> <ident>" and uses the host name nowhere else we let it (our
+        # EHLO hook writes its own), so the greeting's first word stands in for it.
+        first, _, rest = self.config.greeting().partition(" ")
         return _TrackedSMTP(
             self._sessions,
             self._handler,
-            hostname=self.config.hostname,
-            ident=self.config.greeting_text or DEFAULT_IDENT,
+            hostname=first,
+            ident=rest or "ESMTP",
             tls_context=self._tls,
             data_size_limit=self.config.size_limit() or MAX_MESSAGE,
             enable_SMTPUTF8=any(e.upper() == "SMTPUTF8" for e in self.config.extensions),
