@@ -103,6 +103,12 @@ def command_for(source: Source) -> list[str]:
     """The argv that lists ``source.mta``'s queue (with ``-c DIR`` for a Postfix configuration)."""
     assert source.mta is not None
     fmt = BY_MTA[source.mta]
+    if source.format:
+        # e.g. --postfix --format postfix-text runs that format's own command (postqueue -p).
+        forced = get(source.format)
+        if forced.mta is not source.mta or not forced.command:
+            raise QueueError(f"format {forced.name} is not what {source.mta} lists")
+        fmt = forced
     argv = list(fmt.command)
     if source.mta is Mta.EXIM and shutil.which("exim") is None and shutil.which("exim4") is not None:
         argv[0] = "exim4"  # Debian's name for the binary

@@ -40,6 +40,10 @@ def read(lines: Iterable[str], *, now: float | None = None) -> Iterator[Item]:
                 yield _message(entry, rcpts, now, start)
                 entry, rcpts, reason = None, [], None
             continue
+        if entry is not None and line.startswith("(") and line.endswith(")"):
+            # showq indents the reason to column 23 unless it is too long to fit; then it starts at 0.
+            reason = line[1:-1]
+            continue
         if not line[0].isspace():
             if entry is not None:
                 yield _message(entry, rcpts, now, start)

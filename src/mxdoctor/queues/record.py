@@ -60,7 +60,7 @@ class Malformed(NamedTuple):
     text: str
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.problem}: {self.text!r}"
+        return f"line {self.line}: {self.problem}: {ascii(self.text)}"
 
 
 Item = QueuedMessage | Malformed

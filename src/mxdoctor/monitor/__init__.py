@@ -1,0 +1,1 @@
+"""Watching mail queues: the polling loop, its persistent state, notifiers and metrics."""

@@ -1,0 +1,1 @@
+"""Mail queues: one reader per MTA listing format, the deferral classifier, and queue shape."""

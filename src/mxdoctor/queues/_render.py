@@ -1,0 +1,129 @@
+"""Text (rich) and JSON renderings of a queue shape for ``mxdoctor queue``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from mxdoctor.queues.classify import Deferral
+from mxdoctor.queues.shape import BUCKET_LABELS, DomainShape, Shape
+from mxdoctor.queues.status import Status, Thresholds, format_age
+
+SCHEMA = "mxdoctor.queue"
+SCHEMA_VERSION = "1.0"
+
+
+def _deferral(d: Deferral | None, shape: DomainShape) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {
+        "category": d.category.value,
+        "summary": d.summary,
+        "rule": d.rule,
+        "host": d.host,
+        "record_type": d.record_type,
+        "status": d.status,
+        "enhanced_status": d.enhanced_status,
+        "detail": d.detail,
+        "text": shape.texts.get(d),
+        "recipients": shape.reasons[d],
+    }
+
+
+def domain_dict(d: DomainShape, now: float) -> dict[str, Any]:
+    return {
+        "domain": d.domain,
+        "messages": d.messages,
+        "buckets": dict(zip(BUCKET_LABELS, d.buckets, strict=True)),
+        "oldest_arrival": d.oldest_arrival,
+        "oldest_age_s": None if d.oldest_arrival is None else round(d.oldest_age(now) or 0.0, 1),
+        "oldest_queue_id": d.oldest_id,
+        "mtas": sorted(m.value for m in d.mtas),
+        "deferred_recipients": d.deferred,
+        "categories": {c.value: n for c, n in sorted(d.categories().items())},
+        "dominant_reason": _deferral(d.dominant, d),
+    }
+
+
+def to_json(shape: Shape, *, source: str, fmt: str | None, status: Status, limits: Thresholds,
+            top: int | None) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "source": source,
+        "format": fmt,
+        "now": shape.now,
+        "status": status.name,
+        "exit_code": int(status),
+        "thresholds": {
+            "warn_age_s": limits.warn_age,
+            "crit_age_s": limits.crit_age,
+            "warn_count": limits.warn_count,
+            "crit_count": limits.crit_count,
+        },
+        "records": shape.records,
+        "malformed": {
+            "count": shape.malformed,
+            "examples": [{"line": m.line, "problem": m.problem, "text": m.text} for m in shape.malformed_examples],
+        },
+        "bucket_minutes": list(BUCKET_LABELS),
+        "total": domain_dict(shape.total, shape.now),
+        "domains": [domain_dict(d, shape.now) for d in shape.top(top)],
+        "domains_total": len(shape.domains),
+    }
+
+
+_STYLE = {Status.OK: "green", Status.WARNING: "yellow", Status.CRITICAL: "bold red", Status.UNKNOWN: "magenta"}
+
+
+def print_text(console: Console, shape: Shape, *, source: str, fmt: str | None, status: Status,
+               top: int | None) -> None:
+    now = shape.now
+    domains = shape.top(top)
+    if status is Status.UNKNOWN:
+        console.print(f"[{_STYLE[status]}]UNKNOWN[/]: nothing readable in {source}", highlight=False)
+        _print_malformed(console, shape)
+        return
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), title=None, show_edge=False)
+    table.add_column("domain", overflow="fold", min_width=12, ratio=1)
+    table.add_column("T", justify="right")
+    for label in BUCKET_LABELS:
+        table.add_column(label, justify="right")
+    for d in [shape.total, *domains]:
+        style = "bold" if d is shape.total else None
+        table.add_row(d.domain, str(d.messages), *(str(n) for n in d.buckets), style=style)
+    console.print(table)
+    if len(shape.domains) > len(domains):
+        console.print(f"({len(shape.domains) - len(domains)} more domains; --top 0 shows all)")
+
+    reasons = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1))
+    reasons.add_column("domain", overflow="fold", ratio=1, min_width=12)
+    reasons.add_column("oldest", justify="right", no_wrap=True)
+    reasons.add_column("category", no_wrap=True)
+    reasons.add_column("dominant reason", overflow="fold", ratio=2)
+    for d in domains:
+        dom = d.dominant
+        reasons.add_row(
+            d.domain,
+            format_age(d.oldest_age(now)),
+            dom.category.value if dom else "-",
+            dom.short if dom else "(no reason listed)",
+        )
+    if domains:
+        console.print(reasons)
+    line = f"[{_STYLE[status]}]{status.name}[/]: {shape.total.messages} message(s) from {source}"
+    if fmt:
+        line += f" ({fmt})"
+    line += f", oldest {format_age(shape.total.oldest_age(now))}"
+    console.print(line, highlight=False)
+    _print_malformed(console, shape)
+
+
+def _print_malformed(console: Console, shape: Shape) -> None:
+    if shape.malformed:
+        console.print(f"{shape.malformed} malformed line(s) skipped; first:", highlight=False)
+        for m in shape.malformed_examples:
+            console.print(f"  {m}", highlight=False, markup=False, overflow="ellipsis", no_wrap=True)

@@ -1,0 +1,146 @@
+"""A real Postfix with its own configuration and queue directories, holding deferred mail (test helper).
+
+Mail to ``dns.example`` is deferred by Postfix's retry transport with the text Postfix logs for a
+failed AAAA lookup; everything else goes to ``[127.0.0.1]:1``, where the connection is refused.
+No DNS lookups are made (``smtp_dns_support_level = disabled``) and nothing listens on the network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DNS_REASON = (
+    "Host or domain name not found. Name service error for name=mx.dns.example type=AAAA: "
+    "Host not found, try again"
+)
+
+MASTER_CF = """\
+pickup    unix  n       -       n       60      1       pickup
+cleanup   unix  n       -       n       -       0       cleanup
+qmgr      unix  n       -       n       300     1       qmgr
+rewrite   unix  -       -       n       -       -       trivial-rewrite
+bounce    unix  -       -       n       -       0       bounce
+defer     unix  -       -       n       -       0       bounce
+trace     unix  -       -       n       -       0       bounce
+verify    unix  -       -       n       -       1       verify
+flush     unix  n       -       n       1000?   0       flush
+proxymap  unix  -       -       n       -       -       proxymap
+smtp      unix  -       -       n       -       -       smtp
+showq     unix  n       -       n       -       -       showq
+error     unix  -       -       n       -       -       error
+retry     unix  -       -       n       -       -       error
+discard   unix  -       -       n       -       -       discard
+anvil     unix  -       -       n       -       1       anvil
+scache    unix  -       -       n       -       1       scache
+postlog   unix-dgram n  -       n       -       1       postlogd
+"""
+
+
+@dataclass
+class PostfixInstance:
+    root: Path
+
+    @property
+    def config(self) -> str:
+        return str(self.root / "etc")
+
+    def submit(self, sender: str, *recipients: str) -> None:
+        subprocess.run(
+            ["sendmail", "-C", self.config, "-f", sender, *recipients],
+            input=b"Subject: mxdoctor test\n\nqueued by the test suite\n", check=True, timeout=20,
+        )
+
+    def listing(self, flag: str) -> str:
+        return subprocess.run(["postqueue", "-c", self.config, flag], capture_output=True, text=True,
+                              check=True, timeout=20).stdout
+
+    def wait_deferred(self, messages: int, timeout: float = 30.0) -> None:
+        """Wait until ``messages`` messages sit in the deferred queue with a reason for every recipient."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = [json.loads(line) for line in self.listing("-j").splitlines() if line.strip()]
+            if len(rows) == messages and all(
+                r["queue_name"] == "deferred" and all(x.get("delay_reason") for x in r["recipients"]) for r in rows
+            ):
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"Postfix did not defer {messages} messages in {timeout} s:\n{self.listing('-p')}")
+
+    def master_pid(self) -> int | None:
+        try:
+            return int((self.root / "spool" / "pid" / "master.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+
+def _main_cf(root: Path, extra: str) -> str:
+    return f"""\
+compatibility_level = 3.6
+queue_directory = {root}/spool
+data_directory = {root}/data
+mail_owner = postfix
+setgid_group = postdrop
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+myhostname = mxdoctor-test.invalid
+mydestination =
+relayhost =
+alias_maps =
+alias_database =
+default_transport = smtp:[127.0.0.1]:1
+smtp_connect_timeout = 2s
+smtp_dns_support_level = disabled
+transport_maps = inline:{{ {{dns.example = retry:4.4.3 {DNS_REASON}}} }}
+maillog_file = {root}/data/maillog
+maillog_file_prefixes = {root}
+syslog_name = postfix-mxdoctor-test
+{extra}
+"""
+
+
+def start_postfix(extra: str = "") -> PostfixInstance:
+    if os.geteuid() != 0:
+        pytest.skip("starting Postfix needs root")
+    if shutil.which("postfix") is None or shutil.which("postqueue") is None:
+        pytest.skip("Postfix is not installed (Debian package postfix)")
+    root = Path(tempfile.mkdtemp(prefix="mxdoctor-postfix-"))
+    root.chmod(0o755)  # Postfix daemons run as the postfix user and must reach the queue
+    for sub in ("etc", "spool", "data"):
+        (root / sub).mkdir()
+    shutil.chown(root / "data", "postfix")
+    (root / "etc" / "main.cf").write_text(_main_cf(root, extra))
+    (root / "etc" / "master.cf").write_text(MASTER_CF)
+    instance = PostfixInstance(root)
+    subprocess.run(["postfix", "-c", instance.config, "start"], check=True, timeout=60,
+                   capture_output=True)
+    return instance
+
+
+def stop_postfix(instance: PostfixInstance) -> None:
+    pid = instance.master_pid()
+    subprocess.run(["postfix", "-c", instance.config, "stop"], timeout=60, capture_output=True)
+    deadline = time.monotonic() + 15
+    while pid is not None and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.2)
+    else:
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(instance.root, ignore_errors=True)
+
+
+def empty_queue(instance: PostfixInstance) -> None:
+    subprocess.run(["postsuper", "-c", instance.config, "-d", "ALL"], capture_output=True, timeout=30, check=True)
