@@ -11,13 +11,16 @@ import dns.asyncquery
 import dns.flags
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
 from _resolver_lab import DEAD, FORWARDING, NS1, NS2, RESOLVER, ROOT, TLD, MiniLab, mini_lab, rdtexts
 
+import mxdoctor.lab
 from mxdoctor.lab import dnsserver, resolver
 from mxdoctor.lab.faults import Fault
+from mxdoctor.lab.runner import Endpoint
 
 MX_HOST = "mx.example.test."
 
@@ -165,11 +168,18 @@ def test_every_server_misbehaving_on_aaaa(fault: Fault, expected: dns.rcode.Rcod
         started = time.monotonic()
         aaaa = await lab.ask(MX_HOST, "AAAA")
         elapsed = time.monotonic() - started
+        a_after = await lab.ask(MX_HOST, "A")
+        lab.resolver.flush()
         a = await lab.ask(MX_HOST, "A")
         assert dns.rcode.to_text(aaaa.rcode()) == dns.rcode.to_text(expected)
         assert not aaaa.answer
         # The A query is untouched by the AAAA fault: the seed case's split.
         assert a.rcode() == dns.rcode.NOERROR and rdtexts(a, "A") == ["127.0.77.25"]
+        if expected == dns.rcode.NXDOMAIN:
+            # RFC 2308 §5 / RFC 4074 §4.2: the cached NXDOMAIN denies the name for A too.
+            assert a_after.rcode() == dns.rcode.NXDOMAIN
+        else:
+            assert rdtexts(a_after, "A") == ["127.0.77.25"]
         assert elapsed < 2 * 0.5 + 0.5  # two servers, one bounded try each
         # Both servers were tried before giving up; a definite answer (even NXDOMAIN) ends at the first.
         asked = {q.server for q in lab.resolver.upstream if q.qname == MX_HOST and q.qtype == "AAAA"} - {
@@ -443,3 +453,44 @@ test. 300 IN NS ns.nic.test.
 """
     )
     assert resolver.classify(sideways, qname, dns.rdatatype.A, zone).kind is resolver.Kind.LAME
+
+
+# -- the resolver as the lab runs it, on the built-in scenarios ---------------------------------------
+
+
+def _lab_ask(endpoint: Endpoint, qname: str, qtype: str) -> dns.message.Message:
+    return dns.query.udp(
+        dns.message.make_query(qname, qtype), endpoint.address, port=endpoint.port, timeout=8
+    )
+
+
+def test_seed_case_through_the_lab_internal_resolver() -> None:
+    with mxdoctor.lab.running("aaaa-servfail") as card:
+        internal = card.resolver("internal")
+        mx = _lab_ask(internal, card.domains[0], "MX")
+        aaaa = _lab_ask(internal, "mail.example.net.", "AAAA")
+        a = _lab_ask(internal, "mail.example.net.", "A")
+        direct = _lab_ask(card.server("ns1.example.net"), "mail.example.net.", "AAAA")
+    assert rdtexts(mx, "MX") == ["10 mail.example.net."]
+    assert aaaa.rcode() == dns.rcode.SERVFAIL
+    assert a.rcode() == dns.rcode.NOERROR and rdtexts(a, "A") == ["127.0.0.25"]
+    assert direct.rcode() == dns.rcode.SERVFAIL
+
+
+def test_broken_forwarder_scenario_fails_inside_and_works_outside() -> None:
+    with mxdoctor.lab.running("internal-forwarder-broken") as card:
+        started = time.monotonic()
+        inside = _lab_ask(card.resolver("internal"), card.domains[0], "MX")
+        elapsed = time.monotonic() - started
+        outside = _lab_ask(card.resolver("external"), card.domains[0], "MX")
+    assert inside.rcode() == dns.rcode.SERVFAIL
+    assert elapsed < resolver.DEFAULT_BUDGET + 0.5
+    assert rdtexts(outside, "MX") == ["10 mx1.example.com."]
+
+
+def test_stale_scenario_serves_the_old_address_inside_only() -> None:
+    with mxdoctor.lab.running("internal-resolver-stale") as card:
+        inside = _lab_ask(card.resolver("internal"), "mx1.example.com.", "A")
+        outside = _lab_ask(card.resolver("external"), "mx1.example.com.", "A")
+    assert rdtexts(inside, "A") == ["127.0.0.99"]
+    assert rdtexts(outside, "A") == ["127.0.0.25"]
