@@ -79,13 +79,13 @@ class Authoritative:
                 return
             reply.flags |= dns.flags.AA
             node = zone.get_node(name)
+            if node is None and _has_descendants(zone, name):
+                _negative(zone, reply, nxdomain=False)  # an empty non-terminal exists (RFC 8020 §2)
+                return
             if node is None:
                 node = _wildcard(zone, name)
             if node is None:
-                if _has_descendants(zone, name):
-                    _negative(zone, reply, nxdomain=False)  # empty non-terminal (RFC 8020 §2)
-                else:
-                    _negative(zone, reply, nxdomain=True)
+                _negative(zone, reply, nxdomain=True)
                 return
             if rdtype == dns.rdatatype.ANY:
                 for rdataset in node.rdatasets:

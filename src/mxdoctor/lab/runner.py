@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import importlib
 import json
 import os
 import shlex
@@ -30,6 +29,9 @@ from mxdoctor.lab import scenario as scenario_mod
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
+
+    from mxdoctor.lab import resolver as resolver_mod
+    from mxdoctor.lab import smtp as smtp_mod
 
 T = TypeVar("T")
 
@@ -190,7 +192,7 @@ class Lab:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._dns: dict[str, dnsserver.DnsServer] = {}
-        self._smtp: list[Any] = []  # mxdoctor.lab.smtp.LabSmtpServer
+        self._smtp: list[smtp_mod.LabSmtpServer] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -269,7 +271,7 @@ class Lab:
             servers.append(dnsserver.DnsServer(spec.name, spec.address, port, handler, spec.faults))
         return servers
 
-    def _resolver(self, spec: scenario_mod.Server, port: int) -> Any:
+    def _resolver(self, spec: scenario_mod.Server, port: int) -> resolver_mod.RecursiveResolver:
         from mxdoctor.lab import resolver as resolver_mod
 
         forwarders: list[tuple[str, int]] = []
@@ -279,12 +281,11 @@ class Lab:
                 forwarders.append((parsed[0], parsed[1] if parsed[1] is not None else port))
             else:
                 forwarders.append((self.scenario.server(ref).address, port))
-        stale = [resolver_mod.StaleRecord(s.name, s.rtype, s.rdata, s.ttl) for s in spec.stale]
         return resolver_mod.RecursiveResolver(
             list(self.scenario.root_hints),
             port,
             forwarders=forwarders,
-            stale=stale,
+            stale=spec.stale,
             query_timeout=spec.query_timeout,
         )
 
@@ -311,14 +312,15 @@ class Lab:
         if not self.scenario.smtp:
             self.smtp_port = self.requested_smtp_port or 0
             return
-        smtp_mod = importlib.import_module("mxdoctor.lab.smtp")
+        # Imported here: starting a lab without SMTP servers needs neither aiosmtpd nor TLS.
+        from mxdoctor.lab import smtp as smtp_mod
 
         assert self.workdir is not None
         cert_dir = self.workdir / "certs"
         cert_dir.mkdir(exist_ok=True)
         last: OSError | None = None
         for candidate in _candidate_ports(self.requested_smtp_port, privileged=25):
-            started: list[Any] = []
+            started: list[smtp_mod.LabSmtpServer] = []
             try:
                 for spec in self.scenario.smtp:
                     config = smtp_mod.SmtpConfig(
@@ -351,7 +353,7 @@ class Lab:
         )
         raise LabError(f"cannot start the lab SMTP servers on {where}: {last}")
 
-    def smtp_messages(self) -> list[Any]:
+    def smtp_messages(self) -> list[smtp_mod.ReceivedMessage]:
         return [message for server in self._smtp for message in server.messages]
 
     # -- readiness and the card -----------------------------------------------------------------

@@ -26,6 +26,7 @@ import dns.zone
 
 from mxdoctor.errors import ScenarioError
 from mxdoctor.lab import faults as faults_mod
+from mxdoctor.lab.resolver import StaleRecord
 
 MTAS = ("exchange2010", "exchange2013", "postfix", "exim", "sendmail", "opensmtpd")
 VERDICTS = ("deliver", "defer", "bounce")
@@ -85,16 +86,6 @@ class Zone:
 
 
 @dataclass(frozen=True)
-class Stale:
-    """A record a recursive resolver keeps serving from its cache, whatever the authority says."""
-
-    name: str
-    rtype: str
-    rdata: str
-    ttl: int = 86400
-
-
-@dataclass(frozen=True)
 class Server:
     """A lab DNS server. Authoritative servers are named by their NS host name (FQDN, trailing dot)."""
 
@@ -104,7 +95,7 @@ class Server:
     zones: tuple[str, ...] = ()
     faults: tuple[faults_mod.Fault, ...] = ()
     forwarders: tuple[str, ...] = ()
-    stale: tuple[Stale, ...] = ()
+    stale: tuple[StaleRecord, ...] = ()
     lame: tuple[str, ...] = ()
     query_timeout: float = 1.0
     generated: bool = False
@@ -283,8 +274,8 @@ class _Builder:
             raise self.fail("zones", "must be a table of zone name = master-file text")
         zones: dict[str, dns.zone.Zone] = {}
         for raw, body in value.items():
-            key = f"zones.{raw}"
-            origin = _fqdn(self, raw, key)
+            origin = _fqdn(self, raw, f"zones.{raw}")
+            key = _zone_key(origin)
             if isinstance(body, dict):
                 _no_unknown(self, body, {"text"}, key)
                 body = body.get("text")
@@ -298,9 +289,6 @@ class _Builder:
                 )
             except (dns.exception.DNSException, ValueError) as exc:
                 raise self.fail(key, f"bad zone text: {_one_line(exc)}") from None
-            for node_name in zones[origin].nodes:
-                if not node_name.is_subdomain(dns.name.from_text(origin)):
-                    raise self.fail(key, f"name {node_name} is outside the zone")
         return zones
 
     def servers(self, value: Any, declared: Mapping[str, dns.zone.Zone]) -> list[Server]:
@@ -405,7 +393,7 @@ class _Builder:
             query_timeout=float(query_timeout),
         )
 
-    def stale(self, item: Any, key: str) -> Stale:
+    def stale(self, item: Any, key: str) -> StaleRecord:
         if not isinstance(item, dict):
             raise self.fail(key, "must be a table with name, type, rdata and optional ttl")
         _no_unknown(self, item, {"name", "type", "rdata", "ttl"}, key)
@@ -423,7 +411,7 @@ class _Builder:
         ttl = item.get("ttl", 86400)
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= 2**31 - 1:
             raise self.fail(f"{key}.ttl", "must be a whole number of seconds")
-        return Stale(name, dns.rdatatype.to_text(rdtype), str(rdata), ttl)
+        return StaleRecord(name, dns.rdatatype.to_text(rdtype), str(rdata), ttl)
 
     def smtp(self, value: Any, zones: Mapping[str, dns.zone.Zone]) -> tuple[SmtpServer, ...]:
         if not isinstance(value, list):
@@ -534,7 +522,7 @@ class _Builder:
         for origin, zone in declared.items():
             listed = [s.name for s in servers if origin in s.zones or origin in s.lame]
             if not listed:
-                raise self.fail(f"zones.{origin}", "no authoritative server serves this zone (servers.zones)")
+                raise self.fail(_zone_key(origin), "no authoritative server serves this zone (servers.zones)")
             _fill_apex(zone, listed)
         wanted = {"."}
         names = (
@@ -630,6 +618,10 @@ class _Builder:
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _zone_key(origin: str) -> str:
+    return f"zones.{origin.rstrip('.') or '.'}"
 
 
 def _no_unknown(builder: _Builder, table: Mapping[str, Any], allowed: Iterable[str], key: str) -> None:
