@@ -41,6 +41,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument(
         "--ready-file", type=Path, metavar="PATH", help="write the card as JSON here once every server answers"
     )
+    serve.add_argument(
+        "--messages-file", type=Path, metavar="PATH",
+        help="append one JSON line per message the lab SMTP servers accept (mail_from, rcpt_tos, server, data)",
+    )
     serve.add_argument("--json", action="store_true", help="print the card as JSON instead of text")
     serve.set_defaults(func=cmd_serve)
 
@@ -122,8 +126,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 print("serving; Ctrl-C stops the lab", file=sys.stderr, flush=True)
             if ready is not None:
                 _write_atomically(ready, json.dumps(card.to_json(), indent=2) + "\n")
+            logged = 0
             while not stop.wait(0.2):
-                pass
+                logged = _log_messages(card, args.messages_file, logged)
+            _log_messages(card, args.messages_file, logged)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -131,6 +137,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
             ready.unlink(missing_ok=True)
     print("lab stopped", file=sys.stderr, flush=True)
     return 0
+
+
+def _log_messages(card: runner.Card, path: Path | None, logged: int) -> int:
+    """Append the messages received since the last call; a harness proves delivery by reading them."""
+    received = card.smtp_messages()
+    if path is None or len(received) <= logged:
+        return logged
+    with path.open("a", encoding="utf-8") as out:
+        for message in received[logged:]:
+            record = {
+                "mail_from": message.mail_from,
+                "rcpt_tos": list(message.rcpt_tos),
+                "server": message.server,
+                "peer": message.peer,
+                "data": message.data.decode("utf-8", "replace"),
+            }
+            out.write(json.dumps(record) + "\n")
+    return len(received)
 
 
 def _write_atomically(path: Path, text: str) -> None:
