@@ -14,6 +14,7 @@ import dns.name
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
 import pytest
 from _resolver_lab import DEAD, FORWARDING, NS1, NS2, RESOLVER, ROOT, TLD, MiniLab, mini_lab, rdtexts
 
@@ -494,3 +495,33 @@ def test_stale_scenario_serves_the_old_address_inside_only() -> None:
         outside = _lab_ask(card.resolver("external"), "mx1.example.com.", "A")
     assert rdtexts(inside, "A") == ["127.0.0.99"]
     assert rdtexts(outside, "A") == ["127.0.0.25"]
+
+
+def test_ds_is_asked_of_the_parent_zone() -> None:
+    async def scenario(lab: MiniLab) -> None:
+        reply = await lab.ask("example.test.", "DS")
+        assert reply.rcode() == dns.rcode.NOERROR and not reply.answer
+        # NODATA from test.'s server (the parent side of the cut), not from example.test.'s.
+        assert reply.authority[0].name == dns.name.from_text("test.")
+        assert lab.upstream_count("example.test.", "DS") == 0
+
+    run(scenario)
+
+
+def test_the_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(resolver, "MAX_CACHE_ENTRIES", 10)
+    now = [0.0]
+    cache = resolver._Cache(lambda: now[0])
+    for i in range(50):
+        cache.put_rrset(dns.rrset.from_text(f"h{i}.example.test.", 60, "IN", "A", "127.0.0.1"))
+        assert cache._size() <= 10
+    # Expired entries go first: live ones survive a sweep while there is room.
+    cache.clear()
+    for i in range(5):
+        cache.put_rrset(dns.rrset.from_text(f"old{i}.example.test.", 1, "IN", "A", "127.0.0.1"))
+    now[0] = 5.0
+    for i in range(6):
+        cache.put_rrset(dns.rrset.from_text(f"new{i}.example.test.", 60, "IN", "A", "127.0.0.1"))
+    key = (dns.name.from_text("new0.example.test."), dns.rdatatype.A)
+    assert cache.rrset(key) is not None
+    assert cache._size() == 6

@@ -10,6 +10,7 @@ import enum
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import dns.asyncquery
 import dns.exception
@@ -35,6 +36,7 @@ MAX_GLUELESS_DEPTH = 4
 UPSTREAM_PAYLOAD = 1232
 # Keep a window of recent upstream queries for tests and the lab card; a long-running lab must not grow.
 UPSTREAM_LOG_SIZE = 10_000
+MAX_CACHE_ENTRIES = 200_000
 
 RdType = dns.rdatatype.RdataType
 Key = tuple[dns.name.Name, RdType]
@@ -255,9 +257,11 @@ class _Cache:
 
     def put_rrset(self, rrset: dns.rrset.RRset) -> None:
         if rrset.ttl > 0:
+            self._sweep()
             self._rrsets[(rrset.name, rrset.rdtype)] = (rrset, self._clock() + rrset.ttl)
 
     def put_referral(self, ns: dns.rrset.RRset, glue: Iterable[dns.rrset.RRset]) -> None:
+        self._sweep()
         now = self._clock()
         self._delegations[ns.name] = (ns, now + max(ns.ttl, 1))
         for rrset in glue:
@@ -270,6 +274,7 @@ class _Cache:
         ttl = _negative_ttl(soa)
         if ttl <= 0:
             return
+        self._sweep()
         entry = (soa, self._clock() + ttl)
         if kind is Kind.NXDOMAIN:
             self._nxdomain[key[0]] = entry
@@ -277,7 +282,40 @@ class _Cache:
             self._nodata[key] = entry
 
     def put_servfail(self, key: Key) -> None:
+        self._sweep()
         self._servfail[key] = self._clock() + SERVFAIL_TTL
+
+    def _sweep(self) -> None:
+        """Keep a long-running lab (a bulk scan through it) from growing without end: past the limit,
+        drop what has expired, and if that is not enough, everything (a cache may always forget)."""
+        if self._size() < MAX_CACHE_ENTRIES:
+            return
+        now = self._clock()
+        tables: list[dict[Any, Any]] = [
+            self._rrsets,
+            self._nxdomain,
+            self._nodata,
+            self._delegations,
+            self._glue,
+        ]
+        for table in tables:
+            for key in [k for k, entry in table.items() if entry[1] <= now]:
+                del table[key]
+        for key in [k for k, expires in self._servfail.items() if expires <= now]:
+            del self._servfail[key]
+        if self._size() >= MAX_CACHE_ENTRIES:
+            self.clear()
+
+    def _size(self) -> int:
+        tables: list[dict[Any, Any]] = [
+            self._rrsets,
+            self._nxdomain,
+            self._nodata,
+            self._servfail,
+            self._delegations,
+            self._glue,
+        ]
+        return sum(len(table) for table in tables)
 
 
 @dataclass
@@ -451,7 +489,9 @@ class RecursiveResolver:
         return Classified(Kind.FAIL, reason="; ".join(reasons) or "no forwarder")
 
     async def _iterate(self, name: dns.name.Name, qtype: RdType, ctx: _Context) -> Classified:
-        zone, ns_names = self._closest_delegation(name)
+        # DS records live on the parent's side of the zone cut (RFC 4035 §3.1.4.1).
+        above = name.parent() if qtype == dns.rdatatype.DS and name != dns.name.root else name
+        zone, ns_names = self._closest_delegation(above)
         for _ in range(MAX_REFERRALS):
             result = await self._ask_zone(zone, ns_names, name, qtype, ctx)
             if result.kind is not Kind.REFERRAL:
