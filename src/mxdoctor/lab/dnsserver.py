@@ -165,7 +165,7 @@ class DnsServer:
         if isinstance(early, dns.message.Message) and early.rcode() == dns.rcode.NXDOMAIN:
             # A name error carries the zone's SOA, as the real broken servers of RFC 4074 §4.2 send
             # it; without one, resolvers would not cache the denial and the fault would lose its bite.
-            early.authority = await self._sub_authority(request, transport)
+            early.authority = await self._sub_records(request, dns.rdatatype.SOA, transport, authority=True)
         if early is not None:
             reply_or_marker = early
         else:
@@ -218,10 +218,15 @@ class DnsServer:
             reply = await self._wrong_type(fault, request, reply, transport)
         return reply
 
-    async def _sub_answer(
-        self, request: dns.message.Message, rdtype: dns.rdatatype.RdataType, transport: str
+    async def _sub_records(
+        self,
+        request: dns.message.Message,
+        rdtype: dns.rdatatype.RdataType,
+        transport: str,
+        *,
+        authority: bool = False,
     ) -> list[dns.rrset.RRset]:
-        """Records of another type for the same name, from this server's own handler."""
+        """Records of ``rdtype`` for the same name from this server's own handler (answer, or authority too)."""
         question = request.question[0]
         sub = dns.message.make_query(question.name, rdtype, question.rdclass, use_edns=request.edns >= 0)
         sub.flags = request.flags
@@ -231,19 +236,8 @@ class DnsServer:
             return []
         if answered is None:
             return []
-        return [rrset for rrset in answered.answer if rrset.rdtype == rdtype]
-
-    async def _sub_authority(self, request: dns.message.Message, transport: str) -> list[dns.rrset.RRset]:
-        """The SOA this server's handler puts in the authority section of a negative answer."""
-        question = request.question[0]
-        sub = dns.message.make_query(question.name, dns.rdatatype.SOA, question.rdclass, use_edns=False)
-        try:
-            answered = await self.handler(sub, transport)
-        except Exception:
-            return []
-        if answered is None:
-            return []
-        return [rrset for rrset in answered.answer + answered.authority if rrset.rdtype == dns.rdatatype.SOA]
+        sections = answered.answer + answered.authority if authority else answered.answer
+        return [rrset for rrset in sections if rrset.rdtype == rdtype]
 
     async def _broken_aaaa(
         self, request: dns.message.Message, reply: dns.message.Message, transport: str
@@ -256,7 +250,7 @@ class DnsServer:
                 four.extend(rd.to_digestable()[:4] for rd in rrset)
         ttl = 300
         if not four:
-            for rrset in await self._sub_answer(request, dns.rdatatype.A, transport):
+            for rrset in await self._sub_records(request, dns.rdatatype.A, transport):
                 four.extend(rd.to_digestable() for rd in rrset)
                 ttl = rrset.ttl
         if not four:
@@ -279,7 +273,7 @@ class DnsServer:
         rdtype = dns.rdatatype.from_text(fault.rtype)
         if rdtype == request.question[0].rdtype:
             return reply
-        others = await self._sub_answer(request, rdtype, transport)
+        others = await self._sub_records(request, rdtype, transport)
         if others:
             reply.answer = others
             reply.authority = []
