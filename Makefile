@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEBS   := unbound dnsutils postfix jq iproute2
 
-.PHONY: demo test test-fast lint typecheck docs debs bench clean
+.PHONY: demo test test-fast lint typecheck docs debs bench clean conformance
 
 $(BIN)/mxdoctor: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ lint: $(BIN)/mxdoctor
 docs: $(BIN)/mxdoctor
 	$(BIN)/mxdoctor checks --markdown > docs/checks.md
 	$(BIN)/mxdoctor models --markdown > docs/mta-behaviour.md
+
+# Real Postfix, Exim, OpenSMTPD and Sendmail against the lab scenarios (root); rewrites docs/conformance.md.
+conformance: $(BIN)/mxdoctor debs
+	$(BIN)/python tests/conformance/conformance_harness.py --write-docs
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

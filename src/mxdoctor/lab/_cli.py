@@ -43,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     serve.add_argument(
         "--messages-file", type=Path, metavar="PATH",
-        help="append one JSON line per message the lab SMTP servers accept (mail_from, rcpt_tos, server, data)",
+        help="append one JSON line per message the lab SMTP servers accept (sender, recipients, data)",
     )
     serve.add_argument("--json", action="store_true", help="print the card as JSON instead of text")
     serve.set_defaults(func=cmd_serve)

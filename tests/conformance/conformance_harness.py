@@ -1,0 +1,490 @@
+"""The conformance harness: one real MTA against one lab scenario inside a network namespace of its own.
+
+``run_case(scenario, mta)`` creates the namespace ``mxdc-<n>`` (loopback up, ``/etc/netns/<ns>/resolv.conf``
+naming the lab's internal resolver), serves the scenario in it, records mxdoctor's prediction, serves a
+fresh copy (so the MTA meets a cold resolver cache), starts the MTA with its own configuration, submits
+one message and waits (bounded) until the MTA delivers, defers or bounces. "deliver" counts only when the
+lab's SMTP server received the message. Every process in the namespace is killed and the namespace deleted
+in a ``finally``. ``python conformance_harness.py`` runs the whole table and writes docs/conformance.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import conformance_install as install
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+PYTHON = sys.executable
+NS_SCRIPT = HERE / "conformance_ns.py"
+DOCS = REPO / "docs" / "conformance.md"
+
+MTAS = ("postfix", "exim", "opensmtpd", "sendmail")
+SCENARIOS = (
+    "healthy",
+    "aaaa-servfail",
+    "aaaa-nxdomain",
+    "aaaa-dropped",
+    "mx-servfail",
+    "domain-nxdomain",
+    "null-mx",
+    "no-address",
+    "multi-mx-partial",
+    "ipv6-only-mx",
+)
+MTA_ADDRESS = "127.0.1.1"  # the MTA's own address in the namespace; no lab server uses 127.0.1.0/24
+RESOLVER_PORT = 53
+READY_TIMEOUT = 30.0
+PREDICT_TIMEOUT = 90.0
+OUTCOME_TIMEOUT = 60.0  # from submission to the first deliver/defer/bounce
+STOP_TIMEOUT = 10.0
+WORKERS = int(os.environ.get("MXDOCTOR_CONFORMANCE_WORKERS", "4"))
+
+_counter = itertools.count(1)
+_counter_lock = threading.Lock()
+
+
+class HarnessError(Exception):
+    """A step of the harness itself failed (not the MTA's verdict)."""
+
+
+# -- the namespace ------------------------------------------------------------------------------------------
+
+
+class Namespace:
+    """A network namespace with loopback up and its own resolv.conf (and passwd/group when given)."""
+
+    def __init__(self, work: Path) -> None:
+        with _counter_lock:
+            self.name = f"mxdc-{os.getpid() % 100000}-{next(_counter)}"
+        self.work = work
+        self.etc = Path("/etc/netns") / self.name
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    def create(self, resolver: str, extra_users: Sequence[str] = ()) -> None:
+        self.etc.mkdir(parents=True, exist_ok=True)
+        # timeout/attempts: the lab resolver answers a dropped upstream query with SERVFAIL after ~2 s.
+        (self.etc / "resolv.conf").write_text(f"nameserver {resolver}\noptions timeout:5 attempts:2\n")
+        if extra_users:
+            _overlay_users(self.etc, extra_users)
+        _must(["ip", "netns", "add", self.name])
+        self.exec_ok(["ip", "link", "set", "lo", "up"])
+        self.exec_ok(["ip", "addr", "add", f"{MTA_ADDRESS}/32", "dev", "lo"])
+
+    def argv(self, cmd: Sequence[str]) -> list[str]:
+        return ["ip", "netns", "exec", self.name, *cmd]
+
+    def exec(
+        self,
+        cmd: Sequence[str],
+        *,
+        timeout: float = 60.0,
+        env: dict[str, str] | None = None,
+        stdin: bytes | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.argv(cmd),
+            input=stdin.decode() if stdin is not None else None,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+        )
+
+    def exec_ok(self, cmd: Sequence[str], **kw: object) -> str:
+        result = self.exec(cmd, **kw)  # type: ignore[arg-type]
+        if result.returncode != 0:
+            raise HarnessError(
+                f"{' '.join(cmd)} (in {self.name}) exited {result.returncode}: "
+                f"{(result.stderr or result.stdout).strip()[-600:]}"
+            )
+        return result.stdout
+
+    def spawn(
+        self, cmd: Sequence[str], log: Path, env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                self.argv(cmd),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.children.append(proc)
+        return proc
+
+    def pids(self) -> list[int]:
+        result = subprocess.run(
+            ["ip", "netns", "pids", self.name], capture_output=True, text=True, timeout=10
+        )
+        return [int(p) for p in result.stdout.split() if p.isdigit()]
+
+    def kill_all(self) -> None:
+        """Every process in the namespace (all started by this harness): TERM, then KILL."""
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in self.pids():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+            deadline = time.monotonic() + STOP_TIMEOUT / 2
+            while self.pids() and time.monotonic() < deadline:
+                time.sleep(0.1)
+        for proc in self.children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(2)
+
+    def delete(self) -> None:
+        with contextlib.suppress(Exception):
+            self.kill_all()
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10)
+        shutil.rmtree(self.etc, ignore_errors=True)
+
+
+def _overlay_users(etc: Path, users: Sequence[str]) -> None:
+    """passwd/group for the namespace: the host's plus the MTA's system users. ``ip netns exec``
+    bind-mounts them over /etc for the processes it starts only; the host's own files are not changed."""
+    passwd = Path("/etc/passwd").read_text()
+    group = Path("/etc/group").read_text()
+    for i, user in enumerate(users):
+        uid = 64000 + i
+        if f"\n{user}:" not in "\n" + passwd:
+            passwd += f"{user}:x:{uid}:{uid}:{user}:/nonexistent:/usr/sbin/nologin\n"
+        if f"\n{user}:" not in "\n" + group:
+            group += f"{user}:x:{uid}:\n"
+    (etc / "passwd").write_text(passwd)
+    (etc / "group").write_text(group)
+
+
+def _must(cmd: Sequence[str]) -> None:
+    result = subprocess.run(list(cmd), capture_output=True, text=True, timeout=30)
+    if result.returncode != 0:
+        raise HarnessError(f"{' '.join(cmd)}: {result.stderr.strip()}")
+
+
+# -- the lab ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LabRun:
+    card: dict[str, object]
+    messages_file: Path
+
+    def messages(self) -> list[dict[str, object]]:
+        if not self.messages_file.exists():
+            return []
+        return [json.loads(line) for line in self.messages_file.read_text().splitlines() if line.strip()]
+
+
+@contextlib.contextmanager
+def lab(ns: Namespace, scenario: str, tag: str) -> Iterator[LabRun]:
+    ready = ns.work / f"card-{tag}.json"
+    messages = ns.work / f"messages-{tag}.jsonl"
+    proc = ns.spawn(
+        [
+            PYTHON,
+            str(NS_SCRIPT),
+            "serve",
+            scenario,
+            "--port",
+            str(RESOLVER_PORT),
+            "--smtp-port",
+            "25",
+            "--ready-file",
+            str(ready),
+            "--messages-file",
+            str(messages),
+        ],
+        ns.work / f"lab-{tag}.log",
+    )
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                log = (ns.work / f"lab-{tag}.log").read_text(errors="replace")[-800:]
+                raise HarnessError(f"lab {scenario} did not start in {ns.name}: {log}")
+            time.sleep(0.1)
+        yield LabRun(json.loads(ready.read_text()), messages)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(STOP_TIMEOUT)
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(STOP_TIMEOUT)
+
+
+# -- outcomes, matching -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the real MTA did: outcome, enhanced status code when it logged one, its log text, the proof."""
+
+    outcome: str  # deliver | defer | bounce | none (nothing decided in time) | unproven
+    status: str
+    text: str
+    proof: str = ""
+
+
+@dataclass
+class Result:
+    scenario: str
+    mta: str
+    predicted_outcome: str = ""
+    predicted_status: str = ""
+    predicted_text: str = ""
+    real: Observed | None = None
+    error: str = ""
+    seconds: float = 0.0
+    missing_words: tuple[str, ...] = field(default=())
+
+    @property
+    def outcome_match(self) -> bool:
+        return self.real is not None and self.real.outcome == self.predicted_outcome
+
+    @property
+    def match(self) -> bool:
+        return not self.error and self.outcome_match and not self.missing_words
+
+
+STOPWORDS = {"delivers", "to", "the", "a", "an", "of", "for", "with", "is", "and", "or"}
+_SPLIT = re.compile(r"[\s\[\](),;<>\"'=]+")
+
+
+def words(text: str) -> list[str]:
+    """Comparable tokens: split on blanks, brackets and '=', trailing dots/colons dropped, lower case."""
+    out = []
+    for raw in _SPLIT.split(text.lower()):
+        token = raw.strip(".,:") if raw != "::1" else raw
+        if token:
+            out.append(token)
+    return out
+
+
+def missing_key_words(predicted: str, real: str) -> tuple[str, ...]:
+    """The predicted text's key words (its DSN code, names, addresses, wording) absent from the real text."""
+    have = set(words(real))
+    return tuple(w for w in dict.fromkeys(words(predicted)) if w not in STOPWORDS and w not in have)
+
+
+# -- one case -----------------------------------------------------------------------------------------------
+
+
+def run_case(scenario: str, mta: str) -> Result:
+    from conformance_mtas import DRIVERS
+
+    result = Result(scenario, mta)
+    started = time.monotonic()
+    driver_cls = DRIVERS[mta]
+    base = install.BASE / "run"
+    base.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{scenario}-{mta}-", dir=base))
+    work.chmod(0o755)
+    ns = Namespace(work)
+    try:
+        driver = driver_cls(ns, work)
+        ns.create(resolver="127.0.0.10", extra_users=driver.users)
+        with lab(ns, scenario, "predict") as run:
+            _predict(ns, run, result)
+        with lab(ns, scenario, "mta") as run:
+            domain = str(run.card["domains"][0])  # type: ignore[index]
+            rcpt = f"conformance@{domain}"
+            token = f"mxdc-{scenario}-{mta}-{os.getpid()}-{int(time.time())}"
+            driver.start()
+            try:
+                driver.submit(rcpt, token)
+                result.real = _await(driver, run, rcpt, token)
+            finally:
+                with contextlib.suppress(Exception):
+                    driver.stop()
+    except (HarnessError, install.InstallError, subprocess.TimeoutExpired, OSError) as exc:
+        result.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        ns.delete()
+        if not os.environ.get("MXDOCTOR_CONFORMANCE_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+    if result.real is not None:
+        result.missing_words = missing_key_words(result.predicted_text, result.real.text)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _predict(ns: Namespace, run: LabRun, result: Result) -> None:
+    card = ns.work / "card-predict.json"
+    out = ns.exec_ok([PYTHON, str(NS_SCRIPT), "predict", str(card)], timeout=PREDICT_TIMEOUT)
+    verdicts = {v["mta"]: v for v in json.loads(out)["verdicts"]}
+    mine = verdicts[result.mta]
+    result.predicted_outcome = mine["outcome"]
+    result.predicted_status = mine["status"]
+    result.predicted_text = mine["text"]
+
+
+def _await(driver: MtaDriver, run: LabRun, rcpt: str, token: str) -> Observed:
+    deadline = time.monotonic() + OUTCOME_TIMEOUT
+    while time.monotonic() < deadline:
+        seen = driver.observe(rcpt)
+        if seen is not None:
+            if seen.outcome != "deliver":
+                return seen
+            # The log says delivered: it counts once the lab holds the message (allow it a moment).
+            for _ in range(30):
+                got = [m for m in run.messages() if token in str(m.get("data", ""))]
+                if got:
+                    where = f"received by lab server {got[0]['server']} for {', '.join(got[0]['rcpt_tos'])}"  # type: ignore[arg-type]
+                    return Observed("deliver", seen.status, seen.text, where)
+                time.sleep(0.2)
+            return Observed(
+                "unproven", seen.status, seen.text, "logged as delivered, but no lab server received it"
+            )
+        time.sleep(0.25)
+    return Observed("none", "", f"no outcome within {OUTCOME_TIMEOUT:.0f} s; queue: {driver.queue_summary()}")
+
+
+class MtaDriver:
+    """One MTA in one namespace: its configuration, process, submission, and reading of log and queue."""
+
+    name = ""
+    users: tuple[str, ...] = ()  # system users the MTA needs (added to the namespace's passwd only)
+
+    def __init__(self, ns: Namespace, work: Path) -> None:
+        self.ns = ns
+        self.work = work
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def submit(self, rcpt: str, token: str) -> None:
+        raise NotImplementedError
+
+    def observe(self, rcpt: str) -> Observed | None:
+        """The first outcome the MTA logged for ``rcpt``, or None while it has logged none."""
+        raise NotImplementedError
+
+    def queue_summary(self) -> str:
+        return ""
+
+    def stop(self) -> None:
+        pass
+
+
+def message(token: str, rcpt: str) -> bytes:
+    return (
+        f"From: conformance@sender.conformance.invalid\nTo: {rcpt}\nSubject: conformance {token}\n"
+        f"X-Mxdoctor-Token: {token}\n\nconformance test message {token}\n"
+    ).encode()
+
+
+# -- the whole table ----------------------------------------------------------------------------------------
+
+
+def run_table(cases: Sequence[tuple[str, str]], workers: int = WORKERS) -> list[Result]:
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda c: run_case(*c), cases))
+
+
+INTRO = """Each real MTA ran against each lab scenario inside a network namespace of its own: the lab
+on ports 53 and 25 there, `/etc/netns/<ns>/resolv.conf` naming the lab's internal resolver (127.0.0.10),
+the MTA bound to {address} with a configuration of its own. One message was submitted; the table shows
+what mxdoctor predicted (its analysis of the same lab through the same resolver, from inside the
+namespace) next to what the MTA did. **deliver** is proven by the message arriving at the lab SMTP
+server, not by a log line. A row matches when the outcome is the same and every key word of the
+predicted text (its DSN code, names, addresses and wording) occurs in the real one."""
+
+
+def render(results: Sequence[Result]) -> str:
+    from conformance_mtas import INSTALL_NOTES
+
+    ok = sum(r.match for r in results)
+    lines = [
+        "# Conformance: mxdoctor's MTA models against the real programs",
+        "",
+        "Generated by `tests/conformance/conformance_harness.py` (`make conformance`); do not edit.",
+        "",
+        textwrap.fill(INTRO.format(address=MTA_ADDRESS), width=104),
+        "",
+        f"Result: **{ok} of {len(results)}** cases match.",
+        "",
+        "| scenario | MTA | predicted | real | match |",
+        "|---|---|---|---|---|",
+    ]
+    for r in results:
+        real = r.real
+        predicted = f"**{r.predicted_outcome}** `{_cell(r.predicted_text)}`" if r.predicted_outcome else "—"
+        if r.error:
+            shown, mark = f"harness error: {_cell(r.error)}", "✗ error"
+        elif real is not None:
+            shown = f"**{real.outcome}** `{_cell(real.text)}`" + (
+                f"<br>{_cell(real.proof)}" if real.proof else ""
+            )
+            if r.match:
+                mark = "✓"
+            elif not r.outcome_match:
+                mark = "✗ **MISMATCH** (outcome)"
+            else:
+                mark = "✗ **MISMATCH** (text lacks: " + ", ".join(f"`{w}`" for w in r.missing_words) + ")"
+        else:
+            shown, mark = "—", "✗"
+        lines.append(f"| {r.scenario} | {r.mta} | {predicted} | {shown} | {mark} |")
+    lines += [
+        "",
+        "## How the MTAs are installed",
+        "",
+        *INSTALL_NOTES,
+        "",
+        "## How to run it",
+        "",
+        "As root (network namespaces, port 53): `.venv/bin/pytest -m conformance` runs the table as tests",
+        "(one per scenario and MTA; not root: skipped). `make conformance` runs it and rewrites this page.",
+        "MXDOCTOR_CONFORMANCE_WORKERS sets how many cases run at once (default 4);",
+        "MXDOCTOR_CONFORMANCE_KEEP=1 keeps each case's work directory (configuration, logs) under",
+        f"`{install.BASE}/run/`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ").replace("`", "'")
+
+
+def main(argv: Sequence[str]) -> int:
+    if os.geteuid() != 0:
+        print("the conformance harness needs root (network namespaces, port 53)", file=sys.stderr)
+        return 3
+    mtas = [m for m in argv if m in MTAS] or list(MTAS)
+    scenarios = [s for s in argv if s in SCENARIOS] or list(SCENARIOS)
+    results = run_table([(s, m) for s in scenarios for m in mtas])
+    for r in results:
+        real = r.real.outcome if r.real else "-"
+        print(
+            f"{'ok ' if r.match else 'BAD'} {r.scenario:<18} {r.mta:<10} predicted {r.predicted_outcome:<8} "
+            f"real {real:<8} {r.seconds:5.1f}s {r.error or (r.real.text if r.real else '')}"
+        )
+    if "--write-docs" in argv:
+        DOCS.write_text(render(results), encoding="utf-8")
+        print(f"wrote {DOCS}")
+    return 0 if all(r.match for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

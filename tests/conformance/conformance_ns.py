@@ -1,0 +1,57 @@
+"""What the conformance harness runs inside a network namespace: the lab, and mxdoctor's prediction.
+
+``serve SCENARIO ...`` is ``mxdoctor lab serve`` (the same parser and handler, built alone so that this
+process imports nothing but the lab); ``predict CARD`` runs mxdoctor's analysis against the running lab
+through the lab's internal resolver, as the MTA in the namespace sees it, and prints the verdicts as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def serve(argv: list[str]) -> int:
+    from mxdoctor.lab import _cli as lab_cli
+
+    parser = argparse.ArgumentParser(prog="mxdoctor")
+    lab_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["lab", "serve", *argv])
+    code: int = args.func(args)
+    return code
+
+
+def predict(card_path: str) -> int:
+    from mxdoctor import analysis, api
+
+    card = json.loads(Path(card_path).read_text(encoding="utf-8"))
+    internal = [r for r in card["resolvers"] if r["name"] == "internal"]
+    ev = api.collect(
+        card["domains"][0],
+        resolvers=[f"{r['address']}:{r['port']}" for r in internal],
+        use_system=False,
+        root_hints=card["root_hints"],
+        dns_port=card["dns_port"],
+        timeout=1.0,
+        deadline=40.0,
+        smtp=True,
+        smtp_port=card["smtp_port"],
+    )
+    out = analysis.to_dict(analysis.analyse(ev), with_evidence=False)
+    print(json.dumps({"verdicts": out["verdicts"], "findings": [f["code"] for f in out["findings"]]}))
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["serve"]:
+        return serve(argv[1:])
+    if argv[:1] == ["predict"] and len(argv) == 2:
+        return predict(argv[1])
+    print("usage: conformance_ns.py serve SCENARIO [lab serve options] | predict CARD.json", file=sys.stderr)
+    return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
