@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import logging
 import socket
 import ssl
 import time
@@ -290,3 +291,25 @@ def test_the_smtp_tempfail_scenario_greets_with_421() -> None:
         finally:
             session.close()
     assert code == 421 and "try again later" in text[0]
+
+
+def test_a_client_dropping_the_tls_handshake_is_not_an_error(
+    serve: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = serve(SmtpConfig(HOST))
+    session = Session(ADDRESS, server.port)
+    try:
+        session.reply()
+        session.command("EHLO client.test")
+        # The system trust store knows nothing of the lab CA: the client aborts, as a strict probe does.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            session.starttls(ssl.create_default_context(), server_hostname=HOST)
+    finally:
+        session.close()
+    time.sleep(0.2)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    again = Session(ADDRESS, server.port)
+    try:
+        assert again.reply()[0] == 220
+    finally:
+        again.close()

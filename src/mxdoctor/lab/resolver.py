@@ -351,7 +351,10 @@ class RecursiveResolver:
 
     ``root_hints`` are (name server name, address) pairs of the lab root; ``port`` is the lab's DNS port,
     on which every lab server listens. With ``forwarders`` it sends recursive queries to them instead of
-    iterating. ``stale`` records are served as if cached, whatever the authorities say.
+    iterating. ``stale`` records are served as if cached, whatever the authorities say. Each upstream try
+    waits at most ``query_timeout`` seconds, and a client query at most ``budget`` seconds in all.
+
+    Raises ConfigError when a stale record does not parse.
     """
 
     def __init__(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import logging
 import socket
 import ssl
 import threading
@@ -18,6 +19,8 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from mxdoctor.lab import certs
+
+log = logging.getLogger(__name__)
 
 DEFAULT_IDENT = "ESMTP mxdoctor lab"
 START_TIMEOUT = 5.0
@@ -106,6 +109,12 @@ class _Handler:
                 return f"{code} {text}"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
+
+    async def handle_exception(self, error: Exception) -> str:
+        # A client that drops a TLS handshake (a probe rejecting the lab certificate) is ordinary here:
+        # note it quietly instead of aiosmtpd's logged traceback.
+        log.debug("lab SMTP %s: session error %r", self.config.hostname, error)
+        return f"500 Error: ({type(error).__name__}) {error}"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
