@@ -103,7 +103,7 @@ def test_edns_formerr_falls_back_without_edns(tmp_path: Path) -> None:
 def test_edns_silence_falls_back_without_edns(tmp_path: Path) -> None:
     answer, rec = run_in_tree(tmp_path, ask("mx.example.test.", "A"), {NS1: [Fault("edns-drop")]}, timeout=0.3)
     assert answer.outcome is Outcome.NOERROR
-    first, second = rec.exchanges
+    first, second = sorted(rec.exchanges, key=lambda x: x.attempt)
     assert (first.edns, first.outcome) == (0, Outcome.TIMEOUT)
     assert (second.edns, second.workaround, second.outcome) == (
         None,
@@ -117,9 +117,25 @@ def test_silence_is_a_bounded_timeout(tmp_path: Path) -> None:
     answer, rec = run_in_tree(tmp_path, ask("mx.example.test.", "A"), {NS1: [Fault("drop")]}, timeout=0.25)
     elapsed = time.monotonic() - started
     assert answer.outcome is Outcome.TIMEOUT
-    assert [x.outcome for x in rec.exchanges] == [Outcome.TIMEOUT, Outcome.TIMEOUT]
-    assert all(0.2 < x.duration < 0.5 for x in rec.exchanges)
+    first, second = sorted(rec.exchanges, key=lambda x: x.attempt)
+    assert (first.outcome, second.outcome) == (Outcome.TIMEOUT, Outcome.TIMEOUT)
+    # the retry waits twice as long, and the first attempt listens all along
+    assert 0.7 < first.duration < 0.9 and 0.45 < second.duration < 0.65
+    assert first.error is not None and "no reply within 0.25 s" in first.error
+    assert second.error is not None and "no reply within 0.5 s" in second.error
     assert elapsed < 2.0
+
+
+def test_late_reply_to_the_first_attempt_is_taken_and_said_late(tmp_path: Path) -> None:
+    answer, rec = run_in_tree(
+        tmp_path, ask("mx.example.test.", "A"), {NS1: [Fault("delay", seconds=0.4)]}, timeout=0.25
+    )
+    assert answer.outcome is Outcome.NOERROR
+    first, second = sorted(rec.exchanges, key=lambda x: x.attempt)
+    assert (first.edns, first.outcome) == (0, Outcome.NOERROR)  # the EDNS query was answered, late
+    assert first.error is not None and "after the 0.25 s timeout" in first.error
+    assert (second.workaround, second.outcome) == ("RetryWithoutEdnsOnTimeout", Outcome.TIMEOUT)
+    assert answer.exchanges == (first.id, second.id)
 
 
 @pytest.mark.parametrize(

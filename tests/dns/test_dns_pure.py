@@ -212,8 +212,8 @@ def test_summary_majority_among_disagreeing_answers() -> None:
     assert s.outcome is Outcome.NOERROR
 
 
-def test_judge_makes_refused_unauthoritative_and_referrals_lame() -> None:
-    assert iterate.judge("a", "example.", answer(Outcome.REFUSED)).outcome is Outcome.LAME
+def test_judge_makes_unauthoritative_answers_and_referrals_lame() -> None:
+    assert iterate.judge("a", "example.", answer(Outcome.REFUSED)).outcome is Outcome.REFUSED
     assert iterate.judge("a", "example.", answer(Outcome.NODATA, aa=False)).outcome is Outcome.LAME
     assert iterate.judge("a", "example.", answer(Outcome.SERVFAIL)).outcome is Outcome.SERVFAIL
     upward = referral("mx.example.test.", "test.", {"a.": "192.0.2.1"})

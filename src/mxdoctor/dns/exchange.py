@@ -6,6 +6,7 @@ one ``evidence.Exchange``; nothing here raises for a network fault.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import secrets
 import time
@@ -25,6 +26,7 @@ from mxdoctor.evidence import Outcome, Transport
 
 MAX_ATTEMPTS = 4
 MAX_CNAME_CHAIN = 16
+MAX_RETIRED = 1024  # a quarter of the ID space at most stays unusable
 MAX_STRAYS = 8  # stray datagrams remembered per query: enough to explain, bounded against floods
 
 _RCODE_OUTCOMES = {
@@ -160,11 +162,7 @@ def classify(msg: dns.message.Message, qname: str, qtype: str) -> Classified:
     if rcode == dns.rcode.NXDOMAIN:
         return Classified(Outcome.NXDOMAIN, cnames=tuple(cnames))
     others = sorted(
-        {
-            dns.rdatatype.to_text(rr.rdtype)
-            for rr in msg.answer
-            if rr.name == name and rr.rdtype not in _COMPANION_TYPES
-        }
+        {dns.rdatatype.to_text(rr.rdtype) for rr in msg.answer if rr.name == name and rr.rdtype not in _COMPANION_TYPES}
     )
     if others:
         detail = f"answer holds {', '.join(others)} at {name.to_text().lower()} where {qtype} was asked"
@@ -205,15 +203,15 @@ class UdpChannel(asyncio.DatagramProtocol):
         self.port = port
         self.transport: asyncio.DatagramTransport | None = None
         self.waiters: dict[int, _Waiter] = {}
+        # IDs of queries given up on: their late replies are explained, not strays for others
+        self.retired: collections.OrderedDict[int, None] = collections.OrderedDict()
         self._opening: asyncio.Lock = asyncio.Lock()
 
     async def _ensure_open(self) -> asyncio.DatagramTransport:
         async with self._opening:
             if self.transport is None:
                 loop = asyncio.get_running_loop()
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: self, remote_addr=(self.address, self.port)
-                )
+                transport, _ = await loop.create_datagram_endpoint(lambda: self, remote_addr=(self.address, self.port))
                 self.transport = transport
             return self.transport
 
@@ -239,11 +237,11 @@ class UdpChannel(asyncio.DatagramProtocol):
         else:
             ident, question = decoded.id, wire.question_of(decoded)
         waiter = self.waiters.get(ident) if ident is not None else None
+        if waiter is None and ident in self.retired:
+            return
         if waiter is not None and (
             question == (waiter.qname, waiter.qtype)
-            or (
-                isinstance(decoded, dns.message.Message) and wire.matches(decoded, waiter.qname, waiter.qtype)
-            )
+            or (isinstance(decoded, dns.message.Message) and wire.matches(decoded, waiter.qname, waiter.qtype))
         ):
             if not waiter.future.done():
                 waiter.future.set_result(decoded)
@@ -258,26 +256,23 @@ class UdpChannel(asyncio.DatagramProtocol):
         for w in [waiter] if waiter is not None else list(self.waiters.values()):
             w.stray(detail)
 
-    async def query(
-        self, qname: str, qtype: str, *, rd: bool, edns: int | None, timeout: float
-    ) -> tuple[_Reply | None, list[str]]:
-        """Send one query and wait for its reply: (reply or None on timeout, strays seen meanwhile)."""
+    async def send(self, qname: str, qtype: str, *, rd: bool, edns: int | None) -> tuple[int, _Waiter]:
+        """Send one query; its waiter's future gets the reply (or the socket's error)."""
         transport = await self._ensure_open()
         ident = secrets.randbits(16)
-        while ident in self.waiters:
+        while ident in self.waiters or ident in self.retired:
             ident = secrets.randbits(16)
         future: asyncio.Future[_Reply] = asyncio.get_running_loop().create_future()
         waiter = _Waiter(qname, qtype, future)
         self.waiters[ident] = waiter
-        try:
-            transport.sendto(wire.encode_query(ident, qname, qtype, rd=rd, edns=edns))
-            try:
-                async with asyncio.timeout(timeout):
-                    return await future, waiter.strays
-            except TimeoutError:
-                return None, waiter.strays
-        finally:
-            del self.waiters[ident]
+        transport.sendto(wire.encode_query(ident, qname, qtype, rd=rd, edns=edns))
+        return ident, waiter
+
+    def forget(self, ident: int) -> None:
+        self.waiters.pop(ident, None)
+        self.retired[ident] = None
+        if len(self.retired) > MAX_RETIRED:
+            self.retired.popitem(last=False)
 
     def close(self) -> None:
         if self.transport is not None:
@@ -308,9 +303,7 @@ async def tcp_query(
         if writer is not None:
             writer.close()
     decoded = wire.decode(data)
-    if isinstance(decoded, dns.message.Message) and (
-        decoded.id != ident or not wire.matches(decoded, qname, qtype)
-    ):
+    if isinstance(decoded, dns.message.Message) and (decoded.id != ident or not wire.matches(decoded, qname, qtype)):
         got = wire.question_of(decoded)
         return wire.Undecodable(f"reply with ID {decoded.id} for {got} over TCP", decoded.id)
     if isinstance(decoded, wire.Undecodable) and (decoded.id != ident or decoded.qname is None):
@@ -370,6 +363,17 @@ class _AttemptOutcome:
     message: dns.message.Message | None
 
 
+@dataclass
+class _Sent:
+    """A UDP attempt on the wire; it keeps listening past its timeout while later attempts run."""
+
+    attempt: Attempt
+    ident: int
+    waiter: _Waiter
+    started: float
+    timeout: float
+
+
 class Engine:
     """Sends questions for every view of a run: per-server limits, per-run cache, full recording."""
 
@@ -385,9 +389,7 @@ class Engine:
     def questions_sent(self) -> int:
         return len(self._cache)
 
-    async def ask(
-        self, view: str, server: evidence.Server, qname: str, qtype: str, *, rd: bool
-    ) -> ServerAnswer:
+    async def ask(self, view: str, server: evidence.Server, qname: str, qtype: str, *, rd: bool) -> ServerAnswer:
         """The answer of ``server`` to (qname, qtype); asked once per run whoever asks."""
         key = (server.address, server.port, qname, qtype, rd)
         task = self._cache.get(key)
@@ -396,23 +398,89 @@ class Engine:
             self._cache[key] = task
         return await asyncio.shield(task)
 
-    async def _ask(
-        self, view: str, server: evidence.Server, qname: str, qtype: str, rd: bool
-    ) -> ServerAnswer:
+    async def _ask(self, view: str, server: evidence.Server, qname: str, qtype: str, rd: bool) -> ServerAnswer:
         plan = AttemptPlan()
-        ids: list[int] = []
+        recorded: list[tuple[int, int]] = []  # (attempt number, exchange id)
+        # UDP attempts past their timeout: a late reply to one still counts, as it does for a stub
+        # that retries with the same ID (glibc), so a slow server is not mistaken for a dead one
+        lingering: list[_Sent] = []
         last: _AttemptOutcome | None = None
-        while (attempt := plan.next()) is not None:
-            async with self._limit(server):
-                ident, last = await self._attempt(view, server, qname, qtype, rd, attempt)
-            ids.append(ident)
-            plan.give(last.result)
+        try:
+            while (attempt := plan.next()) is not None:
+                async with self._limit(server):
+                    if attempt.transport is Transport.UDP:
+                        last = await self._udp_attempt(view, server, qname, qtype, rd, attempt, lingering, recorded)
+                    else:
+                        started = self.recorder.now()
+                        reply = await tcp_query(
+                            server.address, server.port, qname, qtype, rd=rd, edns=attempt.edns,
+                            timeout=self.timeout,
+                        )  # fmt: skip
+                        ident, last = self._record(
+                            view, server, qname, qtype, rd, attempt, started, reply, [], self.timeout
+                        )
+                        recorded.append((attempt.number, ident))
+                plan.give(last.result)
+        finally:
+            channel = self._channels.get((server.address, server.port))
+            for sent in lingering:
+                if channel is not None:
+                    channel.forget(sent.ident)
+                ident, _ = self._record(
+                    view, server, qname, qtype, rd, sent.attempt, sent.started, None, sent.waiter.strays,
+                    sent.timeout,
+                )  # fmt: skip
+                recorded.append((sent.attempt.number, ident))
         assert last is not None
         c = last.classified
+        ids = tuple(ident for _, ident in sorted(recorded))
         return ServerAnswer(
             server, qname, qtype, rd, c.outcome, last.result.rcode, c.records, c.cnames, c.ttl,
-            last.aa, c.detail, tuple(ids), last.message,
+            last.aa, c.detail, ids, last.message,
         )  # fmt: skip
+
+    async def _udp_attempt(
+        self,
+        view: str,
+        server: evidence.Server,
+        qname: str,
+        qtype: str,
+        rd: bool,
+        attempt: Attempt,
+        lingering: list[_Sent],
+        recorded: list[tuple[int, int]],
+    ) -> _AttemptOutcome:
+        """Send one UDP attempt and wait for it or any lingering earlier one; record what is settled."""
+        started = self.recorder.now()
+        channel = self._channel(server)
+        # the wait doubles on each retry, as glibc's and Windows' stubs back off
+        timeout = self.timeout * (2 if attempt.number > 1 else 1)
+        try:
+            ident, waiter = await channel.send(qname, qtype, rd=rd, edns=attempt.edns)
+        except OSError as exc:  # the socket could not even be opened (no route, bad family)
+            ident, out = self._record(view, server, qname, qtype, rd, attempt, started, exc, [], timeout)
+            recorded.append((attempt.number, ident))
+            return out
+        sent = _Sent(attempt, ident, waiter, started, timeout)
+        listening = {s.waiter.future: s for s in (sent, *lingering)}
+        done, _ = await asyncio.wait(listening, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if not done:
+            lingering.append(sent)
+            if waiter.strays:
+                malformed = Classified(Outcome.MALFORMED, detail="; ".join(waiter.strays))
+                return _AttemptOutcome(AttemptResult(Outcome.MALFORMED), malformed, False, None)
+            return _AttemptOutcome(AttemptResult(Outcome.TIMEOUT), Classified(Outcome.TIMEOUT), False, None)
+        winner = listening[next(iter(done))]
+        if winner is not sent:
+            lingering.remove(winner)
+            lingering.append(sent)
+        channel.forget(winner.ident)
+        ident, out = self._record(
+            view, server, qname, qtype, rd, winner.attempt, winner.started, winner.waiter.future.result(),
+            winner.waiter.strays, winner.timeout,
+        )  # fmt: skip
+        recorded.append((winner.attempt.number, ident))
+        return out
 
     def _limit(self, server: evidence.Server) -> asyncio.Semaphore:
         key = (server.address, server.port)
@@ -428,7 +496,7 @@ class Engine:
             channel = self._channels[key] = UdpChannel(server.address, server.port)
         return channel
 
-    async def _attempt(
+    def _record(
         self,
         view: str,
         server: evidence.Server,
@@ -436,22 +504,12 @@ class Engine:
         qtype: str,
         rd: bool,
         attempt: Attempt,
+        started: float,
+        reply: _Reply | None,
+        strays: list[str],
+        timeout: float,
     ) -> tuple[int, _AttemptOutcome]:
-        started = self.recorder.now()
-        strays: list[str] = []
-        reply: _Reply | None
-        try:
-            if attempt.transport is Transport.UDP:
-                reply, strays = await self._channel(server).query(
-                    qname, qtype, rd=rd, edns=attempt.edns, timeout=self.timeout
-                )
-            else:
-                reply = await tcp_query(
-                    server.address, server.port, qname, qtype, rd=rd, edns=attempt.edns,
-                    timeout=self.timeout,
-                )  # fmt: skip
-        except OSError as exc:  # the socket could not even be opened (no route, bad family)
-            reply = exc
+        """Classify what one attempt got and record it as an Exchange."""
         duration = self.recorder.now() - started
         ident = self.recorder.next_id()
         msg: dns.message.Message | None = None
@@ -460,10 +518,12 @@ class Engine:
         if reply is None:
             if strays:
                 classified = Classified(Outcome.MALFORMED, detail="; ".join(strays))
-                error = f"no matching reply within {self.timeout:g} s; received: " + "; ".join(strays)
+                error = f"no matching reply within {timeout:g} s; received: " + "; ".join(strays)
             else:
                 classified = Classified(Outcome.TIMEOUT)
-                error = f"no reply within {self.timeout:g} s"
+                error = f"no reply within {timeout:g} s"
+            if duration > timeout + 0.05:
+                error += f" (listened {duration:.1f} s in all, while later attempts ran)"
         elif isinstance(reply, OSError):
             classified = Classified(Outcome.NETWORK_ERROR)
             error = reply.strerror or str(reply) or type(reply).__name__
@@ -480,6 +540,8 @@ class Engine:
             error = classified.detail
             if strays:
                 error = (error + "; " if error else "") + "also received: " + "; ".join(strays)
+            if duration > timeout:
+                error = (error + "; " if error else "") + f"reply came after the {timeout:g} s timeout"
         truncated = msg is not None and bool(msg.flags & dns.flags.TC)
         self.recorder.add_exchange(
             evidence.Exchange(
@@ -507,9 +569,7 @@ class Engine:
             )
         )
         aa = msg is not None and bool(msg.flags & dns.flags.AA)
-        return ident, _AttemptOutcome(
-            AttemptResult(classified.outcome, rcode, truncated), classified, aa, msg
-        )
+        return ident, _AttemptOutcome(AttemptResult(classified.outcome, rcode, truncated), classified, aa, msg)
 
     async def close(self) -> None:
         """Cancel what is still in flight and close every socket."""

@@ -216,12 +216,14 @@ class Walk:
 
 
 def judge(view: str, zone: str, answer: ServerAnswer) -> Lookup:
-    """One server's Lookup as an authoritative server: REFUSED, no AA or a referral make it LAME."""
+    """One server's Lookup as an authoritative server: an answer without AA or a referral is LAME.
+
+    REFUSED stays REFUSED: refusing one question (AAAA only, say) is an unexpected RCODE, and a
+    server that refuses every question of the zone is told lame by the checks, across questions.
+    """
     outcome, detail = answer.outcome, answer.detail
     msg = answer.message
-    if outcome is Outcome.REFUSED:
-        outcome, detail = Outcome.LAME, "REFUSED: the server does not serve the zone"
-    elif outcome in (Outcome.NOERROR, Outcome.NODATA, Outcome.NXDOMAIN):
+    if outcome in (Outcome.NOERROR, Outcome.NODATA, Outcome.NXDOMAIN):
         referred = referral_anywhere(msg) if msg is not None else None
         if referred is not None:
             outcome, detail = Outcome.LAME, f"referral to {referred} instead of an answer from {zone}"

@@ -29,8 +29,7 @@ class View(Protocol):
 
 def _reachable(engine: Engine, view: str) -> bool:
     return any(
-        x.view == view and x.outcome not in (Outcome.TIMEOUT, Outcome.NETWORK_ERROR)
-        for x in engine.recorder.exchanges
+        x.view == view and x.outcome not in (Outcome.TIMEOUT, Outcome.NETWORK_ERROR) for x in engine.recorder.exchanges
     )
 
 
@@ -38,9 +37,7 @@ class RecursiveView:
     """A recursive resolver, or the list of them a stub tries in order (RD=1); answers taken as is:
     a SERVFAIL stays a SERVFAIL. The next server is tried only after a failure, as the stub does."""
 
-    def __init__(
-        self, name: str, kind: ViewKind, servers: tuple[evidence.Server, ...], engine: Engine
-    ) -> None:
+    def __init__(self, name: str, kind: ViewKind, servers: tuple[evidence.Server, ...], engine: Engine) -> None:
         self.name = name
         self.kind = kind
         self.servers = servers
@@ -76,9 +73,7 @@ class AuthoritativeView:
 
     kind = ViewKind.AUTHORITATIVE
 
-    def __init__(
-        self, engine: Engine, hints: dict[str, tuple[str, ...]], port: int, name: str = AUTHORITATIVE
-    ) -> None:
+    def __init__(self, engine: Engine, hints: dict[str, tuple[str, ...]], port: int, name: str = AUTHORITATIVE) -> None:
         self.name = name
         self.engine = engine
         self.port = port
@@ -107,9 +102,7 @@ class AuthoritativeView:
                 break
             qname = summary.cnames[-1]
         assert summary is not None
-        result = replace(
-            summary, qname=question.qname, cnames=tuple(chain), exchanges=tuple(dict.fromkeys(exchanges))
-        )
+        result = replace(summary, qname=question.qname, cnames=tuple(chain), exchanges=tuple(dict.fromkeys(exchanges)))
         self.engine.recorder.add_lookup(result)
         return result
 

@@ -34,9 +34,7 @@ class Undecodable:
     qtype: str | None = None
 
 
-def encode_query(
-    ident: int, qname: str, qtype: str, *, rd: bool, edns: int | None, do: bool = False
-) -> bytes:
+def encode_query(ident: int, qname: str, qtype: str, *, rd: bool, edns: int | None, do: bool = False) -> bytes:
     msg = dns.message.make_query(
         qname,
         qtype,
