@@ -277,7 +277,7 @@ def smtp_certificates(ctx: Context) -> Iterable[Finding]:
 def smtp_addresses_not_learnt(ctx: Context) -> Iterable[Finding]:
     """Ties the probe to the DNS: an exchanger family whose lookup failed was never probed."""
     view = ctx.evidence.options.get(SMTP_VIEW_OPTION)
-    if not ctx.evidence.smtp or view is None or view not in ctx.routes:
+    if view is None or view not in ctx.routes:
         return
     for x in ctx.routes[view].exchangers:
         for qtype in ("A", "AAAA"):

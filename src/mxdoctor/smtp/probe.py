@@ -262,7 +262,12 @@ class _Session:
         return self.client is not None and self.client.is_connected
 
     def close(self) -> None:
+        # abort, not close: a TLS close waits for the peer's close_notify, and a run that ends before
+        # it comes would leave the socket open behind asyncio.run
         if self.client is not None:
+            transport = self.client.transport
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
             self.client.close()
 
     async def connect(self) -> bool:
@@ -450,6 +455,7 @@ async def probe_target(
         )
     finally:
         session.close()
+        await asyncio.sleep(0)  # let the transport's connection_lost run: the socket closes now
     return evidence.SmtpProbe(
         host=host,
         address=address,
