@@ -281,7 +281,7 @@ def test_dead_forwarder_gives_servfail_within_the_bound(dead: str) -> None:
 def test_forwarder_mode_sends_recursive_queries_and_caches() -> None:
     async def scenario(lab: MiniLab) -> None:
         forwarding = resolver.RecursiveResolver(
-            (), lab.port, forwarders=[(DEAD, lab.port), (RESOLVER, lab.port)]
+            (), lab.port, forwarders=[(DEAD, lab.port), (RESOLVER, lab.port)], query_timeout=0.3
         )
         server = dnsserver.DnsServer("forwarding", FORWARDING, lab.port, forwarding.handle)
         await server.start()
