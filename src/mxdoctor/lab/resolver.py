@@ -32,7 +32,7 @@ DEFAULT_BUDGET = 4.0
 MAX_CNAME_CHAIN = 12
 MAX_REFERRALS = 24
 MAX_GLUELESS_DEPTH = 4
-# RFC 9715 / DNS flag day 2020 default buffer for queries we send.
+# The DNS flag day 2020 buffer size, for the queries we send and the one we advertise.
 UPSTREAM_PAYLOAD = 1232
 # Keep a window of recent upstream queries for tests and the lab card; a long-running lab must not grow.
 UPSTREAM_LOG_SIZE = 10_000
@@ -391,7 +391,7 @@ class RecursiveResolver:
 
     async def handle(self, request: dns.message.Message, transport: str) -> dns.message.Message | None:
         """Answer one client request; ``transport`` is "udp" or "tcp" (UDP replies are truncated to fit)."""
-        response = dns.message.make_response(request)
+        response = dns.message.make_response(request, our_payload=UPSTREAM_PAYLOAD)
         response.flags |= dns.flags.RA
         if request.opcode() != dns.opcode.QUERY:
             response.set_rcode(dns.rcode.NOTIMP)
