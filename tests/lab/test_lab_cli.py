@@ -94,7 +94,7 @@ def test_lab_serve_writes_the_ready_file_serves_and_stops_on_signal(
         out, err = process.communicate(timeout=15)
     assert process.returncode == 0, err
     assert "mxdoctor diagnose example.com --resolver 127.0.0.10:" in out
-    assert f"root.hints --dns-port {port}" in out
+    assert f"root.hints --dns-port {port} --smtp --smtp-port {card['smtp_port']}" in out
     assert "lab stopped" in err
     assert not ready.exists()
     assert not Path(str(card["root_hints"])).exists()

@@ -46,7 +46,8 @@ def test_card_says_where_everything_is(lab: lab_mod.Card) -> None:
     command = lab.diagnose_command
     assert command.startswith("mxdoctor diagnose example.com --resolver 127.0.0.10:")
     assert f"--external 127.0.0.20:{lab.dns_port}" in command
-    assert f"--root-hints {lab.root_hints}" in command and command.endswith(f"--dns-port {lab.dns_port}")
+    assert f"--root-hints {lab.root_hints} --dns-port {lab.dns_port}" in command
+    assert command.endswith(f"--smtp --smtp-port {lab.smtp_port}")
     data = json.loads(json.dumps(lab.to_json()))
     assert {"dns_port", "smtp_port", "root_hints", "resolvers", "domains"} <= set(data)
     assert {"name": "internal", "address": "127.0.0.10", "port": lab.dns_port, "role": "recursive"} in data[

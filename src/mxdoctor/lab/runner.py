@@ -394,7 +394,9 @@ class Lab:
         )
         servers = tuple(Endpoint(s.name, s.address, self.dns_port, s.role, s.zones) for s in scenario.servers)
         smtp = tuple(SmtpEndpoint(s.host, s.addresses, self.smtp_port, s.greeting) for s in scenario.smtp)
-        command = diagnose_command(scenario.domains[0], resolvers, hints, self.dns_port)
+        command = diagnose_command(
+            scenario.domains[0], resolvers, hints, self.dns_port, self.smtp_port if scenario.smtp else None
+        )
         return Card(
             scenario=scenario.name,
             description=scenario.description,
@@ -412,7 +414,10 @@ class Lab:
         )
 
 
-def diagnose_command(domain: str, resolvers: Sequence[Endpoint], hints: Path, dns_port: int) -> str:
+def diagnose_command(
+    domain: str, resolvers: Sequence[Endpoint], hints: Path, dns_port: int, smtp_port: int | None = None
+) -> str:
+    """The command line that diagnoses ``domain`` through this lab (and probes its SMTP servers)."""
     words = ["mxdoctor", "diagnose", domain]
     by_name = {r.name: r for r in resolvers}
     if "internal" in by_name:
@@ -420,6 +425,8 @@ def diagnose_command(domain: str, resolvers: Sequence[Endpoint], hints: Path, dn
     if "external" in by_name:
         words += ["--external", by_name["external"].hostport]
     words += ["--root-hints", str(hints), "--dns-port", str(dns_port)]
+    if smtp_port:
+        words += ["--smtp", "--smtp-port", str(smtp_port)]
     return shlex.join(words)
 
 

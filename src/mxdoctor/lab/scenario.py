@@ -32,31 +32,6 @@ MTAS = ("exchange2010", "exchange2013", "postfix", "exim", "sendmail", "opensmtp
 VERDICTS = ("deliver", "defer", "bounce")
 ROLES = ("authoritative", "recursive", "forwarder")
 
-# The finding codes scenarios may name (defined by the checks); built-in scenarios use only these.
-KNOWN_FINDINGS = (
-    "AAAA_SERVFAIL",
-    "AAAA_NXDOMAIN",
-    "AAAA_TIMEOUT",
-    "AAAA_UNEXPECTED_RCODE",
-    "AAAA_BROKEN_RESPONSE",
-    "MX_LOOKUP_FAILED",
-    "DOMAIN_NXDOMAIN",
-    "NULL_MX",
-    "NULL_MX_WITH_OTHER_MX",
-    "MX_TARGET_IS_CNAME",
-    "MX_TARGET_IS_ADDRESS",
-    "MX_TARGET_NXDOMAIN",
-    "IMPLICIT_MX",
-    "NO_ADDRESSES",
-    "LAME_DELEGATION",
-    "NS_DISAGREE",
-    "RESOLVER_DISAGREES",
-    "RESOLVER_FAILS",
-    "EDNS_INTOLERANT",
-    "TCP_FAILS",
-    "MAIL_ROUTE_OK",
-)
-
 ROOT_SERVER = ("a.root-servers.net.", "127.0.0.2")
 TLD_SERVER = ("a.gtld-servers.net.", "127.0.0.3")
 DEFAULT_RESOLVERS = (("internal", "127.0.0.10"), ("external", "127.0.0.20"))
