@@ -102,6 +102,8 @@ class Exchange:
     workaround: str | None = None  # why this attempt was made, e.g. "TcpOnTruncation"
     attempt: int = 1
     probe: str | None = None  # audit probe name when the exchange belongs to an audit probe
+    size: int | None = None  # bytes of the reply as received (audit probes)
+    reply_qname: str | None = None  # the reply's question name with its case as sent back (audit probes)
 
 
 @dataclass(frozen=True)

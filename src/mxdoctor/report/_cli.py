@@ -131,7 +131,12 @@ def run_diagnose(args: argparse.Namespace) -> int:
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    return _render(api.explain(args.file, mtas=_mtas(args), knobs=_knobs(args)), args)
+    d = api.explain(args.file, mtas=_mtas(args), knobs=_knobs(args))
+    if d.evidence.command == "audit":
+        from mxdoctor.audit import _cli as audit_cli  # audit evidence gets the audit report
+
+        return audit_cli.emit(d, args)
+    return _render(d, args)
 
 
 def run_checks(args: argparse.Namespace) -> int:

@@ -1,0 +1,174 @@
+"""The audit report: the probe × server matrix of each zone, the findings, and what the MTA models
+make of it; as rich text (80 columns, NO_COLOR honoured) or JSON. Reads a Diagnosis, computes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from mxdoctor import analysis, evidence
+from mxdoctor.audit import probes
+from mxdoctor.audit.judge import Judge, Result, Status
+from mxdoctor.checks._registry import Severity
+from mxdoctor.evidence import AuditProbe, Evidence, Server, ViewKind
+from mxdoctor.mta.verdict import Decision
+from mxdoctor.report import text
+
+SCHEMA = "mxdoctor.audit"
+SCHEMA_VERSION = "1.0"
+PROBE_COLUMN = 24
+CELL_WIDTH = 14
+
+_STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.NO_ANSWER: "bold yellow"}
+_WORD = {Status.PASS: "ok", Status.FAIL: "FAIL", Status.NO_ANSWER: "--"}
+
+
+def exit_code(d: analysis.Diagnosis) -> int:
+    """0 OK, 1 warnings, 2 errors or some MTA defers/bounces, 3 nothing could be audited."""
+    ev = d.evidence
+    auth = next((v for v in ev.views if v.kind is ViewKind.AUTHORITATIVE), None)
+    if auth is None or not auth.reachable:
+        return analysis.EXIT_UNKNOWN
+    ranks = [f.severity.rank for f in d.findings]
+    if any(v.outcome in (Decision.DEFER, Decision.BOUNCE) for v in d.verdicts):
+        return analysis.EXIT_CRITICAL
+    if any(r >= Severity.ERROR.rank for r in ranks):
+        return analysis.EXIT_CRITICAL
+    if any(r >= Severity.WARNING.rank for r in ranks):
+        return analysis.EXIT_WARNING
+    if not ev.audit:
+        return analysis.EXIT_UNKNOWN
+    return analysis.EXIT_OK
+
+
+def zones(ev: Evidence) -> list[tuple[str, list[Server]]]:
+    """Every audited zone with its server addresses, in the order the probes were sent."""
+    out: dict[str, list[Server]] = {}
+    for p in ev.audit:
+        servers = out.setdefault(p.zone, [])
+        if p.server not in servers:
+            servers.append(p.server)
+    return list(out.items())
+
+
+def row_label(p: AuditProbe) -> str:
+    spec = probes.BY_NAME.get(p.name)
+    if spec is None or (spec.scope is probes.Scope.ZONE and p.name not in ("ent", "nxdomain")):
+        return p.name
+    if p.name == "nxdomain":
+        return "nxdomain"
+    qname = p.qname.lower()
+    rel = "@" if qname == p.zone else qname[: -len(p.zone) - 1] if qname.endswith("." + p.zone) else qname
+    return f"{p.name} {rel}"
+
+
+def _rows(judge: Judge, zone: str) -> dict[str, dict[str, Result]]:
+    rows: dict[str, dict[str, Result]] = {}
+    for r in judge.results:
+        if r.probe.zone == zone:
+            rows.setdefault(row_label(r.probe), {})[r.probe.server.address] = r
+    return rows
+
+
+def cell(r: Result | None) -> Text:
+    if r is None:
+        return Text("n/a", style="dim")
+    rcode = r.rcode if r.status is not Status.PASS or r.rcode != "NOERROR" else "NOERROR"
+    label = f"{_WORD[r.status]} {rcode}"
+    if r.status is Status.PASS and r.exchange is not None and "TC" in r.exchange.flags:
+        label += " TC"
+    return Text(label, style=_STYLE[r.status])
+
+
+def matrix(judge: Judge, zone: str, servers: list[Server], console: Console) -> None:
+    width = console.width or 80
+    per_table = max(1, (width - PROBE_COLUMN - 4) // (CELL_WIDTH + 1))
+    rows = _rows(judge, zone)
+    for start in range(0, len(servers), per_table):
+        chunk = servers[start : start + per_table]
+        part = "" if len(servers) <= per_table else f" (servers {start + 1}-{start + len(chunk)} of {len(servers)})"
+        table = Table(title=f"Zone {zone}{part}", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        table.add_column("probe", no_wrap=True, max_width=PROBE_COLUMN, overflow="ellipsis")
+        for s in chunk:
+            table.add_column(f"{s.name or ''}\n{s.address}", no_wrap=True, max_width=CELL_WIDTH + 6,
+                             overflow="ellipsis")
+        for label, by_addr in rows.items():
+            table.add_row(label, *(cell(by_addr.get(s.address)) for s in chunk))
+        console.print(table)
+
+
+def render(d: analysis.Diagnosis, console: Console) -> None:
+    ev = d.evidence
+    judge = Judge(ev)
+    console.print(Text(f"mxdoctor audit {ev.target}", style="bold"))
+    if ev.deadline_hit:
+        console.print(Text("the overall deadline ended the audit: some probes are missing", style="red"))
+    found = zones(ev)
+    if not found:
+        console.print(Text("no zone to audit: no authoritative server of the domain or its MX hosts was found",
+                           style="red"))
+    for zone, servers in found:
+        names = sorted({p.qname.lower() for p in ev.audit if p.zone == zone and
+                        probes.BY_NAME[p.name].scope is probes.Scope.NAME})
+        console.print(Text(f"{zone}: {len(servers)} server address(es); names probed: {', '.join(names)}",
+                           style="dim"))
+    console.print()
+    for zone, servers in found:
+        matrix(judge, zone, servers, console)
+    console.print(Text("ok = expected answer, FAIL = wrong answer, -- = no answer; each with the RCODE. "
+                       "See docs/audit.md for what each probe expects.", style="dim"))
+    console.print()
+    text._findings(d, console)
+    console.print(Text("What it means for senders", style="bold italic"))
+    console.print(Text(text.headline(d), style="bold"))
+    text._verdicts(d, console)
+    console.print(Text(f"exit status {exit_code(d)}", style="dim"))
+
+
+def to_dict(d: analysis.Diagnosis) -> dict[str, Any]:
+    ev = d.evidence
+    judge = Judge(ev)
+    diagnosis = analysis.to_dict(d, with_evidence=False)
+    return {
+        "schema": SCHEMA,
+        "version": SCHEMA_VERSION,
+        "domain": d.domain,
+        "target": d.target,
+        "exit_code": exit_code(d),
+        "zones": [
+            {
+                "zone": zone,
+                "servers": [{"name": s.name, "address": s.address, "port": s.port} for s in servers],
+            }
+            for zone, servers in zones(ev)
+        ],
+        "probes": [
+            {
+                "probe": r.probe.name,
+                "zone": r.probe.zone,
+                "qname": r.probe.qname,
+                "qtype": r.exchange.qtype if r.exchange else probes.BY_NAME[r.probe.name].qtype,
+                "server": r.probe.server.name,
+                "address": r.probe.server.address,
+                "status": r.status.value,
+                "rcode": r.rcode,
+                "detail": r.detail,
+                "code": r.code if not r.ok else "",
+                "exchanges": list(r.probe.exchanges),
+            }
+            for r in judge.results
+        ],
+        "findings": diagnosis["findings"],
+        "verdicts": diagnosis["verdicts"],
+        "evidence": evidence.to_dict(ev),
+    }
+
+
+def dumps(d: analysis.Diagnosis) -> str:
+    return json.dumps(to_dict(d), indent=2, ensure_ascii=False)

@@ -1,0 +1,182 @@
+"""The audit run: discover the zones and servers (diagnose's route over the authoritative view), then
+send the probe set to every server address, at most ``per_server`` queries in flight per address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from dataclasses import dataclass
+
+from mxdoctor import evidence, probe, route
+from mxdoctor.audit import probes, send
+from mxdoctor.dns import exchange
+from mxdoctor.errors import ConfigError
+from mxdoctor.evidence import AuditProbe, Evidence, Server
+from mxdoctor.route import fqdn
+
+
+@dataclass(frozen=True)
+class AuditOptions:
+    root_hints: str | None = None
+    dns_port: int = 53
+    timeout: float = 2.0
+    deadline: float = 60.0
+    per_server: int = 2
+
+    def check(self) -> None:
+        """Raises ConfigError for values no audit can run with."""
+        if self.per_server < 1:
+            raise ConfigError(f"--per-server {self.per_server}: must be at least 1")
+        self.probe_options().check()
+
+    def probe_options(self) -> probe.ProbeOptions:
+        return probe.ProbeOptions(
+            use_system=False,
+            authoritative=True,
+            root_hints=self.root_hints,
+            dns_port=self.dns_port,
+            timeout=self.timeout,
+            deadline=self.deadline,
+            per_server_concurrency=self.per_server,
+        )
+
+
+@dataclass(frozen=True)
+class Target:
+    """One zone to audit: its servers and the audited names it owns."""
+
+    zone: str
+    servers: tuple[Server, ...]
+    names: tuple[str, ...]
+
+
+def owner_zone(zones: tuple[evidence.Zone, ...], name: str) -> evidence.Zone | None:
+    """The deepest zone met while iterating that contains ``name``."""
+    inside = [z for z in zones if z.name == "." or name == z.name or name.endswith("." + z.name)]
+    return max(inside, key=lambda z: 0 if z.name == "." else len(z.name), default=None)
+
+
+def targets(ev: Evidence, port: int) -> list[Target]:
+    """The zones of the mail domain and of every MX host, with their servers' every address."""
+    domain = fqdn(ev.domain)
+    rt = route.route_for_view(ev, "authoritative")
+    if rt.kind is route.RouteKind.NXDOMAIN:
+        return []  # no zone to audit: DOMAIN_NXDOMAIN says why
+    names = [domain] + [x.host for x in rt.exchangers if x.literal is None and x.host != domain]
+    by_zone: dict[str, list[str]] = {}
+    zones: dict[str, evidence.Zone] = {}
+    for name in names:
+        z = owner_zone(ev.zones, name)
+        if z is None or z.name == ".":
+            continue
+        zones[z.name] = z
+        if name not in by_zone.setdefault(z.name, []):
+            by_zone[z.name].append(name)
+    out = []
+    for zname, znames in by_zone.items():
+        servers = tuple(
+            Server(address, port, ns.name) for ns in zones[zname].nameservers for address in ns.addresses
+        )
+        out.append(Target(zname, servers, tuple(znames)))
+    return out
+
+
+class _Scheduler:
+    def __init__(self, recorder: exchange.Recorder, options: AuditOptions) -> None:
+        self.recorder = recorder
+        self.options = options
+        self.limits: dict[tuple[str, int], asyncio.Semaphore] = {}
+        self.done: list[AuditProbe] = []
+
+    def limit(self, server: Server) -> asyncio.Semaphore:
+        key = (server.address, server.port)
+        sem = self.limits.get(key)
+        if sem is None:
+            sem = self.limits[key] = asyncio.Semaphore(self.options.per_server)
+        return sem
+
+    async def one(self, target: Target, server: Server, spec: probes.ProbeSpec, qname: str, qtype: str) -> None:
+        query = send.Query(spec, qname, qtype)
+        ids = await send.send(
+            self.recorder, server, query, timeout=self.options.timeout, limit=self.limit(server)
+        )
+        self.done.append(AuditProbe(spec.name, target.zone, qname, server, ids))
+
+    def first_phase(self, target: Target, server: Server) -> list[asyncio.Future[None]]:
+        jobs = []
+        for spec in probes.PROBES:
+            if spec.scope is probes.Scope.NAME:
+                for name in target.names:
+                    qname = probes.mixed_case(name) if spec.name == "case" else name
+                    if spec.name == "case" and qname == name:
+                        continue  # no letters to vary
+                    jobs.append(self.one(target, server, spec, qname, spec.qtype))
+            elif spec.name == "nxdomain":
+                jobs.append(self.one(target, server, spec, probes.nonexistent(target.zone), spec.qtype))
+            elif spec.name == "ent":
+                for ent in probes.empty_nonterminals(target.zone, list(target.names))[:2]:
+                    jobs.append(self.one(target, server, spec, ent, spec.qtype))
+            elif spec.name != "do512":
+                jobs.append(self.one(target, server, spec, target.zone, spec.qtype))
+        return [asyncio.ensure_future(j) for j in jobs]
+
+    def large_type(self, target: Target) -> str:
+        """The apex type with the largest reply seen so far: the one most likely to need TC at 512."""
+        sizes: dict[str, int] = {}
+        for x in self.recorder.exchanges:
+            if x.probe in ("mx", "txt", "ns", "soa") and x.qname == target.zone and x.size and x.answer:
+                sizes[x.qtype] = max(sizes.get(x.qtype, 0), x.size)
+        return max(sizes, key=lambda t: sizes[t]) if sizes else "SOA"
+
+
+async def _run_probes(sched: _Scheduler, found: list[Target]) -> None:
+    first = [f for t in found for s in t.servers for f in sched.first_phase(t, s)]
+    if first:
+        await asyncio.gather(*first)
+    do512 = probes.BY_NAME["do512"]
+    second = [
+        asyncio.ensure_future(sched.one(t, s, do512, t.zone, sched.large_type(t))) for t in found for s in t.servers
+    ]
+    if second:
+        await asyncio.gather(*second)
+
+
+async def audit_domain(target: str, options: AuditOptions) -> Evidence:
+    """Discover and probe; never raises for the network. Raises InvalidTarget or ConfigError."""
+    options.check()
+    ev = await probe.probe_domain(target, options.probe_options())
+    recorder = exchange.Recorder()
+    sched = _Scheduler(recorder, options)
+    task = asyncio.ensure_future(_run_probes(sched, targets(ev, options.dns_port)))
+    deadline_hit = ev.deadline_hit
+    try:
+        await asyncio.wait_for(task, timeout=options.deadline)
+    except TimeoutError:
+        deadline_hit = True
+    # continue the discovery's clock and exchange ids, so the evidence reads as one run
+    id_base = max((x.id for x in ev.exchanges), default=0)
+    t_base = max((x.started + x.duration for x in ev.exchanges), default=0.0)
+    done = {i for p in sched.done for i in p.exchanges}
+    mine = [
+        dataclasses.replace(x, id=x.id + id_base, started=round(x.started + t_base, 6))
+        for x in sorted(recorder.exchanges, key=lambda x: x.id)
+        if x.id in done
+    ]
+    audit = sorted(
+        (dataclasses.replace(p, exchanges=tuple(i + id_base for i in p.exchanges)) for p in sched.done),
+        key=lambda p: (p.zone, p.server.address, probes.ORDER.get(p.name, 99), p.qname.lower()),
+    )
+    return dataclasses.replace(
+        ev,
+        command="audit",
+        exchanges=ev.exchanges + tuple(mine),
+        audit=tuple(audit),
+        deadline_hit=deadline_hit,
+        options={**ev.options, "per_server": str(options.per_server)},
+    )
+
+
+def collect(target: str, options: AuditOptions) -> Evidence:
+    """``audit_domain`` for synchronous callers (the CLI)."""
+    return asyncio.run(audit_domain(target, options))

@@ -1,0 +1,479 @@
+"""Audit findings: how each authoritative server of the mail domain's and the MX hosts' zones answers
+the probe set (RFC 3597, 6891, 7766, 8020, 4343, 1035), and whether the servers agree with each other.
+
+Reads only ``Evidence.audit`` (empty for diagnose runs, so these checks say nothing there); reuses the
+AAAA, lame-delegation, EDNS, TCP and disagreement codes of the other families for the same facts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+
+from mxdoctor.audit import probes
+from mxdoctor.audit.judge import Judge, Result, Status
+from mxdoctor.checks import address, mx, nameserver
+from mxdoctor.checks._context import Context
+from mxdoctor.checks._registry import Finding, FindingSpec, Seen, Severity, check, finding
+from mxdoctor.evidence import AuditProbe, Exchange, Outcome, Server
+
+AUDIT_VIEW = "authoritative"
+_NOTHING = "Nothing to change on the sending side."
+
+
+def _server_fix(what: str) -> str:
+    return f"{what} Check each server with the `reproduce` commands; upgrade or reconfigure the name server " \
+        "software, or the firewall or load balancer in front of it, until every one passes."
+
+
+UNKNOWN_TYPE_MISHANDLED = finding(
+    "UNKNOWN_TYPE_MISHANDLED",
+    Severity.ERROR,
+    "Queries for an unknown record type are mishandled",
+    "{servers} answer {rcode} to a query for {qname} {qtype} (a type they do not know) instead of "
+    "NOERROR with no data.",
+    "RFC 3597 requires servers to answer queries for types they do not implement like any other type: "
+    "NOERROR with no data when the name has none. A server that fails them fails the next new type as "
+    "well, and mail depends on newer types: TLSA for DANE (Postfix and Exim defer when the TLSA lookup "
+    "fails), and AAAA was once one (RFC 4074).",
+    sender=_NOTHING,
+    receiver=_server_fix("Answer NOERROR/no data to unknown types at {zone}."),
+    rfcs=("RFC 3597 §3", "RFC 4074 §3"),
+)
+EDNS_VERSION_IGNORED = finding(
+    "EDNS_VERSION_IGNORED",
+    Severity.WARNING,
+    "EDNS version is not negotiated (no BADVERS)",
+    "{servers} answer an EDNS version 1 query with {rcode} instead of BADVERS with version 0: {detail}.",
+    "RFC 6891 §6.1.3: a server that does not implement the EDNS version asked must answer BADVERS and "
+    "state the version it supports, so that a later EDNS version can be introduced; a server that "
+    "answers as if the query were version 0, or not at all, blocks that negotiation.",
+    sender=_NOTHING,
+    receiver=_server_fix("Answer BADVERS to EDNS versions above 0 at {zone}."),
+    rfcs=("RFC 6891 §6.1.3",),
+)
+EDNS_OPTION_MISHANDLED = finding(
+    "EDNS_OPTION_MISHANDLED",
+    Severity.ERROR,
+    "Queries with an unknown EDNS option are mishandled",
+    "{servers} answer a query carrying an unknown EDNS option with {rcode}: {detail}.",
+    "RFC 6891 §6.1.2: options a server does not understand must be ignored. Resolvers send options "
+    "(cookies, client subnet, padding) on every query; a server that drops or rejects them looks dead "
+    "to those resolvers, which then answer SERVFAIL to the sending MTA.",
+    sender="Nothing reliable on the sending side.",
+    receiver=_server_fix("Ignore unknown EDNS options at {zone}."),
+    rfcs=("RFC 6891 §6.1.2", "RFC 7873 §5.2"),
+)
+EDNS_FLAG_MISHANDLED = finding(
+    "EDNS_FLAG_MISHANDLED",
+    Severity.WARNING,
+    "Queries with an undefined EDNS flag are mishandled",
+    "{servers} answer a query with an undefined EDNS flag set with {rcode}: {detail}.",
+    "RFC 6891 §6.1.4: undefined EDNS flags must be ignored by the server and left clear in the reply; "
+    "a server that fails such queries will break when a new flag comes into use.",
+    sender=_NOTHING,
+    receiver=_server_fix("Ignore undefined EDNS flags at {zone}."),
+    rfcs=("RFC 6891 §6.1.4",),
+)
+NO_TRUNCATION = finding(
+    "NO_TRUNCATION",
+    Severity.WARNING,
+    "Answers are not truncated for a small UDP buffer",
+    "{servers} answer {qname} {qtype} with DO set and a 512-byte buffer wrongly: {detail}.",
+    "A server must keep a UDP reply within the buffer size the query advertises and set TC when the "
+    "answer does not fit, so that the resolver retries over TCP. Oversized replies are fragmented or "
+    "dropped on the way; silently shortened ones lose records.",
+    sender=_NOTHING,
+    receiver=_server_fix("Honour the EDNS buffer size and set TC at {zone}."),
+    rfcs=("RFC 6891 §7", "RFC 1035 §4.2.1", "RFC 2181 §9"),
+)
+QNAME_CASE_MISHANDLED = finding(
+    "QNAME_CASE_MISHANDLED",
+    Severity.WARNING,
+    "The letter case of the question is not preserved",
+    "{servers} mishandle {qname} asked in mixed case: {detail}.",
+    "Names compare without regard to case, and the question must come back exactly as it was asked. "
+    "Resolvers that randomise the case of the question against spoofing (DNS 0x20) discard replies "
+    "that change it, and then fail or retry.",
+    sender=_NOTHING,
+    receiver=_server_fix("Echo the question unchanged and answer case-insensitively at {zone}."),
+    rfcs=("RFC 4343 §3", "RFC 1035 §7.3"),
+)
+NXDOMAIN_FOR_EMPTY_NONTERMINAL = finding(
+    "NXDOMAIN_FOR_EMPTY_NONTERMINAL",
+    Severity.ERROR,
+    "NXDOMAIN for a name that has names below it",
+    "{servers} answer NXDOMAIN for {qname}, which exists because names below it do.",
+    "RFC 8020: NXDOMAIN means nothing exists at or below the name, and resolvers may cache it so for "
+    "the whole subtree. An MX host below that name then vanishes from those resolvers, and mail "
+    "bounces or defers.",
+    sender="Flush the resolver's cache for the name; nothing lasting on the sending side.",
+    receiver=_server_fix("Answer NOERROR with no data for empty non-terminals at {zone}."),
+    rfcs=("RFC 8020 §2", "RFC 4592 §2.2.2"),
+)
+NXDOMAIN_MISHANDLED = finding(
+    "NXDOMAIN_MISHANDLED",
+    Severity.WARNING,
+    "A name that does not exist is not answered NXDOMAIN with the SOA",
+    "{servers} answer a query for the non-existent {qname} badly: {detail}.",
+    "A name that does not exist must get NXDOMAIN with the zone's SOA in the authority section, so "
+    "resolvers can cache the denial for the SOA's negative TTL; errors or silence instead make every "
+    "lookup of a mistyped or retired MX host slow and uncertain.",
+    sender=_NOTHING,
+    receiver=_server_fix("Answer NXDOMAIN with the SOA for names that do not exist at {zone}."),
+    rfcs=("RFC 2308 §2.1", "RFC 1034 §4.3.2"),
+)
+SOA_SERIAL_MISMATCH = finding(
+    "SOA_SERIAL_MISMATCH",
+    Severity.WARNING,
+    "The servers of a zone serve different SOA serials",
+    "The servers of {zone} serve different SOA serials: {detail}.",
+    "Different serials mean some secondaries have not loaded the latest zone: a record just changed "
+    "(a new MX host, a fixed AAAA) is seen by some resolvers and not by others.",
+    sender=_NOTHING,
+    receiver="Make every server of {zone} load the current zone (zone transfers, NOTIFY, or the "
+    "provider's sync) and check that the serials agree: dig @<each server> {zone} SOA +norecurse",
+    rfcs=("RFC 1034 §4.3.5", "RFC 1996"),
+)
+NS_SET_MISMATCH = finding(
+    "NS_SET_MISMATCH",
+    Severity.WARNING,
+    "The NS set differs between servers or from the parent",
+    "The NS set of {zone} differs: {detail}.",
+    "The parent's delegation and the zone's own NS records must name the same servers, and every "
+    "server must serve the same NS set; otherwise resolvers ask servers that are not meant to serve "
+    "the zone, or never ask some that are.",
+    sender=_NOTHING,
+    receiver="Make the NS records in {zone} and the delegation at its parent name the same servers.",
+    rfcs=("RFC 1034 §4.2.2", "RFC 2181 §5.4.1"),
+)
+OPCODE_MISHANDLED = finding(
+    "OPCODE_MISHANDLED",
+    Severity.WARNING,
+    "An unknown opcode is not answered NOTIMP",
+    "{servers} answer a query with an unknown opcode with {rcode} instead of NOTIMP.",
+    "A server must answer NOTIMP to an opcode it does not implement; silence or an answer makes new "
+    "opcodes impossible to deploy and shows a middlebox or server that parses DNS loosely.",
+    sender=_NOTHING,
+    receiver=_server_fix("Answer NOTIMP to unknown opcodes at {zone}."),
+    rfcs=("RFC 1035 §4.1.1", "RFC 6895 §2.2"),
+)
+ZFLAG_MISHANDLED = finding(
+    "ZFLAG_MISHANDLED",
+    Severity.WARNING,
+    "Queries with the Z bit set are mishandled",
+    "{servers} mishandle a query with the reserved Z bit set: {detail}.",
+    "The Z bit is reserved: a server must ignore it in queries and leave it clear in replies. A server "
+    "that drops or fails such queries breaks as soon as the bit gets a meaning.",
+    sender=_NOTHING,
+    receiver=_server_fix("Ignore the Z bit at {zone}."),
+    rfcs=("RFC 1035 §4.1.1", "RFC 6895 §2"),
+)
+NOT_AUTHORITATIVE = finding(
+    "NOT_AUTHORITATIVE",
+    Severity.ERROR,
+    "Answers without the AA bit from a server of the zone",
+    "{servers} answer some queries for {zone} without the AA bit: {detail}.",
+    "Every answer from a server of the zone for the zone's own data must carry AA; resolvers treat "
+    "answers without it as lame and discard them, and may end with SERVFAIL.",
+    sender=_NOTHING,
+    receiver=_server_fix("Serve {zone} authoritatively on every server (AA on every answer)."),
+    rfcs=("RFC 1035 §4.1.1", "RFC 1034 §4.3.2"),
+)
+TCP_UNSUPPORTED = finding(
+    "TCP_UNSUPPORTED",
+    Severity.ERROR,
+    "DNS over TCP does not work",
+    "{servers} do not answer over TCP ({rcode}).",
+    "RFC 7766 §5: authoritative servers MUST answer over TCP. Resolvers switch to TCP for any answer "
+    "that does not fit in UDP (many MX, TXT or DNSSEC answers) and after spoofing suspicion; without "
+    "TCP those lookups fail and the MTA defers.",
+    sender="Nothing reliable on the sending side.",
+    receiver="Allow TCP port 53 to the servers of {zone} and make them answer over TCP.",
+    rfcs=("RFC 7766 §5", "RFC 1035 §4.2.2"),
+)
+QUERY_FAILED = finding(
+    "QUERY_FAILED",
+    Severity.ERROR,
+    "An ordinary query fails at a server of the zone",
+    "{servers} fail the query {qname} {qtype}: {detail}.",
+    "A server of the zone must answer every query about the zone's data with the data or with no "
+    "data; errors and silence make resolvers retry elsewhere and, when every server fails, answer "
+    "SERVFAIL to the MTA.",
+    sender="Nothing reliable on the sending side.",
+    receiver=_server_fix("Answer {qname} {qtype} from every server of {zone}."),
+    rfcs=("RFC 1034 §4.3.2", "RFC 1035 §4.1.1"),
+)
+NS_UNREACHABLE = finding(
+    "NS_UNREACHABLE",
+    Severity.ERROR,
+    "A server of the zone answers nothing",
+    "{ns_name} ({ns_ip}), a server of {zone}, answers no query at all ({rcode}).",
+    "Resolvers spend their time-outs on a dead server before trying the next one; when the others "
+    "fail too, or the MTA's lookup budget runs out first, the lookup fails and mail is deferred.",
+    sender=_NOTHING,
+    receiver="Bring {ns_name} ({ns_ip}) back, or remove it from the NS records of {zone} and the "
+    "delegation at the parent.",
+    rfcs=("RFC 1034 §4.3.4", "RFC 2182 §3"),
+)
+AUDIT_OK = finding(
+    "AUDIT_OK",
+    Severity.INFO,
+    "Every server passes every audit probe",
+    "Every authoritative server of {zone} answers every audit probe as the RFCs expect.",
+    "The servers answer A, AAAA, MX, TXT and unknown types, non-existent names and empty non-terminals, "
+    "mixed-case questions, EDNS (versions, options, flags, small buffers), TCP, unknown opcodes and "
+    "the Z bit correctly, and agree with each other.",
+    rfcs=("RFC 4074", "RFC 6891", "RFC 7766"),
+)
+
+_SPECS: dict[str, FindingSpec] = {
+    s.code: s
+    for s in (
+        UNKNOWN_TYPE_MISHANDLED, EDNS_VERSION_IGNORED, EDNS_OPTION_MISHANDLED, EDNS_FLAG_MISHANDLED,
+        NO_TRUNCATION, QNAME_CASE_MISHANDLED, NXDOMAIN_FOR_EMPTY_NONTERMINAL, NXDOMAIN_MISHANDLED,
+        OPCODE_MISHANDLED, ZFLAG_MISHANDLED, NOT_AUTHORITATIVE, TCP_UNSUPPORTED, QUERY_FAILED,
+        address.AAAA_SERVFAIL, address.AAAA_NXDOMAIN, address.AAAA_TIMEOUT, address.AAAA_UNEXPECTED_RCODE,
+        address.AAAA_BROKEN_RESPONSE,
+    )
+}  # fmt: skip
+# facts about one name (subject "qname qtype"); the rest are facts about a zone's servers
+_NAME_CODES = {
+    "UNKNOWN_TYPE_MISHANDLED", "QNAME_CASE_MISHANDLED", "NXDOMAIN_FOR_EMPTY_NONTERMINAL", "QUERY_FAILED",
+    "NXDOMAIN_MISHANDLED", "NO_TRUNCATION", "AAAA_SERVFAIL", "AAAA_NXDOMAIN", "AAAA_TIMEOUT",
+    "AAAA_UNEXPECTED_RCODE", "AAAA_BROKEN_RESPONSE",
+}  # fmt: skip
+
+
+def ns_label(server: Server) -> str:
+    return f"{server.name or server.address} ({server.address})"
+
+
+# codes other families emit for the same fact: their seen/reproduce format, so merged lines dedupe
+_SHARED = {"AAAA_SERVFAIL", "AAAA_NXDOMAIN", "AAAA_TIMEOUT", "AAAA_UNEXPECTED_RCODE", "AAAA_BROKEN_RESPONSE",
+           "A_LOOKUP_FAILED", "MX_LOOKUP_FAILED"}
+
+
+def _outcome(r: Result) -> str:
+    x = r.exchange
+    if x is None:
+        return r.rcode
+    return x.rcode if x.outcome is Outcome.OTHER_RCODE and x.rcode else x.outcome.value
+
+
+def dig_for(result: Result, *, shared: bool = False) -> str:
+    p = result.probe
+    x = result.exchange
+    qtype = x.qtype if x is not None else probes.BY_NAME[p.name].qtype
+    cmd = probes.dig_command(probes.BY_NAME[p.name], p.server.address, p.server.port, p.qname, qtype)
+    if shared:
+        return f"{cmd}   # -> {_outcome(result)}"
+    return f"{cmd}   # -> {result.rcode}" + (f" ({result.detail})" if result.detail else "")
+
+
+def _seen(r: Result, *, shared: bool = False) -> Seen:
+    if shared:
+        return Seen(AUDIT_VIEW, str(r.probe.server), _outcome(r))
+    return Seen(AUDIT_VIEW, str(r.probe.server), f"{r.probe.name}: {r.rcode}" + (
+        f", {r.detail}" if r.detail and r.detail != r.rcode else ""))
+
+
+def _dead_servers(judge: Judge) -> dict[str, list[Result]]:
+    by: dict[str, list[Result]] = defaultdict(list)
+    for r in judge.results:
+        by[r.probe.server.address].append(r)
+    return {a: rs for a, rs in by.items() if rs and all(r.status is Status.NO_ANSWER for r in rs)}
+
+
+def _qtype(r: Result) -> str:
+    return r.exchange.qtype if r.exchange is not None else probes.BY_NAME[r.probe.name].qtype
+
+
+@check(
+    UNKNOWN_TYPE_MISHANDLED, EDNS_VERSION_IGNORED, EDNS_OPTION_MISHANDLED, EDNS_FLAG_MISHANDLED,
+    NO_TRUNCATION, QNAME_CASE_MISHANDLED, NXDOMAIN_FOR_EMPTY_NONTERMINAL, NXDOMAIN_MISHANDLED,
+    OPCODE_MISHANDLED, ZFLAG_MISHANDLED, NOT_AUTHORITATIVE, TCP_UNSUPPORTED, QUERY_FAILED, NS_UNREACHABLE,
+)  # fmt: skip
+def probe_results(ctx: Context) -> Iterable[Finding]:
+    if not ctx.evidence.audit:
+        return
+    judge = Judge(ctx.evidence)
+    route_codes = {(ctx.domain, "MX"): mx.MX_LOOKUP_FAILED}
+    route_codes.update({(host, "A"): address.A_LOOKUP_FAILED for host in address.exchanger_hosts(ctx)})
+    yield from _findings(judge, ctx.domain, route_codes)
+
+
+def _findings(judge: Judge, domain: str, route_codes: dict[tuple[str, str], FindingSpec]) -> Iterator[Finding]:
+    dead = _dead_servers(judge)
+    for addr, rs in sorted(dead.items()):
+        p = rs[0].probe
+        yield NS_UNREACHABLE.emit(
+            f"{p.server.name or addr} {addr}",
+            seen=[_seen(rs[0])],
+            reproduce=[dig_for(rs[0])],
+            exchanges=[i for r in rs for i in r.probe.exchanges],
+            ns_name=p.server.name or addr, ns_ip=addr, zone=p.zone, rcode=rs[0].rcode,
+        )  # fmt: skip
+    groups: dict[tuple[str, str], list[Result]] = defaultdict(list)
+    for r in judge.failures():
+        addr = r.probe.server.address
+        if addr in dead or addr in judge.lame:
+            continue
+        if addr in judge.edns_broken and r.probe.name != "edns" and probes.BY_NAME[r.probe.name].edns is not None:
+            continue  # EDNS_INTOLERANT explains every failure of a query that carried EDNS
+        if r.code == "EDNS_INTOLERANT":
+            yield _per_server(nameserver.EDNS_INTOLERANT, r)
+            continue
+        if r.code == "TCP_UNSUPPORTED" and judge.truncates(addr):
+            yield _per_server(nameserver.TCP_FAILS, r)
+            continue
+        if r.code in _NAME_CODES:
+            subject = f"{r.probe.qname.lower()} {_qtype(r)}"
+        else:
+            subject = r.probe.zone
+        groups[(r.code, subject)].append(r)
+    for (code, subject), rs in sorted(groups.items()):
+        spec = _SPECS[code]
+        first = rs[0]
+        qname, qtype = first.probe.qname.lower(), _qtype(first)
+        asked = {r.probe.server.address for r in judge.results
+                 if (r.probe.name, r.probe.qname.lower()) == (first.probe.name, qname)}
+        if code == "QUERY_FAILED" and (qname, qtype) in route_codes and asked <= {r.probe.server.address for r in rs}:
+            spec = route_codes[(qname, qtype)]  # every server fails it: the route's own finding
+        servers = ", ".join(dict.fromkeys(ns_label(r.probe.server) for r in rs))
+        rcodes = ", ".join(dict.fromkeys(r.rcode for r in rs))
+        details = "; ".join(dict.fromkeys(r.detail for r in rs if r.detail))
+        shared = spec.code in _SHARED
+        yield spec.emit(
+            subject,
+            seen=[_seen(r, shared=shared) for r in rs],
+            reproduce=[dig_for(r, shared=shared) for r in rs],
+            exchanges=[i for r in rs for i in r.probe.exchanges],
+            servers=servers, zone=first.probe.zone, rcode=rcodes, detail=details or rcodes, domain=domain,
+            qname=first.probe.qname if code != "QNAME_CASE_MISHANDLED" else first.probe.qname.lower(),
+            qtype=_qtype(first),
+        )  # fmt: skip
+
+
+def _per_server(spec: FindingSpec, r: Result, rcode: str | None = None) -> Finding:
+    """A finding about one server, in the subject form the nameserver family uses (so they merge)."""
+    srv = r.probe.server
+    return spec.emit(
+        f"{srv.name or srv.address} {srv.address}",
+        seen=[_seen(r)],
+        reproduce=[dig_for(r)],
+        exchanges=r.probe.exchanges,
+        ns_name=srv.name or srv.address, ns_ip=srv.address, rcode=rcode or r.rcode,
+    )  # fmt: skip
+
+
+@check()  # emits nameserver.LAME_DELEGATION (declared there)
+def lame_servers(ctx: Context) -> Iterable[Finding]:
+    if not ctx.evidence.audit:
+        return
+    judge = Judge(ctx.evidence)
+    for addr in sorted(judge.lame):
+        rs = [r for r in judge.results if r.probe.server.address == addr and r.probe.name == "soa"]
+        rs = rs or [r for r in judge.results if r.probe.server.address == addr]
+        yield _per_server(nameserver.LAME_DELEGATION, rs[0], rs[0].detail or rs[0].rcode)
+
+
+# -- consistency across the servers of a zone ---------------------------------------------------------
+
+
+def _answers(judge: Judge, name: str) -> dict[str, list[tuple[AuditProbe, Exchange]]]:
+    """zone -> (probe, last exchange) of every answered probe ``name`` from a live, non-lame server."""
+    out: dict[str, list[tuple[AuditProbe, Exchange]]] = defaultdict(list)
+    for r in judge.results:
+        x = r.exchange
+        if r.probe.name != name or x is None or not x.outcome.is_answer:
+            continue
+        if r.probe.server.address in judge.lame:
+            continue
+        out[r.probe.zone].append((r.probe, x))
+    return out
+
+
+def _rdata(rr: str) -> str:
+    return " ".join(rr.split()[4:]).lower()
+
+
+@check(SOA_SERIAL_MISMATCH, NS_SET_MISMATCH)  # and nameserver.NS_DISAGREE
+def consistency(ctx: Context) -> Iterable[Finding]:
+    if not ctx.evidence.audit:
+        return
+    judge = Judge(ctx.evidence)
+    for zone, items in sorted(_answers(judge, "soa").items()):
+        serials: dict[str, list[AuditProbe]] = defaultdict(list)
+        for p, x in items:
+            for rr in x.answer:
+                fields = rr.split()
+                if len(fields) >= 7 and fields[3].upper() == "SOA":
+                    serials[fields[6]].append(p)
+        if len(serials) > 1:
+            detail = "; ".join(
+                f"{s} from {', '.join(ns_label(p.server) for p in ps)}" for s, ps in sorted(serials.items())
+            )
+            yield SOA_SERIAL_MISMATCH.emit(
+                zone,
+                seen=[Seen(AUDIT_VIEW, str(p.server), f"serial {s}") for s, ps in serials.items() for p in ps],
+                reproduce=[probes.dig_command(probes.BY_NAME["soa"], p.server.address, p.server.port, zone, "SOA")
+                           for ps in serials.values() for p in ps],
+                zone=zone, detail=detail,
+            )  # fmt: skip
+    parents = {z.name: tuple(sorted(ns.name.lower() for ns in z.nameservers)) for z in ctx.evidence.zones}
+    for zone, items in sorted(_answers(judge, "ns").items()):
+        sets: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for p, x in items:
+            names = tuple(sorted(_rdata(rr) for rr in x.answer if rr.split()[3:4] == ["NS"]))
+            sets[names].append(ns_label(p.server))
+        parent = parents.get(zone)
+        if len(sets) > 1 or (parent and set(sets) != {parent}):
+            parts = [f"parent delegation: {', '.join(parent)}"] if parent else []
+            parts += [f"{', '.join(who)}: {', '.join(names) or 'none'}" for names, who in sets.items()]
+            yield NS_SET_MISMATCH.emit(
+                zone,
+                seen=[Seen(AUDIT_VIEW, str(p.server), "NS " + " ".join(sorted(_rdata(r) for r in x.answer)))
+                      for p, x in items],
+                reproduce=[probes.dig_command(probes.BY_NAME["ns"], p.server.address, p.server.port, zone, "NS")
+                           for p, _ in items],
+                zone=zone, detail="; ".join(parts),
+            )  # fmt: skip
+    for name in ("a", "aaaa", "mx", "txt"):
+        by_q: dict[str, list[tuple[AuditProbe, Exchange]]] = defaultdict(list)
+        for items in _answers(judge, name).values():
+            for p, x in items:
+                by_q[p.qname.lower()].append((p, x))
+        for qname, items in sorted(by_q.items()):
+            kinds: dict[tuple[str, tuple[str, ...]], list[str]] = defaultdict(list)
+            for p, x in items:
+                key = (x.outcome.value, tuple(sorted(_rdata(rr) for rr in x.answer if rr.split()[3:4] == [x.qtype])))
+                kinds[key].append(p.server.name or p.server.address)
+            if len(kinds) < 2:
+                continue
+            qtype = items[0][1].qtype
+            detail = "; ".join(
+                f"{'/'.join(who)}: {k[0]}{(' ' + ' '.join(k[1])) if k[1] else ''}" for k, who in kinds.items()
+            )
+            yield nameserver.NS_DISAGREE.emit(
+                f"{qname} {qtype}",
+                seen=[Seen(AUDIT_VIEW, str(p.server), x.outcome.value) for p, x in items],
+                reproduce=[probes.dig_command(probes.BY_NAME[name], p.server.address, p.server.port, qname, qtype)
+                           + f"   # -> {x.outcome.value}" for p, x in items],
+                qname=qname, qtype=qtype, detail=detail,
+            )  # fmt: skip
+
+
+@check(AUDIT_OK)
+def audit_ok(ctx: Context) -> Iterable[Finding]:
+    if not ctx.evidence.audit:
+        return
+    judge = Judge(ctx.evidence)
+    zone_of = {p.qname.lower(): p.zone for p in ctx.evidence.audit}
+    zones = {p.zone for p in ctx.evidence.audit}
+    bad = {r.probe.zone for r in judge.failures()}
+    for f in consistency(ctx):
+        subject = f.subject.split()[0]
+        bad.add(subject if subject in zones else zone_of.get(subject, subject))
+    for zone in sorted(zones - bad):
+        yield AUDIT_OK.emit(zone, zone=zone)
