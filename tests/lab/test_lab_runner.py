@@ -153,3 +153,34 @@ def test_port_53_as_root() -> None:
         if DIG is not None:
             assert dig("127.0.0.10", 53, "mail.example.net", "AAAA").status == "SERVFAIL"
     assert_port_free(["127.0.0.10", "127.0.0.11", "127.0.0.2"], 53)
+
+
+LAME_AND_V6 = """
+description = "a lame listing and a name server on IPv6 loopback"
+domains = ["example.com"]
+
+[zones."example.com"]
+text = "@ MX 10 mx1\\nmx1 A 127.0.0.25"
+
+[[servers]]
+name = "ns1.example.com"
+address = "::1"
+zones = ["example.com"]
+
+[[servers]]
+name = "ns2.example.net"
+address = "127.0.0.13"
+lame = ["example.com"]
+"""
+
+
+def test_lame_server_refuses_and_an_ipv6_name_server_serves() -> None:
+    loaded = scenario.parse(LAME_AND_V6, source="v6.toml", name="v6")
+    with lab_mod.running(loaded) as card:
+        lame = query("127.0.0.13", card.dns_port, "example.com", "MX")
+        assert lame.rcode() == 5  # REFUSED: listed in the delegation, does not serve the zone
+        assert texts(query("::1", card.dns_port, "example.com", "MX"), "MX") == ["10 mx1.example.com."]
+        tld = query("127.0.0.3", card.dns_port, "example.com", "MX")
+        glue = sorted(rd.to_text() for rrset in tld.additional for rd in rrset)
+        assert glue == ["::1"]
+        assert texts(query("127.0.0.10", card.dns_port, "mx1.example.com", "A"), "A") == ["127.0.0.25"]
