@@ -149,6 +149,7 @@ MALFORMED: list[tuple[str, str, str, str]] = [
     ("no-domains", _replace('domains = ["example.com"]', ""), "domains", "missing"),
     ("unknown-top-key", "zonez = 1\n" + MINIMAL, "zonez", "unknown key"),
     ("bad-zone-text", _replace("@ MX 10 mx1", "@ MX ten mx1"), "zones.example.com", "bad zone text"),
+    ("zone-name-outside", _replace("mx1 A", "mx1.example.org. A"), "zones.example.com", "outside the zone"),
     ("bad-role", _replace('zones = ["example.com"]', 'zones = ["example.com"]\nrole = "cache"'),
      "servers[0].role", "must be one of"),
     ("public-address", _replace("127.0.0.11", "192.0.2.1"), "servers[0].address", "not a loopback address"),

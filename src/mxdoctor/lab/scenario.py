@@ -258,6 +258,10 @@ class _Builder:
                 raise self.fail(key, "must be master-file text (a string), or a table with `text`")
             if origin in zones:
                 raise self.fail(key, "zone declared twice")
+            outside = _name_outside(body, origin)
+            if outside:
+                # The zone parser would drop the record without a word; say so instead.
+                raise self.fail(key, f"{outside} is outside the zone: declare a zone for it")
             try:
                 zones[origin] = dns.zone.from_text(
                     f"$TTL {DEFAULT_TTL}\n{body}", origin=origin, relativize=False, check_origin=False
@@ -593,6 +597,23 @@ class _Builder:
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
+
+
+def _name_outside(text: str, origin: str) -> str | None:
+    """The first absolute owner name in master-file text that is not in the zone, if any."""
+    top = dns.name.from_text(origin)
+    for line in text.splitlines():
+        if not line or line[0].isspace() or line[0] in "$;(":
+            continue
+        owner = line.split(None, 1)[0]
+        if not owner.endswith("."):
+            continue
+        try:
+            if not dns.name.from_text(owner).is_subdomain(top):
+                return owner
+        except dns.exception.DNSException:
+            continue
+    return None
 
 
 def _zone_key(origin: str) -> str:
