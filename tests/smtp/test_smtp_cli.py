@@ -155,3 +155,22 @@ def test_connection_refused_by_address_exits_2(capsys: pytest.CaptureFixture[str
 def test_bad_input_is_one_line_and_exit_3(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run_cli(argv, capsys)
     assert code == 3 and out.startswith("mxdoctor: ") and len(out.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("lab", ["multi-mx-partial"], indirect=True)
+def test_probe_evidence_fills_smtp_from_one_views_route(lab: lab_mod.Card) -> None:
+    from mxdoctor import probe as dns_probe
+    from mxdoctor.errors import InvalidTarget
+    from mxdoctor.smtp import probe
+
+    options = dns_probe.ProbeOptions(resolvers=(lab.resolver("internal").hostport,), authoritative=False,
+                                     dns_port=lab.dns_port, timeout=1.0, deadline=10.0)
+    ev = dns_probe.collect(lab.domains[0], options)
+    filled = asyncio.run(probe.probe_evidence(ev, view="internal", port=lab.smtp_port))
+    assert filled.lookups == ev.lookups and filled.exchanges == ev.exchanges
+    assert filled.options["smtp_view"] == "internal" and filled.options["smtp_port"] == str(lab.smtp_port)
+    # mx1 has no address (its lookups fail), so only mx2's address is probed
+    assert [(p.host, p.address) for p in filled.smtp] == [("mx2.example.com", "127.0.0.26")]
+    assert filled.smtp[0].stages[-1].stage == "quit" and all(s.ok for s in filled.smtp[0].stages)
+    with pytest.raises(InvalidTarget):
+        asyncio.run(probe.probe_evidence(ev, view="nonesuch"))

@@ -397,3 +397,15 @@ def test_common_name_counts_only_without_dns_sans() -> None:
 def test_words_neutralises_control_characters() -> None:
     assert probe.words("250 ok\x1b[31m\x00") == "250 ok\\x1b[31m\\x00"
     assert probe.words("a" * 5000, 10) == "a" * 9 + "…"
+
+
+def test_connect_that_gets_no_answer_times_out() -> None:
+    # A listener whose accept queue is full drops further SYNs, as a filtering firewall does.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            p = timed(probe.probe_address("127.0.0.1", "127.0.0.1", port, helo_name=HELO, timeouts=FAST), 2)
+    assert [s.stage for s in p.stages] == ["connect"]
+    assert not p.stages[0].ok and p.stages[0].error == "no answer within 1 s"
