@@ -31,6 +31,8 @@ from mxdoctor.errors import InvalidTarget
 from mxdoctor.smtp import probe
 
 FAST = probe.Timeouts(connect=1.0, greeting=1.0, command=1.0, total=6.0)
+# Hostile servers are given short budgets: the test is that the budget, not the server, ends the stage.
+SHORT = probe.Timeouts(connect=0.5, greeting=0.5, command=0.5, total=3.0)
 HELO = "probe.lab.test"
 
 
@@ -257,7 +259,7 @@ def test_starttls_can_be_skipped(certs: Certs) -> None:
     assert "starttls" not in names(p) and p.tls is None and "STARTTLS" in p.extensions
 
 
-def test_starttls_handshakegarbage_fails_the_stage() -> None:
+def test_starttls_handshake_garbage_fails_the_stage() -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 fake ESMTP\r\n")
         while line := await reader.readline():
@@ -285,8 +287,8 @@ def test_starttls_handshakegarbage_fails_the_stage() -> None:
 
 
 HOSTILE = [
-    pytest.param(silent, "greeting", "no greeting within 1 s", id="never-greets"),
-    pytest.param(drip, "greeting", "no greeting within 1 s", id="drips-bytes"),
+    pytest.param(silent, "greeting", "no greeting within 0.5 s", id="never-greets"),
+    pytest.param(drip, "greeting", "no greeting within 0.5 s", id="drips-bytes"),
     pytest.param(garbage, "greeting", "Malformed", id="garbage"),
     pytest.param(huge_line, "greeting", "too long", id="10MB-line"),
     pytest.param(close_at_once, "greeting", "onnect", id="closes-after-connect"),
@@ -301,13 +303,13 @@ def test_hostile_server_ends_in_a_failed_stage_in_bounded_time(
 ) -> None:
     async def go() -> evidence.SmtpProbe:
         async with scripted_server(script, host) as port:
-            return await probe.probe_address(host, host, port, helo_name=HELO, timeouts=FAST)
+            return await probe.probe_address(host, host, port, helo_name=HELO, timeouts=SHORT)
 
-    p = timed(go(), 3.5)
+    p = timed(go(), 2)
     last = p.stages[-1]
     assert last.stage == failed and not last.ok, p.stages
     assert last.error and error.lower() in last.error.lower(), last.error
-    assert last.duration < 2.5
+    assert last.duration < 1.0
     assert all(ch.isprintable() or ch == "\n" for ch in last.error)
 
 
@@ -406,6 +408,6 @@ def test_connect_that_gets_no_answer_times_out() -> None:
         listener.listen(0)
         port = listener.getsockname()[1]
         with socket.create_connection(("127.0.0.1", port), timeout=1):
-            p = timed(probe.probe_address("127.0.0.1", "127.0.0.1", port, helo_name=HELO, timeouts=FAST), 2)
+            p = timed(probe.probe_address("127.0.0.1", "127.0.0.1", port, helo_name=HELO, timeouts=SHORT), 1.5)
     assert [s.stage for s in p.stages] == ["connect"]
-    assert not p.stages[0].ok and p.stages[0].error == "no answer within 1 s"
+    assert not p.stages[0].ok and p.stages[0].error == "no answer within 0.5 s"
