@@ -155,7 +155,7 @@ def test_walk_descends_on_referrals_and_stops_on_an_authoritative_answer() -> No
     table = iterate.ZoneTable(root)
     walk = iterate.Walk(table, "mx.example.test.", "AAAA")
     first = walk.step()
-    assert first == iterate.AskServers(".", (("a.root.", "192.0.2.1"),))  # root: one at a time, IPv4 first
+    assert first == iterate.AskServers(".", (("a.root.", "192.0.2.1"),))  # root: one first, IPv4 first
     ref = referral("mx.example.test.", "test.", {"ns1.nic.test.": "192.0.2.2", "ns2.nic.test.": "192.0.2.3"})
     walk.give(
         ".", ServerAnswer(evidence.Server("192.0.2.1"), "mx.example.test.", "AAAA", False, Outcome.NODATA, message=ref)
@@ -173,6 +173,17 @@ def test_walk_descends_on_referrals_and_stops_on_an_authoritative_answer() -> No
     walk.give("test.", found)
     assert walk.step() == iterate.Found("test.", found)
     assert [z.name for z in table.zones()] == [".", "test."]
+
+
+def test_walk_asks_the_other_root_servers_together_after_the_first_fails() -> None:
+    hints = {"a.root.": ("192.0.2.1",), "b.root.": ("192.0.2.2",), "c.root.": ("2001:db8::3",)}
+    walk = iterate.Walk(iterate.ZoneTable(iterate.Cut(".", None, list(hints), hints)), "example.", "MX")
+    assert walk.step() == iterate.AskServers(".", (("a.root.", "192.0.2.1"),))
+    walk.give(".", answer(Outcome.TIMEOUT))
+    assert walk.step() == iterate.AskServers(".", (("b.root.", "192.0.2.2"), ("c.root.", "2001:db8::3")))
+    walk.give(".", answer(Outcome.TIMEOUT, addr="192.0.2.2"))
+    walk.give(".", answer(Outcome.NETWORK_ERROR, addr="2001:db8::3"))
+    assert walk.step() == iterate.Found(".", None)  # every root server tried: the root is all there is
 
 
 def test_walk_asks_for_addresses_of_glueless_servers_then_reports_the_deepest_zone() -> None:

@@ -151,7 +151,8 @@ class Walk:
 
     Below the root every server of a cut is asked at once and the first useful answer moves the
     walk on: the owner zone's servers are all asked in the end anyway, and the race keeps a slow or
-    dead server off the critical path. Root servers are asked one at a time (hints list many).
+    dead server off the critical path. At the root one server is asked first (hints list many), and
+    the others together only if it fails.
 
     A server that fails or is lame makes the walk try the next one; when every server of a cut has
     been tried without an authoritative answer, that cut is still the deepest zone known, and is
@@ -174,7 +175,8 @@ class Walk:
             return self._result
         untried = [(ns, a) for ns, a in self.cut.addresses() if a not in self._tried]
         if untried:
-            batch = untried[:1] if self.cut.name == "." else untried
+            # the first root server alone; if it fails, the rest at once
+            batch = untried[:1] if self.cut.name == "." and not self._tried else untried
             self._tried.update(a for _, a in batch)
             return AskServers(self.cut.name, tuple(batch))
         names = tuple(n for n in self.cut.unresolved() if n not in self._requested)
