@@ -116,6 +116,13 @@ def test_decode_names_the_bad_aaaa_size() -> None:
     assert decoded.detail.startswith("AAAA rdata of 4 bytes")
 
 
+def test_decode_flags_a_truncated_reply_cut_inside_a_record() -> None:
+    msg = reply("big.example.", "TXT", ("big.example.", "TXT", '"' + "x" * 200 + '"'))
+    msg.flags |= dns.flags.TC
+    decoded = wire.decode(msg.to_wire()[:-50])
+    assert isinstance(decoded, wire.Undecodable) and decoded.truncated and decoded.qname == "big.example."
+
+
 def test_decode_garbage() -> None:
     decoded = wire.decode(b"\x12\x34\xff\xff\x00")
     assert isinstance(decoded, wire.Undecodable) and decoded.qname is None

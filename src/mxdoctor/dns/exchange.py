@@ -426,8 +426,10 @@ class Engine:
             for sent in lingering:
                 if channel is not None:
                     channel.forget(sent.ident)
+                future = sent.waiter.future
+                reply = future.result() if future.done() else None  # one that came with the winner
                 ident, _ = self._record(
-                    view, server, qname, qtype, rd, sent.attempt, sent.started, None, sent.waiter.strays,
+                    view, server, qname, qtype, rd, sent.attempt, sent.started, reply, sent.waiter.strays,
                     sent.timeout,
                 )  # fmt: skip
                 recorded.append((sent.attempt.number, ident))
@@ -542,7 +544,11 @@ class Engine:
                 error = (error + "; " if error else "") + "also received: " + "; ".join(strays)
             if duration > timeout:
                 error = (error + "; " if error else "") + f"reply came after the {timeout:g} s timeout"
-        truncated = msg is not None and bool(msg.flags & dns.flags.TC)
+        truncated = (
+            bool(msg.flags & dns.flags.TC)
+            if msg is not None
+            else (isinstance(reply, wire.Undecodable) and reply.truncated)
+        )
         self.recorder.add_exchange(
             evidence.Exchange(
                 id=ident,

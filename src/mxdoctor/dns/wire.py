@@ -32,6 +32,7 @@ class Undecodable:
     id: int | None = None
     qname: str | None = None
     qtype: str | None = None
+    truncated: bool = False  # TC was set: a stub goes to TCP whatever the rest says
 
 
 def encode_query(ident: int, qname: str, qtype: str, *, rd: bool, edns: int | None, do: bool = False) -> bytes:
@@ -67,7 +68,8 @@ def decode(wire: bytes) -> dns.message.Message | Undecodable:
     if head.question:
         qname = head.question[0].name.to_text().lower()
         qtype = dns.rdatatype.to_text(head.question[0].rdtype)
-    return Undecodable(_bad_rdata(wire) or full_error, head.id, qname, qtype)
+    truncated = bool(head.flags & dns.flags.TC)
+    return Undecodable(_bad_rdata(wire) or full_error, head.id, qname, qtype, truncated)
 
 
 def _name(parser: dns.wire.Parser) -> dns.name.Name:
