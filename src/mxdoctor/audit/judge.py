@@ -157,7 +157,7 @@ class Judge:
             elif x.outcome not in _DATA:
                 return (f"{rcode_of(x)} instead of NOERROR", "")
         if name in probes.AUTHORITATIVE_PROBES and x.outcome.is_answer and "AA" not in x.flags:
-            return ("answer without the AA bit", "NOT_AUTHORITATIVE")
+            return (f"{x.qtype} {x.outcome.value} answer without the AA bit", "NOT_AUTHORITATIVE")
         if name == "case":
             return self._case(p, x)
         if name in ("soa", "ns", "plain", "edns", "ednsopt", "ednsflags", "tcp", "ednstcp", "zflag"):

@@ -30,8 +30,8 @@ UNKNOWN_TYPE_MISHANDLED = finding(
     "UNKNOWN_TYPE_MISHANDLED",
     Severity.ERROR,
     "Queries for an unknown record type are mishandled",
-    "{servers} answer {rcode} to a query for {qname} {qtype} (a type they do not know) instead of "
-    "NOERROR with no data.",
+    "{qname} {qtype} (a type unknown to the server) is answered {rcode} instead of NOERROR with no data "
+    "by {servers}.",
     "RFC 3597 requires servers to answer queries for types they do not implement like any other type: "
     "NOERROR with no data when the name has none. A server that fails them fails the next new type as "
     "well, and mail depends on newer types: TLSA for DANE (Postfix and Exim defer when the TLSA lookup "
@@ -44,7 +44,7 @@ EDNS_VERSION_IGNORED = finding(
     "EDNS_VERSION_IGNORED",
     Severity.WARNING,
     "EDNS version is not negotiated (no BADVERS)",
-    "{servers} answer an EDNS version 1 query with {rcode} instead of BADVERS with version 0: {detail}.",
+    "An EDNS version 1 query is not answered BADVERS by {servers}: {detail}.",
     "RFC 6891 §6.1.3: a server that does not implement the EDNS version asked must answer BADVERS and "
     "state the version it supports, so that a later EDNS version can be introduced; a server that "
     "answers as if the query were version 0, or not at all, blocks that negotiation.",
@@ -56,7 +56,7 @@ EDNS_OPTION_MISHANDLED = finding(
     "EDNS_OPTION_MISHANDLED",
     Severity.ERROR,
     "Queries with an unknown EDNS option are mishandled",
-    "{servers} answer a query carrying an unknown EDNS option with {rcode}: {detail}.",
+    "A query carrying an unknown EDNS option is mishandled by {servers}: {detail}.",
     "RFC 6891 §6.1.2: options a server does not understand must be ignored. Resolvers send options "
     "(cookies, client subnet, padding) on every query; a server that drops or rejects them looks dead "
     "to those resolvers, which then answer SERVFAIL to the sending MTA.",
@@ -68,7 +68,7 @@ EDNS_FLAG_MISHANDLED = finding(
     "EDNS_FLAG_MISHANDLED",
     Severity.WARNING,
     "Queries with an undefined EDNS flag are mishandled",
-    "{servers} answer a query with an undefined EDNS flag set with {rcode}: {detail}.",
+    "A query with an undefined EDNS flag set is mishandled by {servers}: {detail}.",
     "RFC 6891 §6.1.4: undefined EDNS flags must be ignored by the server and left clear in the reply; "
     "a server that fails such queries will break when a new flag comes into use.",
     sender=_NOTHING,
@@ -79,7 +79,7 @@ NO_TRUNCATION = finding(
     "NO_TRUNCATION",
     Severity.WARNING,
     "Answers are not truncated for a small UDP buffer",
-    "{servers} answer {qname} {qtype} with DO set and a 512-byte buffer wrongly: {detail}.",
+    "{qname} {qtype} asked with DO and a 512-byte buffer is answered wrongly by {servers}: {detail}.",
     "A server must keep a UDP reply within the buffer size the query advertises and set TC when the "
     "answer does not fit, so that the resolver retries over TCP. Oversized replies are fragmented or "
     "dropped on the way; silently shortened ones lose records.",
@@ -91,7 +91,7 @@ QNAME_CASE_MISHANDLED = finding(
     "QNAME_CASE_MISHANDLED",
     Severity.WARNING,
     "The letter case of the question is not preserved",
-    "{servers} mishandle {qname} asked in mixed case: {detail}.",
+    "{qname} asked in mixed case is mishandled by {servers}: {detail}.",
     "Names compare without regard to case, and the question must come back exactly as it was asked. "
     "Resolvers that randomise the case of the question against spoofing (DNS 0x20) discard replies "
     "that change it, and then fail or retry.",
@@ -103,7 +103,7 @@ NXDOMAIN_FOR_EMPTY_NONTERMINAL = finding(
     "NXDOMAIN_FOR_EMPTY_NONTERMINAL",
     Severity.ERROR,
     "NXDOMAIN for a name that has names below it",
-    "{servers} answer NXDOMAIN for {qname}, which exists because names below it do.",
+    "{qname} is answered NXDOMAIN by {servers}, although names below it exist.",
     "RFC 8020: NXDOMAIN means nothing exists at or below the name, and resolvers may cache it so for "
     "the whole subtree. An MX host below that name then vanishes from those resolvers, and mail "
     "bounces or defers.",
@@ -115,7 +115,7 @@ NXDOMAIN_MISHANDLED = finding(
     "NXDOMAIN_MISHANDLED",
     Severity.WARNING,
     "A name that does not exist is not answered NXDOMAIN with the SOA",
-    "{servers} answer a query for the non-existent {qname} badly: {detail}.",
+    "The non-existent name {qname} is answered badly by {servers}: {detail}.",
     "A name that does not exist must get NXDOMAIN with the zone's SOA in the authority section, so "
     "resolvers can cache the denial for the SOA's negative TTL; errors or silence instead make every "
     "lookup of a mistyped or retired MX host slow and uncertain.",
@@ -151,7 +151,7 @@ OPCODE_MISHANDLED = finding(
     "OPCODE_MISHANDLED",
     Severity.WARNING,
     "An unknown opcode is not answered NOTIMP",
-    "{servers} answer a query with an unknown opcode with {rcode} instead of NOTIMP.",
+    "A query with an unknown opcode gets {rcode} instead of NOTIMP from {servers}.",
     "A server must answer NOTIMP to an opcode it does not implement; silence or an answer makes new "
     "opcodes impossible to deploy and shows a middlebox or server that parses DNS loosely.",
     sender=_NOTHING,
@@ -162,7 +162,7 @@ ZFLAG_MISHANDLED = finding(
     "ZFLAG_MISHANDLED",
     Severity.WARNING,
     "Queries with the Z bit set are mishandled",
-    "{servers} mishandle a query with the reserved Z bit set: {detail}.",
+    "A query with the reserved Z bit set is mishandled by {servers}: {detail}.",
     "The Z bit is reserved: a server must ignore it in queries and leave it clear in replies. A server "
     "that drops or fails such queries breaks as soon as the bit gets a meaning.",
     sender=_NOTHING,
@@ -173,7 +173,7 @@ NOT_AUTHORITATIVE = finding(
     "NOT_AUTHORITATIVE",
     Severity.ERROR,
     "Answers without the AA bit from a server of the zone",
-    "{servers} answer some queries for {zone} without the AA bit: {detail}.",
+    "Answers for {zone} from {servers} lack the AA bit: {detail}.",
     "Every answer from a server of the zone for the zone's own data must carry AA; resolvers treat "
     "answers without it as lame and discard them, and may end with SERVFAIL.",
     sender=_NOTHING,
@@ -184,7 +184,7 @@ TCP_UNSUPPORTED = finding(
     "TCP_UNSUPPORTED",
     Severity.ERROR,
     "DNS over TCP does not work",
-    "{servers} do not answer over TCP ({rcode}).",
+    "Queries over TCP get no answer from {servers} ({rcode}).",
     "RFC 7766 §5: authoritative servers MUST answer over TCP. Resolvers switch to TCP for any answer "
     "that does not fit in UDP (many MX, TXT or DNSSEC answers) and after spoofing suspicion; without "
     "TCP those lookups fail and the MTA defers.",
@@ -196,7 +196,7 @@ QUERY_FAILED = finding(
     "QUERY_FAILED",
     Severity.ERROR,
     "An ordinary query fails at a server of the zone",
-    "{servers} fail the query {qname} {qtype}: {detail}.",
+    "{qname} {qtype} fails at {servers}: {detail}.",
     "A server of the zone must answer every query about the zone's data with the data or with no "
     "data; errors and silence make resolvers retry elsewhere and, when every server fails, answer "
     "SERVFAIL to the MTA.",
@@ -268,7 +268,7 @@ def dig_for(result: Result, *, shared: bool = False) -> str:
     cmd = probes.dig_command(probes.BY_NAME[p.name], p.server.address, p.server.port, p.qname, qtype)
     if shared:
         return f"{cmd}   # -> {_outcome(result)}"
-    return f"{cmd}   # -> {result.rcode}" + (f" ({result.detail})" if result.detail else "")
+    return f"{cmd}   # -> {result.rcode}"
 
 
 def _seen(r: Result, *, shared: bool = False) -> Seen:

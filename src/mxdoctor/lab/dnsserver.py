@@ -19,6 +19,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.opcode
 import dns.rcode
 import dns.rdata
 import dns.rdataclass
@@ -161,6 +162,8 @@ class DnsServer:
         for fault in active:
             if fault.kind == "delay":
                 await asyncio.sleep(fault.seconds)
+            elif fault.kind == "edns-version-ignore" and request.edns > 0:
+                request.use_edns(0, request.ednsflags, request.payload, options=list(request.options))
         early = _before(active, request, transport)
         if isinstance(early, dns.message.Message) and early.rcode() == dns.rcode.NXDOMAIN:
             # A name error carries the zone's SOA, as the real broken servers of RFC 4074 §4.2 send
@@ -192,7 +195,8 @@ class DnsServer:
             if fault.kind == "garbage":
                 return _garbage(fault.size)
             reply = await self._after(fault, request, reply, transport)
-        return _render(reply, request, transport)
+        ignore_payload = any(f.kind == "ignore-payload" for f in active)
+        return _render(reply, request, transport, ignore_payload=ignore_payload)
 
     async def _after(
         self,
@@ -216,6 +220,14 @@ class DnsServer:
             reply = await self._broken_aaaa(request, reply, transport)
         elif fault.kind == "wrong-type":
             reply = await self._wrong_type(fault, request, reply, transport)
+        elif fault.kind == "qname-lowercase":
+            lower = dns.name.from_text(question.name.to_text().lower())
+            reply.question = [dns.rrset.RRset(lower, question.rdclass, question.rdtype)]
+        elif fault.kind == "no-soa" and (reply.rcode() == dns.rcode.NXDOMAIN or not reply.answer):
+            reply.authority = [rrset for rrset in reply.authority if rrset.rdtype != dns.rdatatype.SOA]
+        elif fault.kind == "stale-serial":
+            reply.answer = [_older_serial(rrset) for rrset in reply.answer]
+            reply.authority = [_older_serial(rrset) for rrset in reply.authority]
         return reply
 
     async def _sub_records(
@@ -303,6 +315,14 @@ def _before(
             reply.set_rcode(dns.rcode.FORMERR)
             reply.question = []
             return reply
+        if fault.kind == "edns-option-formerr" and has_edns and request.options:
+            return _formerr(request)
+        if fault.kind == "edns-flags-formerr" and has_edns and request.ednsflags & ~dns.flags.DO & 0xFFFF:
+            return _formerr(request)
+        if fault.kind == "zflag-formerr" and request.flags & 0x0040:
+            return _formerr(request)
+        if fault.kind == "opcode-drop" and request.opcode() != dns.opcode.QUERY:
+            return _SILENCE
         if fault.kind == "rcode":
             reply = dns.message.make_response(request)
             reply.set_rcode(fault.rcode_value)
@@ -312,8 +332,25 @@ def _before(
     return None
 
 
-def _render(reply: dns.message.Message, request: dns.message.Message, transport: str) -> bytes:
-    if transport == "tcp":
+def _formerr(request: dns.message.Message) -> dns.message.Message:
+    reply = dns.message.make_response(request)
+    reply.set_rcode(dns.rcode.FORMERR)
+    return reply
+
+
+def _older_serial(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
+    if rrset.rdtype != dns.rdatatype.SOA:
+        return rrset
+    older = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)
+    for rdata in rrset:
+        older.add(rdata.replace(serial=(rdata.serial - 1) % 2**32), rrset.ttl)
+    return older
+
+
+def _render(
+    reply: dns.message.Message, request: dns.message.Message, transport: str, *, ignore_payload: bool = False
+) -> bytes:
+    if transport == "tcp" or ignore_payload:
         limit = 65535
     elif request.edns >= 0:
         limit = max(512, request.payload)

@@ -33,6 +33,16 @@ KINDS: dict[str, tuple[bool, str, str]] = {
     "garbage": (False, "reply with `size` random bytes that do not parse", ""),
     "wrong-id": (False, "reply with another message ID", ""),
     "wrong-question": (False, "reply with another question name (`qname`)", ""),
+    # misbehaviours the audit probes look for (docs/audit.md)
+    "edns-version-ignore": (True, "answer queries of any EDNS version as version 0 (no BADVERS)", ""),
+    "edns-option-formerr": (True, "answer FORMERR to queries that carry any EDNS option", ""),
+    "edns-flags-formerr": (True, "answer FORMERR to queries with an undefined EDNS flag set", ""),
+    "opcode-drop": (True, "send no answer to queries whose opcode is not QUERY", ""),
+    "zflag-formerr": (True, "answer FORMERR to queries with the header's Z bit set", ""),
+    "ignore-payload": (False, "ignore the EDNS buffer size over UDP: the whole answer, never TC", ""),
+    "qname-lowercase": (False, "lower-case the question name in the reply", ""),
+    "no-soa": (False, "leave the SOA out of negative answers (NXDOMAIN and no data)", ""),
+    "stale-serial": (False, "serve the SOA serial one lower: a secondary that missed an update", ""),
 }
 
 RCODES = ("SERVFAIL", "NXDOMAIN", "REFUSED", "FORMERR", "NOTIMP", "NOERROR", "YXDOMAIN", "NOTAUTH")

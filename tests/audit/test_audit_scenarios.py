@@ -1,0 +1,141 @@
+"""Scenario table: ``mxdoctor audit`` on every built-in lab scenario over real loopback servers, with
+the finding codes each must report (exactly: no other code at NOTICE or above), by catalogue code."""
+
+from __future__ import annotations
+
+import pytest
+
+from mxdoctor import analysis, evidence, lab
+from mxdoctor.audit import report, run
+from mxdoctor.checks import _registry as registry
+from mxdoctor.checks import address, audit, mx, nameserver
+from mxdoctor.checks._registry import Severity
+from mxdoctor.lab import scenario as scenario_mod
+
+TIMEOUT = 0.3
+
+# scenario -> (codes audit must report, and no others at NOTICE or above; exit status)
+TABLE: dict[str, tuple[set[str], int]] = {
+    "healthy": (set(), 0),
+    "aaaa-servfail": ({address.AAAA_SERVFAIL.code}, 2),
+    "aaaa-nxdomain": ({address.AAAA_NXDOMAIN.code}, 2),
+    "aaaa-dropped": ({address.AAAA_TIMEOUT.code}, 2),
+    "aaaa-refused": ({address.AAAA_UNEXPECTED_RCODE.code}, 2),
+    "aaaa-broken": ({address.AAAA_BROKEN_RESPONSE.code}, 2),
+    "mx-servfail": ({mx.MX_LOOKUP_FAILED.code}, 2),
+    "domain-nxdomain": ({mx.DOMAIN_NXDOMAIN.code}, 2),
+    "null-mx": ({mx.NULL_MX.code}, 2),
+    "mx-cname": ({mx.MX_TARGET_IS_CNAME.code}, 1),
+    "no-address": ({mx.NO_ADDRESSES.code}, 2),
+    "lame-delegation": ({nameserver.LAME_DELEGATION.code}, 2),
+    "ns-disagree": ({address.AAAA_SERVFAIL.code, nameserver.NS_DISAGREE.code}, 2),
+    # the resolvers' faults are invisible to an audit of the authoritative servers, as they should be
+    "internal-resolver-stale": (set(), 0),
+    "internal-forwarder-broken": (set(), 0),
+    "edns-intolerant": ({nameserver.EDNS_INTOLERANT.code}, 1),
+    "tcp-refused-truncated": ({nameserver.TCP_FAILS.code, mx.MX_LOOKUP_FAILED.code}, 2),
+    "smtp-tempfail": (set(), 0),  # an SMTP fault: audit does not speak SMTP
+    "ipv6-only-mx": (set(), 0),
+    "multi-mx-partial": ({address.AAAA_SERVFAIL.code, address.A_LOOKUP_FAILED.code}, 2),
+    # one per audit probe that can fail
+    "audit-unknown-type": ({audit.UNKNOWN_TYPE_MISHANDLED.code}, 2),
+    "audit-edns-version": ({audit.EDNS_VERSION_IGNORED.code}, 1),
+    "audit-edns-option": ({audit.EDNS_OPTION_MISHANDLED.code}, 2),
+    "audit-edns-flags": ({audit.EDNS_FLAG_MISHANDLED.code}, 1),
+    "audit-no-truncation": ({audit.NO_TRUNCATION.code}, 1),
+    "audit-qname-case": ({audit.QNAME_CASE_MISHANDLED.code}, 1),
+    "audit-empty-nonterminal": ({audit.NXDOMAIN_FOR_EMPTY_NONTERMINAL.code}, 2),
+    "audit-opcode": ({audit.OPCODE_MISHANDLED.code}, 1),
+    "audit-zflag": ({audit.ZFLAG_MISHANDLED.code}, 1),
+    "audit-not-authoritative": ({audit.NOT_AUTHORITATIVE.code}, 2),
+    "audit-tcp-unsupported": ({audit.TCP_UNSUPPORTED.code}, 2),
+    "audit-nxdomain-no-soa": ({audit.NXDOMAIN_MISHANDLED.code}, 1),
+    "audit-soa-serial": ({audit.SOA_SERIAL_MISMATCH.code}, 1),
+    "audit-ns-set": ({audit.NS_SET_MISMATCH.code}, 1),
+}
+# the server the audit-* scenarios break (the other one is healthy): findings must name it alone
+BROKEN_ONE = "127.0.0.12"
+CONSISTENCY = {audit.SOA_SERIAL_MISMATCH.code, audit.NS_SET_MISMATCH.code, nameserver.NS_DISAGREE.code}
+
+
+def audit_card(card: lab.Card, **kwargs: object) -> evidence.Evidence:
+    options = run.AuditOptions(root_hints=card.root_hints, dns_port=card.dns_port, timeout=TIMEOUT, **kwargs)  # type: ignore[arg-type]
+    return run.collect(card.domains[0], options)
+
+
+def test_every_builtin_scenario_is_in_the_table() -> None:
+    assert sorted(TABLE) == scenario_mod.builtin_names()
+    known = {s.code for s in registry.catalogue()}
+    assert set().union(*(codes for codes, _ in TABLE.values())) <= known
+
+
+@pytest.mark.parametrize("name", sorted(TABLE))
+def test_audit_builtin_scenario(name: str) -> None:
+    want, status = TABLE[name]
+    with lab.running(name) as card:
+        ev = audit_card(card)
+    d = analysis.analyse(ev)
+    found = {f.code for f in d.findings if f.severity.rank >= Severity.NOTICE.rank}
+    assert found == want, f"{name}: missing {sorted(want - found)}, unexpected {sorted(found - want)}"
+    assert report.exit_code(d) == status
+    if not want:
+        assert audit.AUDIT_OK.code in {f.code for f in d.findings}
+    # every finding says how to reproduce it and which RFC it rests on
+    for f in d.findings:
+        if f.severity.rank >= Severity.WARNING.rank:
+            assert f.rfcs, f.code
+            if f.code in want and name.startswith("audit-"):
+                assert any(r.startswith("dig @") for r in f.reproduce), f.code
+                # attribution: the one broken server, not its healthy twin (tcp-unsupported breaks both;
+                # a mismatch between servers involves them all)
+                if name != "audit-tcp-unsupported" and f.code not in CONSISTENCY:
+                    servers = {s.server for s in f.seen if s.server}
+                    assert servers and all(BROKEN_ONE in s for s in servers), (f.code, servers)
+    # the evidence survives a JSON round trip and re-analyses to the same findings
+    again = evidence.loads(evidence.dumps(ev))
+    assert again == ev
+    assert [f.code for f in analysis.analyse(again).findings] == [f.code for f in d.findings]
+
+
+def test_mx_hosts_in_another_zone_with_other_servers_are_audited() -> None:
+    """aaaa-servfail: example.com's MX is mail.example.net, served by ns1/ns2.example.net only."""
+    with lab.running("aaaa-servfail") as card:
+        ev = audit_card(card)
+    zones = {zone: {s.address for s in servers} for zone, servers in report.zones(ev)}
+    assert zones == {"example.com.": {"127.0.0.11", "127.0.0.12"}, "example.net.": {"127.0.0.13", "127.0.0.14"}}
+    probed = {(p.zone, p.qname) for p in ev.audit if p.name == "aaaa"}
+    assert probed == {("example.com.", "example.com."), ("example.net.", "mail.example.net.")}
+    d = analysis.analyse(ev)
+    (servfail,) = [f for f in d.findings if f.code == address.AAAA_SERVFAIL.code]
+    assert servfail.subject == "mail.example.net. AAAA"
+    assert {s.server for s in servfail.seen} == {
+        "ns1.example.net. 127.0.0.13:" + str(card.dns_port),
+        "ns2.example.net. 127.0.0.14:" + str(card.dns_port),
+    }
+    assert all("mail.example.net. AAAA +norecurse" in r for r in servfail.reproduce)
+    # example.com's own servers pass everything; the verdicts are diagnose's, from the same logic
+    assert [f.subject for f in d.findings if f.code == audit.AUDIT_OK.code] == ["example.com."]
+    verdicts = {v.mta: v.outcome.value for v in d.verdicts}
+    assert verdicts == dict(scenario_mod.load("aaaa-servfail").expect.verdicts)
+
+
+def test_probe_set_reaches_every_server_address() -> None:
+    with lab.running("healthy") as card:
+        ev = audit_card(card)
+    by_server: dict[str, set[str]] = {}
+    for p in ev.audit:
+        by_server.setdefault(p.server.address, set()).add(p.name)
+    expected = {"a", "aaaa", "mx", "txt", "unknown-type", "case", "soa", "ns", "nxdomain", "plain", "edns",
+                "edns1", "ednsopt", "ednsflags", "do512", "tcp", "ednstcp", "opcode", "zflag"}
+    assert by_server == {"127.0.0.11": expected, "127.0.0.12": expected}
+    # every exchange of a probe is in the evidence and carries the probe's name
+    for p in ev.audit:
+        for i in p.exchanges:
+            x = ev.exchange(i)
+            assert x is not None and x.probe == p.name and x.server == p.server
+
+
+def test_empty_nonterminal_probe_only_where_one_exists() -> None:
+    with lab.running("audit-empty-nonterminal") as card:
+        ev = audit_card(card)
+    assert {p.qname for p in ev.audit if p.name == "ent"} == {"mail.example.com."}
