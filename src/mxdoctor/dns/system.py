@@ -47,11 +47,14 @@ def _port(text: str, port_text: str) -> int:
 
 
 def resolv_conf_servers(path: str | Path = RESOLV_CONF, port: int = 53) -> tuple[evidence.Server, ...]:
-    """The nameservers of a resolv.conf, in order, as the stub resolver reads them; none if unreadable."""
+    """The nameservers of a resolv.conf, in order, as the stub resolver reads them.
+
+    Without any (no file, no usable line) glibc asks the local host, and so do we.
+    """
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return ()
+        text = ""
     servers: list[evidence.Server] = []
     for line in text.splitlines():
         fields = line.split("#")[0].split(";")[0].split()
@@ -61,7 +64,7 @@ def resolv_conf_servers(path: str | Path = RESOLV_CONF, port: int = 53) -> tuple
             except ValueError:
                 continue
             servers.append(evidence.Server(address.compressed, port))
-    return tuple(servers[:MAXNS])
+    return tuple(servers[:MAXNS]) or (evidence.Server("127.0.0.1", port),)
 
 
 def parse_root_hints(text: str, source: str = "root hints") -> dict[str, tuple[str, ...]]:
