@@ -244,6 +244,18 @@ async def endless_reply(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
     await asyncio.sleep(30)
 
 
+async def silent_in_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Offers STARTTLS, says 220 to it, then never sends a TLS byte."""
+    writer.write(b"220 half ESMTP\r\n")
+    while line := await reader.readline():
+        if line.upper().startswith(b"EHLO"):
+            writer.write(b"250-half\r\n250 STARTTLS\r\n")
+        elif line.upper().startswith(b"STARTTLS"):
+            writer.write(b"220 go ahead\r\n")
+            await writer.drain()
+            await asyncio.sleep(30)
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port on ``host`` with nothing listening (bound, then released)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

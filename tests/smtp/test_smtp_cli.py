@@ -174,3 +174,20 @@ def test_probe_evidence_fills_smtp_from_one_views_route(lab: lab_mod.Card) -> No
     assert filled.smtp[0].stages[-1].stage == "quit" and all(s.ok for s in filled.smtp[0].stages)
     with pytest.raises(InvalidTarget):
         asyncio.run(probe.probe_evidence(ev, view="nonesuch"))
+
+
+@pytest.mark.parametrize("lab", ["aaaa-servfail"], indirect=True)
+def test_diagnose_with_smtp_ties_the_missing_ipv6_to_the_aaaa_servfail(lab: lab_mod.Card) -> None:
+    from mxdoctor import analysis, api
+
+    ev = api.collect(
+        lab.domains[0], resolvers=[lab.resolver("internal").hostport], use_system=False, authoritative=False,
+        dns_port=lab.dns_port, timeout=1.0, deadline=10.0, smtp=True, smtp_port=lab.smtp_port,
+    )
+    d = analysis.analyse(ev)
+    by_code = {f.code: f for f in d.findings}
+    ok = by_code[codes.SMTP_OK.code]
+    assert "127.0.0.25" in ok.message and [p.family for p in ev.smtp] == [4]
+    why = by_code[codes.SMTP_ADDRESS_NOT_PROBED.code]
+    assert why.args["qtype"] == "AAAA" and why.args["rcode"] == "SERVFAIL"
+    assert "AAAA_SERVFAIL" in by_code

@@ -23,6 +23,7 @@ from smtp_servers import (
     scripted_server,
     server_tls,
     silent,
+    silent_in_tls,
     timed,
 )
 
@@ -293,6 +294,7 @@ HOSTILE = [
     pytest.param(huge_line, "greeting", "too long", id="10MB-line"),
     pytest.param(close_at_once, "greeting", "onnect", id="closes-after-connect"),
     pytest.param(endless_reply, "ehlo", "too long", id="endless-ehlo-reply"),
+    pytest.param(silent_in_tls, "starttls", "upgrading", id="silent-in-tls"),
 ]
 
 
