@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +108,30 @@ def test_independent_queries_run_concurrently() -> None:
     # root -> TLD -> zone (MX) -> A/AAAA of the exchangers: four dependent steps
     assert [z.name for z in ev.zones] == [".", "com.", "example.com."]
     assert 4 * delay <= wall < 1.5 * 4 * delay
+
+
+@pytest.mark.unbound
+@pytest.mark.root
+@pytest.mark.parametrize(
+    ("scenario", "aaaa"),
+    [("aaaa-servfail", Outcome.SERVFAIL), ("healthy", Outcome.NODATA)],
+    ids=["servfail", "healthy"],
+)
+def test_real_unbound_as_the_internal_resolver(scenario: str, aaaa: Outcome) -> None:
+    sys.path.insert(0, str(Path(__file__).parents[1] / "lab"))
+    from _resolver_unbound import (  # type: ignore[import-not-found]  # the lab tests' own helper
+        lab_on_port_53,
+        running_unbound,
+        skip_unless_unbound_can_run,
+    )
+
+    skip_unless_unbound_can_run()
+    with lab_on_port_53(scenario) as card, running_unbound(card) as unbound:
+        ev = probe_card(card, internal=False, resolvers=(f"{unbound.address}:{unbound.port}",))
+    [mx] = summary(ev, "internal", ev.domain + ".", "MX").records
+    host = mx.split()[1]
+    assert summary(ev, "internal", host, "AAAA").outcome is aaaa
+    assert summary(ev, "authoritative", host, "AAAA").outcome is aaaa
+    assert summary(ev, "internal", host, "A").outcome is Outcome.NOERROR
+    view = ev.view("internal")
+    assert view is not None and view.reachable
