@@ -80,7 +80,8 @@ STARTTLS_FAILED = finding(
     "flows, in clear text; senders that require TLS (MTA-STS, DANE, smtp_tls_security_level=encrypt) "
     "defer the mail.",
     sender="Nothing for opportunistic TLS; a policy that requires TLS for this domain will defer until "
-    "the receiver fixes it.",
+    "the receiver fixes it. To probe the rest of the session in clear text: mxdoctor smtp {address} "
+    "--port {port} --no-starttls",
     receiver="Fix the TLS set-up of the server on {address}: certificate and key files readable, "
     "protocol versions and ciphers a current client accepts.",
     rfcs=("RFC 3207", "RFC 8461", "RFC 7672"),
