@@ -183,7 +183,11 @@ def test_walk_descends_on_referrals_and_stops_on_an_authoritative_answer() -> No
 
 
 def test_walk_asks_the_other_root_servers_together_after_the_first_fails() -> None:
-    hints = {"a.root.": ("192.0.2.1",), "b.root.": ("192.0.2.2",), "c.root.": ("2001:db8::3",)}
+    hints: dict[str, tuple[str, ...]] = {
+        "a.root.": ("192.0.2.1",),
+        "b.root.": ("192.0.2.2",),
+        "c.root.": ("2001:db8::3",),
+    }
     walk = iterate.Walk(iterate.ZoneTable(iterate.Cut(".", None, list(hints), hints)), "example.", "MX")
     assert walk.step() == iterate.AskServers(".", (("a.root.", "192.0.2.1"),))
     walk.give(".", answer(Outcome.TIMEOUT))
