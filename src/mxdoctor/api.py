@@ -12,6 +12,7 @@ from typing import Any
 from mxdoctor import analysis, evidence, probe, route
 from mxdoctor.analysis import Diagnosis
 from mxdoctor.errors import EvidenceError
+from mxdoctor.evidence import ViewKind
 from mxdoctor.mta.verdict import Decision
 
 
@@ -28,6 +29,7 @@ def collect(
     deadline: float = 30.0,
     smtp: bool = False,
     smtp_port: int = 25,
+    smtp_cafile: str | None = None,
 ) -> evidence.Evidence:
     """Probe ``target`` (a domain or an address) through every view; raises InvalidTarget."""
     domain = route.normalise_target(target)
@@ -44,22 +46,27 @@ def collect(
     options.check()
     ev = probe.collect(target if "@" not in target else domain, options)
     if smtp:
-        ev = _with_smtp(ev, smtp_port=smtp_port, timeout=timeout)
+        ev = _with_smtp(ev, smtp_port=smtp_port, timeout=timeout, cafile=smtp_cafile)
     return ev
 
 
-def _with_smtp(ev: evidence.Evidence, *, smtp_port: int, timeout: float) -> evidence.Evidence:
+def _with_smtp(ev: evidence.Evidence, *, smtp_port: int, timeout: float, cafile: str | None) -> evidence.Evidence:
+    """Probe port 25 of every exchanger address the MTA's view found (the reference view)."""
     import asyncio
 
     from mxdoctor.smtp import probe as smtp_probe
 
-    ctx_view = next((v.name for v in ev.views if v.kind.value in ("resolver", "system")), None)
-    view = ctx_view or next((v.name for v in ev.views), "")
-    fn: Any = getattr(smtp_probe, "probe_evidence", None)
-    if fn is None:
+    kinds = (ViewKind.RESOLVER, ViewKind.SYSTEM, ViewKind.AUTHORITATIVE)
+    view = next((v.name for kind in kinds for v in ev.views if v.kind is kind), None)
+    if view is None:
         return ev
-    result: evidence.Evidence = asyncio.run(fn(ev, view=view, port=smtp_port))
-    return result
+    # One SMTP stage may take a few DNS time-outs, never the 60 s default: the diagnosis has a deadline.
+    options = smtp_probe.Options(
+        helo_name=smtp_probe.default_helo_name(),
+        timeouts=smtp_probe.Timeouts.scaled(max(timeout * 3, 3.0)),
+        cafile=cafile,
+    )
+    return asyncio.run(smtp_probe.probe_evidence(ev, view=view, port=smtp_port, options=options))
 
 
 def diagnose(

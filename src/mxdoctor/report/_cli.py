@@ -161,6 +161,7 @@ def run_models(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     from mxdoctor import lab
+    from mxdoctor.lab import certs as lab_certs
 
     mtas, knobs = _mtas(args), _knobs(args)
     console = text.make_console(color=False if args.no_color else None)
@@ -183,6 +184,7 @@ def run_demo(args: argparse.Namespace) -> int:
             deadline=20.0,
             smtp=True,
             smtp_port=card.smtp_port,
+            smtp_cafile=str(lab_certs.lab_ca(Path(card.workdir) / "certs")[0]),
         )
     d = analysis.analyse(ev, mtas=mtas, knobs=knobs)
     _render(d, args)

@@ -62,8 +62,8 @@ def headline(d: Diagnosis) -> str:
 def render(d: Diagnosis, console: Console, *, show_table: bool = True) -> None:
     ev = d.evidence
     views = ", ".join(
-        f"{v.name}" + (f" ({', '.join(str(s) for s in v.servers)})" if v.servers and v.kind is not
-                       ViewKind.AUTHORITATIVE else "")
+        v.name + (f" ({', '.join(str(s) for s in v.servers)})" if v.kind in (ViewKind.RESOLVER, ViewKind.SYSTEM)
+                  and v.servers else "")
         for v in ev.views
     )
     console.print(Text(f"mxdoctor diagnose {d.target}", style="bold"))
@@ -80,6 +80,12 @@ def render(d: Diagnosis, console: Console, *, show_table: bool = True) -> None:
     console.print()
     _verdicts(d, console)
     _findings(d, console)
+    if ev.smtp:
+        from mxdoctor.smtp import render as smtp_render
+
+        console.print(Text("SMTP probe, stage by stage", style="bold italic"))
+        smtp_render.render(ev.smtp, console)
+        console.print()
     if show_table:
         _resolution(d, console)
 
@@ -160,9 +166,9 @@ def _time(d: Diagnosis, lk: Lookup) -> str:
 
 
 def _resolution(d: Diagnosis, console: Console) -> None:
-    table = Table(title="Resolution (name, type, where: result)", title_justify="left", box=box.SIMPLE_HEAD)
-    table.add_column("question", no_wrap=False)
-    table.add_column("asked", no_wrap=False)
+    table = Table(title="Resolution (each question, where it was asked, what came back)", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    table.add_column("asked")
     table.add_column("result", no_wrap=True)
     table.add_column("answer")
     table.add_column("time", justify="right", no_wrap=True)
@@ -180,14 +186,18 @@ def _resolution(d: Diagnosis, console: Console) -> None:
             same = summaries.get((lk.view, lk.qname, lk.qtype))
             if same is not None and (same.outcome, same.records) == (lk.outcome, lk.records):
                 continue  # a resolver view's one server says what the view says
-        q = f"{lk.qname} {lk.qtype}"
-        where = lk.view if lk.server is None else f"  {lk.server}"
-        if lk.server is None and view is not None and view.kind is ViewKind.AUTHORITATIVE:
-            where = "authoritative (summary)"
+        q = f"{lk.qname.rstrip('.')} {lk.qtype}"
+        if q != last:
+            table.add_row(Text(q, style="bold"), "", "", "")
+            last = q
+        if lk.server is None:
+            where = lk.view
+        else:
+            name = (lk.server.name or "").rstrip(".")
+            host = f"[{lk.server.address}]" if ":" in lk.server.address else lk.server.address
+            where = f"  {name} {host}".rstrip() if name else f"  {host}"
         style = "green" if lk.outcome.is_answer else "red"
-        result = Text(lk.outcome.value, style=style)
-        table.add_row(q if q != last else "", where, result, _answer(lk), _time(d, lk))
-        last = q
+        table.add_row(where, Text(lk.outcome.value, style=style), _answer(lk), _time(d, lk))
     console.print(table)
 
 
