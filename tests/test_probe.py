@@ -177,6 +177,15 @@ def test_glueless_delegation_and_cname_to_another_zone(tmp_path: Path) -> None:
     ev = run_probe(tmp_path, "www.example.test")
     lk = summary(ev, "authoritative", "www.example.test.", "A")
     assert (lk.outcome, lk.records, lk.cnames) == (Outcome.NOERROR, ("192.0.2.2",), ("mx.other.test.",))
+    # dup's exchangers are www (a CNAME to mx.other.test) and mx.other.test itself: the same
+    # fan-out serves both, and each server's answer is recorded once
+    ev = run_probe(tmp_path, "dup.example.test")
+    assert summary(ev, "authoritative", "www.example.test.", "A").records == ("192.0.2.2",)
+    assert summary(ev, "authoritative", "mx.other.test.", "A").records == ("192.0.2.2",)
+    per_server_lookups = [
+        (x.server, x.qname, x.qtype) for x in ev.lookups if x.view == "authoritative" and x.server is not None
+    ]
+    assert len(per_server_lookups) == len(set(per_server_lookups))
 
 
 def test_lame_delegation(tmp_path: Path) -> None:

@@ -59,6 +59,8 @@ mx A 192.0.2.1
 mx AAAA 2001:db8::1
 alias MX 10 mx.other.test.
 www CNAME mx.other.test.
+dup MX 10 www
+dup MX 20 mx.other.test.
 big MX 10 mx
 """
     + "".join(f'big TXT "{"x" * 200} {i}"\n' for i in range(12)),

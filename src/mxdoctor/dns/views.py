@@ -79,6 +79,8 @@ class AuthoritativeView:
         self.port = port
         root = iterate.Cut(".", None, list(hints), {n: a for n, a in hints.items()})
         self.table = iterate.ZoneTable(root)
+        # one fan-out per name and type, whether the route asks it or a CNAME chain leads to it
+        self._fan_outs: dict[tuple[str, str], asyncio.Task[Lookup]] = {}
 
     def _server(self, ns: str, address: str) -> evidence.Server:
         return evidence.Server(address, self.port, ns)
@@ -107,6 +109,12 @@ class AuthoritativeView:
         return result
 
     async def _ask_owner_zone(self, qname: str, qtype: str) -> Lookup:
+        task = self._fan_outs.get((qname, qtype))
+        if task is None:
+            task = self._fan_outs[(qname, qtype)] = asyncio.ensure_future(self._fan_out(qname, qtype))
+        return await asyncio.shield(task)
+
+    async def _fan_out(self, qname: str, qtype: str) -> Lookup:
         step = await self._walk(qname, qtype, depth=0)
         if isinstance(step, iterate.Failed):
             return Lookup(self.name, None, qname, qtype, Outcome.SERVFAIL, detail=step.reason)
