@@ -3,9 +3,9 @@
 exim4-daemon-light, opensmtpd and sendmail-bin conflict with postfix (and with each other) as installed
 packages, so none is installed: ``apt-get download`` fetches the .deb files and ``dpkg -x`` unpacks each
 MTA into ``/var/tmp/mxdoctor-conformance/<mta>/`` (override with MXDOCTOR_CONFORMANCE_DIR). Shared
-libraries the host lacks are fetched the same way (the packages' ``lib*`` dependencies, recursively) and
-found through LD_LIBRARY_PATH. Nothing is configured or registered with dpkg; the host's mail setup is
-untouched. A finished unpack is marked with ``.complete`` and reused by later runs.
+libraries the host lacks are fetched the same way (the packages' ``lib*`` dependencies, recursively); the
+harness lists their directories in a namespace-private ld.so.cache. Nothing is configured or registered
+with dpkg; the host's mail setup is untouched. A finished unpack is marked ``.complete`` and reused.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ class Unpacked:
         return self.root / relative
 
     def env(self) -> dict[str, str]:
-        """The environment to run the unpacked binaries with (their private libraries first)."""
-        libs = [str(p) for p in _library_dirs(self.root)]
+        """An environment finding the private libraries (for ldd; the MTAs use the namespace's cache)."""
+        libs = [str(p) for p in library_dirs(self.root)]
         env = dict(os.environ)
         if libs:
             env["LD_LIBRARY_PATH"] = ":".join(libs + [env.get("LD_LIBRARY_PATH", "")]).rstrip(":")
@@ -156,7 +156,7 @@ def _check_binaries(mta: str, root: Path) -> None:
             raise InstallError(f"{mta}: {relative} lacks shared libraries {', '.join(missing)}")
 
 
-def _library_dirs(root: Path) -> list[Path]:
+def library_dirs(root: Path) -> list[Path]:
     return [
         p
         for p in (

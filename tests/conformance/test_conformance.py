@@ -4,16 +4,22 @@ carries the predicted text's DSN code and key words (docs/conformance.md shows t
 from __future__ import annotations
 
 import pytest
-from conformance_harness import MTAS, SCENARIOS, missing_key_words, words
+from conformance_harness import KNOWN, MTAS, SCENARIOS, missing_key_words, words
 
 from conftest import Table
 
-CASES = [(scenario, mta) for scenario in SCENARIOS for mta in MTAS]
+CASES = [
+    pytest.param((s, m), id=f"{m}-{s}", marks=[pytest.mark.xfail(reason=KNOWN[s, m], strict=True)])
+    if (s, m) in KNOWN
+    else pytest.param((s, m), id=f"{m}-{s}")
+    for s in SCENARIOS
+    for m in MTAS
+]
 
 
 @pytest.mark.conformance
 @pytest.mark.root
-@pytest.mark.parametrize("case", CASES, ids=[f"{m}-{s}" for s, m in CASES])
+@pytest.mark.parametrize("case", CASES)
 def test_real_mta_matches_prediction(case: tuple[str, str], conformance_table: Table) -> None:
     r = conformance_table.result(case)
     assert not r.error, r.error
