@@ -120,3 +120,43 @@ def test_per_server_limit_is_respected_at_the_server(limit: int) -> None:
                                                           timeout=2.0, per_server=limit))
     assert len(ev.audit) >= 2 * len(probes.PROBES)
     assert dict(peak) == {"ns1.example.com": limit, "ns2.example.com": limit}
+
+
+MANY_SERVERS = """
+description = "example.com served by four name servers, the fourth of which answers nothing at all."
+domains = ["example.com"]
+
+[zones."example.com"]
+text = '''
+@        MX  10 mx1
+mx1      A   127.0.0.25
+'''
+""" + "".join(
+    f"""
+[[servers]]
+name = "ns{i}.example.com"
+address = "127.0.0.{10 + i}"
+zones = ["example.com"]
+""" + ('faults = [{ kind = "drop" }]\n' if i == 4 else "")
+    for i in range(1, 5)
+)
+
+
+def test_many_servers_split_the_matrix_and_a_dead_one_is_one_finding(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mxdoctor.lab import scenario
+
+    monkeypatch.setenv("COLUMNS", "80")
+    sc = scenario.parse(MANY_SERVERS, source="many-servers", name="many-servers")
+    with lab.running(sc) as card:
+        status = cli.main(audit_args(card, "--no-color", "--timeout", "0.1"))
+    out = capsys.readouterr().out
+    assert "Zone example.com. (servers 1-3 of 4)" in out and "Zone example.com. (servers 4-4 of 4)" in out
+    assert max(len(line) for line in out.splitlines() if not line.startswith("    dig ")) <= 80
+    assert "-- TIMEOUT" in out
+    assert "NS_UNREACHABLE  ns4.example.com. 127.0.0.14" in out
+    # the dead server is one finding, not one per probe: nothing else at WARNING or above
+    assert status == 2
+    for code in ("EDNS_INTOLERANT", "TCP_UNSUPPORTED", "QUERY_FAILED", "OPCODE_MISHANDLED"):
+        assert code not in out

@@ -109,8 +109,8 @@ def test_mx_hosts_in_another_zone_with_other_servers_are_audited() -> None:
     (servfail,) = [f for f in d.findings if f.code == address.AAAA_SERVFAIL.code]
     assert servfail.subject == "mail.example.net. AAAA"
     assert {s.server for s in servfail.seen} == {
-        "ns1.example.net. 127.0.0.13:" + str(card.dns_port),
-        "ns2.example.net. 127.0.0.14:" + str(card.dns_port),
+        str(evidence.Server("127.0.0.13", card.dns_port, "ns1.example.net.")),
+        str(evidence.Server("127.0.0.14", card.dns_port, "ns2.example.net.")),
     }
     assert all("mail.example.net. AAAA +norecurse" in r for r in servfail.reproduce)
     # example.com's own servers pass everything; the verdicts are diagnose's, from the same logic

@@ -22,8 +22,11 @@ _NOTHING = "Nothing to change on the sending side."
 
 
 def _server_fix(what: str) -> str:
-    return f"{what} Check each server with the `reproduce` commands; upgrade or reconfigure the name server " \
-        "software, or the firewall or load balancer in front of it, until every one passes."
+    return (
+        f"On every server of {{zone}}: {what}. Check each server with the `reproduce` commands; upgrade or "
+        "reconfigure the name server software, or the firewall or load balancer in front of it, until every "
+        "one passes."
+    )
 
 
 UNKNOWN_TYPE_MISHANDLED = finding(
@@ -37,7 +40,7 @@ UNKNOWN_TYPE_MISHANDLED = finding(
     "well, and mail depends on newer types: TLSA for DANE (Postfix and Exim defer when the TLSA lookup "
     "fails), and AAAA was once one (RFC 4074).",
     sender=_NOTHING,
-    receiver=_server_fix("Answer NOERROR/no data to unknown types at {zone}."),
+    receiver=_server_fix("answer NOERROR/no data to unknown types"),
     rfcs=("RFC 3597 §3", "RFC 4074 §3"),
 )
 EDNS_VERSION_IGNORED = finding(
@@ -49,7 +52,7 @@ EDNS_VERSION_IGNORED = finding(
     "state the version it supports, so that a later EDNS version can be introduced; a server that "
     "answers as if the query were version 0, or not at all, blocks that negotiation.",
     sender=_NOTHING,
-    receiver=_server_fix("Answer BADVERS to EDNS versions above 0 at {zone}."),
+    receiver=_server_fix("answer BADVERS to EDNS versions above 0"),
     rfcs=("RFC 6891 §6.1.3",),
 )
 EDNS_OPTION_MISHANDLED = finding(
@@ -61,7 +64,7 @@ EDNS_OPTION_MISHANDLED = finding(
     "(cookies, client subnet, padding) on every query; a server that drops or rejects them looks dead "
     "to those resolvers, which then answer SERVFAIL to the sending MTA.",
     sender="Nothing reliable on the sending side.",
-    receiver=_server_fix("Ignore unknown EDNS options at {zone}."),
+    receiver=_server_fix("ignore unknown EDNS options"),
     rfcs=("RFC 6891 §6.1.2", "RFC 7873 §5.2"),
 )
 EDNS_FLAG_MISHANDLED = finding(
@@ -72,7 +75,7 @@ EDNS_FLAG_MISHANDLED = finding(
     "RFC 6891 §6.1.4: undefined EDNS flags must be ignored by the server and left clear in the reply; "
     "a server that fails such queries will break when a new flag comes into use.",
     sender=_NOTHING,
-    receiver=_server_fix("Ignore undefined EDNS flags at {zone}."),
+    receiver=_server_fix("ignore undefined EDNS flags"),
     rfcs=("RFC 6891 §6.1.4",),
 )
 NO_TRUNCATION = finding(
@@ -84,7 +87,7 @@ NO_TRUNCATION = finding(
     "answer does not fit, so that the resolver retries over TCP. Oversized replies are fragmented or "
     "dropped on the way; silently shortened ones lose records.",
     sender=_NOTHING,
-    receiver=_server_fix("Honour the EDNS buffer size and set TC at {zone}."),
+    receiver=_server_fix("honour the EDNS buffer size and set TC"),
     rfcs=("RFC 6891 §7", "RFC 1035 §4.2.1", "RFC 2181 §9"),
 )
 QNAME_CASE_MISHANDLED = finding(
@@ -96,7 +99,7 @@ QNAME_CASE_MISHANDLED = finding(
     "Resolvers that randomise the case of the question against spoofing (DNS 0x20) discard replies "
     "that change it, and then fail or retry.",
     sender=_NOTHING,
-    receiver=_server_fix("Echo the question unchanged and answer case-insensitively at {zone}."),
+    receiver=_server_fix("echo the question unchanged and answer case-insensitively"),
     rfcs=("RFC 4343 §3", "RFC 1035 §7.3"),
 )
 NXDOMAIN_FOR_EMPTY_NONTERMINAL = finding(
@@ -108,7 +111,7 @@ NXDOMAIN_FOR_EMPTY_NONTERMINAL = finding(
     "the whole subtree. An MX host below that name then vanishes from those resolvers, and mail "
     "bounces or defers.",
     sender="Flush the resolver's cache for the name; nothing lasting on the sending side.",
-    receiver=_server_fix("Answer NOERROR with no data for empty non-terminals at {zone}."),
+    receiver=_server_fix("answer NOERROR with no data for empty non-terminals"),
     rfcs=("RFC 8020 §2", "RFC 4592 §2.2.2"),
 )
 NXDOMAIN_MISHANDLED = finding(
@@ -120,7 +123,7 @@ NXDOMAIN_MISHANDLED = finding(
     "resolvers can cache the denial for the SOA's negative TTL; errors or silence instead make every "
     "lookup of a mistyped or retired MX host slow and uncertain.",
     sender=_NOTHING,
-    receiver=_server_fix("Answer NXDOMAIN with the SOA for names that do not exist at {zone}."),
+    receiver=_server_fix("answer NXDOMAIN with the SOA for names that do not exist"),
     rfcs=("RFC 2308 §2.1", "RFC 1034 §4.3.2"),
 )
 SOA_SERIAL_MISMATCH = finding(
@@ -155,7 +158,7 @@ OPCODE_MISHANDLED = finding(
     "A server must answer NOTIMP to an opcode it does not implement; silence or an answer makes new "
     "opcodes impossible to deploy and shows a middlebox or server that parses DNS loosely.",
     sender=_NOTHING,
-    receiver=_server_fix("Answer NOTIMP to unknown opcodes at {zone}."),
+    receiver=_server_fix("answer NOTIMP to unknown opcodes"),
     rfcs=("RFC 1035 §4.1.1", "RFC 6895 §2.2"),
 )
 ZFLAG_MISHANDLED = finding(
@@ -166,7 +169,7 @@ ZFLAG_MISHANDLED = finding(
     "The Z bit is reserved: a server must ignore it in queries and leave it clear in replies. A server "
     "that drops or fails such queries breaks as soon as the bit gets a meaning.",
     sender=_NOTHING,
-    receiver=_server_fix("Ignore the Z bit at {zone}."),
+    receiver=_server_fix("ignore the Z bit"),
     rfcs=("RFC 1035 §4.1.1", "RFC 6895 §2"),
 )
 NOT_AUTHORITATIVE = finding(
@@ -177,7 +180,7 @@ NOT_AUTHORITATIVE = finding(
     "Every answer from a server of the zone for the zone's own data must carry AA; resolvers treat "
     "answers without it as lame and discard them, and may end with SERVFAIL.",
     sender=_NOTHING,
-    receiver=_server_fix("Serve {zone} authoritatively on every server (AA on every answer)."),
+    receiver=_server_fix("set AA on every answer from the zone's data"),
     rfcs=("RFC 1035 §4.1.1", "RFC 1034 §4.3.2"),
 )
 TCP_UNSUPPORTED = finding(
@@ -201,7 +204,7 @@ QUERY_FAILED = finding(
     "data; errors and silence make resolvers retry elsewhere and, when every server fails, answer "
     "SERVFAIL to the MTA.",
     sender="Nothing reliable on the sending side.",
-    receiver=_server_fix("Answer {qname} {qtype} from every server of {zone}."),
+    receiver=_server_fix("answer {qname} {qtype}"),
     rfcs=("RFC 1034 §4.3.2", "RFC 1035 §4.1.1"),
 )
 NS_UNREACHABLE = finding(
