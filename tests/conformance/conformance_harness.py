@@ -81,7 +81,7 @@ class Namespace:
 
     def __init__(self, work: Path) -> None:
         with _counter_lock:
-            self.name = f"mxdc-{os.getpid() % 100000}-{next(_counter)}"
+            self.name = f"mxdc-{os.getpid()}-{next(_counter)}"
         self.work = work
         self.etc = Path("/etc/netns") / self.name
         self.children: list[subprocess.Popen[bytes]] = []
@@ -175,6 +175,22 @@ class Namespace:
             self.kill_all()
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=10)
         shutil.rmtree(self.etc, ignore_errors=True)
+
+
+def remove_stale_namespaces() -> list[str]:
+    """Delete the namespaces a harness run left behind when it was killed: ``mxdc-<pid>-<n>`` whose pid
+    is gone. Namespaces of harness runs still alive (another test session) are left alone."""
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
+    removed = []
+    for line in listing.splitlines():
+        m = re.fullmatch(r"(mxdc-(\d+)-\d+)(?: .*)?", line.strip())
+        if m is None or Path(f"/proc/{m[2]}").exists():
+            continue
+        ns = Namespace.__new__(Namespace)
+        ns.name, ns.etc, ns.children = m[1], Path("/etc/netns") / m[1], []
+        ns.delete()
+        removed.append(m[1])
+    return removed
 
 
 def _overlay_libraries(etc: Path, dirs: Sequence[Path]) -> None:
@@ -464,6 +480,7 @@ def message(token: str, rcpt: str) -> bytes:
 
 
 def run_table(cases: Sequence[tuple[str, str]], workers: int = WORKERS) -> list[Result]:
+    remove_stale_namespaces()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda c: run_case(*c), cases))
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
-from conformance_harness import WORKERS, Result, run_case
+from conformance_harness import WORKERS, Result, remove_stale_namespaces, run_case
 
 
 class Table:
@@ -47,6 +47,7 @@ def conformance_table(request: pytest.FixtureRequest) -> Iterator[Table]:
         and isinstance(item.callspec.params.get("case"), tuple)
         and item.get_closest_marker("conformance") is not None
     ]
+    remove_stale_namespaces()
     table = Table(cases)
     try:
         yield table
