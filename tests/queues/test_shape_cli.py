@@ -141,3 +141,29 @@ def test_cli_usage_errors_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys)[0] == 3
     code, _, err = run(capsys, "--sendmail", "--timeout", "5s")
     assert code == 3 and "mailq" in err  # no Sendmail here: the command cannot run
+
+
+def test_parallel_shaping_matches_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mxdoctor.queues import formats as fmts
+    from mxdoctor.queues import parallel
+
+    lines = []
+    for i in range(3000):
+        lines.append(f'{{"queue_name": "deferred", "queue_id": "Q{i}", "arrival_time": {int(NOW) - i * 7}, '
+                     f'"message_size": 10, "sender": "", "recipients": [{{"address": "u@d{i % 37}.example", '
+                     f'"delay_reason": "{DNS if i % 3 else CONN}"}}]}}\n')
+        if i in (5, 2900):
+            lines.append("{broken\n")
+    path = tmp_path / "q.jsonl"
+    path.write_text("".join(lines))
+    monkeypatch.setattr(parallel, "MIN_BYTES", 0)
+    one = shape.build(fmts.read(fmts.Source(path=str(path))), now=NOW)
+    many = parallel.build_file(str(path), "postfix-json", now=NOW, jobs=3)
+    assert many is not None
+    assert [m.line for m in many.malformed_examples] == [m.line for m in one.malformed_examples] == [7, 2903]
+    assert many.total.messages == one.total.messages == 3000 and many.total.buckets == one.total.buckets
+    assert many.total.categories() == one.total.categories()
+    for name, dom in one.domains.items():
+        other = many.domains[name]
+        assert (other.messages, other.buckets, other.oldest_arrival, other.dominant) == (
+            dom.messages, dom.buckets, dom.oldest_arrival, dom.dominant)

@@ -10,7 +10,7 @@ import time
 from rich.console import Console
 
 from mxdoctor.errors import QueueError
-from mxdoctor.queues import _render, formats, shape, status
+from mxdoctor.queues import _render, formats, parallel, shape, status
 from mxdoctor.queues.record import Mta
 
 
@@ -67,6 +67,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--crit-age", default="4h", help="CRITICAL when the oldest message is older (4h)")
     parser.add_argument("--warn-count", type=int, help="WARNING at this many messages")
     parser.add_argument("--crit-count", type=int, help="CRITICAL at this many messages")
+    parser.add_argument("--jobs", type=int, help="processes for a big one-record-per-line file (default 1)")
     parser.add_argument("--now", type=float, help=argparse.SUPPRESS)  # fixed clock for reproducible output
     parser.set_defaults(func=run)
 
@@ -85,7 +86,12 @@ def run(args: argparse.Namespace) -> int:
     limits = thresholds_from(args)
     now = time.time() if args.now is None else args.now
     fmt = formats.detected_format(source)
-    result = shape.build(formats.read(source, now=now), now=now, queues=args.queue)
+    result = None
+    if source.path not in (None, "-") and fmt is not None:
+        assert source.path is not None
+        result = parallel.build_file(source.path, fmt, now=now, queues=tuple(args.queue or ()), jobs=args.jobs)
+    if result is None:
+        result = shape.build(formats.read(source, now=now), now=now, queues=args.queue)
     verdict = status.evaluate(result, limits)
     if args.nagios:
         print(status.nagios(result, limits, verdict, source.label))

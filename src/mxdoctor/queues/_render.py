@@ -28,8 +28,8 @@ def _deferral(d: Deferral | None, shape: DomainShape) -> dict[str, Any] | None:
         "status": d.status,
         "enhanced_status": d.enhanced_status,
         "detail": d.detail,
-        "text": shape.texts.get(d),
-        "recipients": shape.reasons[d],
+        "text": shape.dominant_text,
+        "recipients": shape.dominant_count(),
     }
 
 
