@@ -160,3 +160,19 @@ def test_many_servers_split_the_matrix_and_a_dead_one_is_one_finding(
     assert status == 2
     for code in ("EDNS_INTOLERANT", "TCP_UNSUPPORTED", "QUERY_FAILED", "OPCODE_MISHANDLED"):
         assert code not in out
+
+
+def test_one_deadline_bounds_the_whole_audit(capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    from mxdoctor.lab import scenario
+
+    sc = scenario.parse(MANY_SERVERS, source="many-servers", name="many-servers")
+    with lab.running(sc) as card:
+        start = time.monotonic()
+        ev = run.collect(card.domains[0], run.AuditOptions(root_hints=card.root_hints, dns_port=card.dns_port,
+                                                          timeout=0.3, deadline=3.0))
+        elapsed = time.monotonic() - start
+    assert ev.deadline_hit and elapsed < 4.0
+    # what finished is kept: the live servers' probes are there
+    assert {p.server.address for p in ev.audit} >= {"127.0.0.11", "127.0.0.12", "127.0.0.13"}

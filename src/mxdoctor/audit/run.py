@@ -145,13 +145,16 @@ async def _run_probes(sched: _Scheduler, found: list[Target]) -> None:
 async def audit_domain(target: str, options: AuditOptions) -> Evidence:
     """Discover and probe; never raises for the network. Raises InvalidTarget or ConfigError."""
     options.check()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     ev = await probe.probe_domain(target, options.probe_options())
     recorder = exchange.Recorder()
     sched = _Scheduler(recorder, options)
     task = asyncio.ensure_future(_run_probes(sched, targets(ev, options.dns_port)))
     deadline_hit = ev.deadline_hit
     try:
-        await asyncio.wait_for(task, timeout=options.deadline)
+        # one deadline for the whole audit: discovery and probes together
+        await asyncio.wait_for(task, timeout=max(0.0, options.deadline - (loop.time() - started)))
     except TimeoutError:
         deadline_hit = True
     # continue the discovery's clock and exchange ids, so the evidence reads as one run
