@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from mxdoctor import route as route_mod
-from mxdoctor.evidence import Evidence, Exchange, Lookup, Server, ViewKind
+from mxdoctor.evidence import Evidence, Exchange, Lookup, Outcome, Server, ViewKind
 from mxdoctor.route import Question, Route
 
 
@@ -22,12 +22,17 @@ class Context:
     per_server: dict[tuple[str, Question], tuple[Lookup, ...]] = field(default_factory=dict)
     summaries: dict[tuple[str, Question], Lookup] = field(default_factory=dict)
     exchanges: dict[int, Exchange] = field(default_factory=dict)
+    ipv6_unavailable: bool = False  # this host reached no IPv6 server at all: those lookups say nothing
 
     @classmethod
     def build(cls, ev: Evidence) -> Context:
         per: dict[tuple[str, Question], list[Lookup]] = defaultdict(list)
         summaries: dict[tuple[str, Question], Lookup] = {}
+        v6 = [lk for lk in ev.lookups if lk.server is not None and ":" in lk.server.address]
+        no_v6 = bool(v6) and all(lk.outcome is Outcome.NETWORK_ERROR for lk in v6)
         for lk in ev.lookups:
+            if no_v6 and lk.server is not None and ":" in lk.server.address:
+                continue
             q = Question(route_mod.fqdn(lk.qname), lk.qtype)
             if lk.server is None:
                 summaries[(lk.view, q)] = lk
@@ -46,6 +51,7 @@ class Context:
             per_server={k: tuple(v) for k, v in per.items()},
             summaries=summaries,
             exchanges={x.id: x for x in ev.exchanges},
+            ipv6_unavailable=no_v6,
         )
 
     @property

@@ -60,6 +60,27 @@ TCP_FAILS = finding(
 )
 
 
+IPV6_TRANSPORT_UNAVAILABLE = finding(
+    "IPV6_TRANSPORT_UNAVAILABLE",
+    Severity.NOTICE,
+    "This host has no IPv6 path to the name servers",
+    "No IPv6 address of any name server could be reached from this host ({count} lookups); those servers "
+    "were judged over IPv4 only.",
+    "A host without IPv6 connectivity cannot tell a broken IPv6 name server from its own missing route, so "
+    "mxdoctor leaves those lookups out rather than blame the servers. An MTA on this host does the same.",
+    sender="Nothing to change unless the MTA should use IPv6; then give this host an IPv6 route.",
+    receiver="Nothing: run the audit from a host with IPv6 to test the servers' IPv6 addresses.",
+    rfcs=("RFC 3901",),
+)
+
+
+@check(IPV6_TRANSPORT_UNAVAILABLE)
+def ipv6_transport(ctx: Context) -> Iterable[Finding]:
+    if ctx.ipv6_unavailable:
+        v6 = [lk for lk in ctx.evidence.lookups if lk.server is not None and ":" in lk.server.address]
+        yield IPV6_TRANSPORT_UNAVAILABLE.emit("IPv6", seen=[Seen(v6[0].view)], count=str(len(v6)))
+
+
 def _server_lookups(ctx: Context) -> dict[str, list[Lookup]]:
     by_server: dict[str, list[Lookup]] = defaultdict(list)
     if ctx.authoritative is None:
