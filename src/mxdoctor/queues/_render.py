@@ -8,29 +8,11 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from mxdoctor.queues.classify import Deferral
 from mxdoctor.queues.shape import BUCKET_LABELS, DomainShape, Shape
 from mxdoctor.queues.status import Status, Thresholds, format_age
 
 SCHEMA = "mxdoctor.queue"
 SCHEMA_VERSION = "1.0"
-
-
-def _deferral(d: Deferral | None, shape: DomainShape) -> dict[str, Any] | None:
-    if d is None:
-        return None
-    return {
-        "category": d.category.value,
-        "summary": d.summary,
-        "rule": d.rule,
-        "host": d.host,
-        "record_type": d.record_type,
-        "status": d.status,
-        "enhanced_status": d.enhanced_status,
-        "detail": d.detail,
-        "text": shape.dominant_text,
-        "recipients": shape.dominant_count(),
-    }
 
 
 def domain_dict(d: DomainShape, now: float) -> dict[str, Any]:
@@ -44,7 +26,7 @@ def domain_dict(d: DomainShape, now: float) -> dict[str, Any]:
         "mtas": sorted(m.value for m in d.mtas),
         "deferred_recipients": d.deferred,
         "categories": {c.value: n for c, n in sorted(d.categories().items())},
-        "dominant_reason": _deferral(d.dominant, d),
+        "dominant_reason": d.dominant_dict(),
     }
 
 

@@ -9,6 +9,7 @@ import bisect
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from mxdoctor.queues import classify
 from mxdoctor.queues.classify import Category, Deferral
@@ -117,6 +118,24 @@ class DomainShape:
         """The classified dominant reason (see ``dominant_text``)."""
         text = self.dominant_text
         return None if text is None else classify.classify(text)
+
+    def dominant_dict(self) -> dict[str, Any] | None:
+        """The dominant reason as plain data (JSON output, alert payloads)."""
+        d = self.dominant
+        if d is None:
+            return None
+        return {
+            "category": d.category.value,
+            "summary": d.summary,
+            "rule": d.rule,
+            "host": d.host,
+            "record_type": d.record_type,
+            "status": d.status,
+            "enhanced_status": d.enhanced_status,
+            "detail": d.detail,
+            "text": self.dominant_text,
+            "recipients": self.dominant_count(),
+        }
 
     def dominant_count(self) -> int:
         dominant = self.dominant
