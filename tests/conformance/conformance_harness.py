@@ -370,7 +370,7 @@ def run_case(scenario: str, mta: str) -> Result:
             finally:
                 with contextlib.suppress(Exception):
                     driver.stop()
-    except (HarnessError, install.InstallError, subprocess.TimeoutExpired, OSError) as exc:
+    except (HarnessError, install.InstallError, subprocess.TimeoutExpired, OSError, ValueError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     finally:
         ns.delete()
