@@ -51,9 +51,17 @@ SCENARIOS = (
     "multi-mx-partial",
     "ipv6-only-mx",
 )
+# The knobs whose effect the run checks: (scenario, MTA, knob) with the knob set in the MTA's configuration.
+KNOB_CASES: tuple[tuple[str, str, str], ...] = (
+    ("aaaa-servfail", "sendmail", "WorkAroundBrokenAAAA"),
+    ("aaaa-dropped", "sendmail", "WorkAroundBrokenAAAA"),
+    ("ipv6-only-mx", "postfix", "inet_protocols=ipv4"),
+    ("ipv6-only-mx", "exim", "dns_ipv4_lookup=*"),
+    ("aaaa-nxdomain", "exim", "dns_ipv4_lookup=*"),
+)
 # Disagreements the models cannot express, with the reason; their tests are strict xfails.
-KNOWN: dict[tuple[str, str], str] = {
-    ("null-mx", "opensmtpd"): "Debian 12 ships OpenSMTPD 6.8.0p2, which predates null MX (RFC 7505) and "
+KNOWN: dict[tuple[str, str, str], str] = {
+    ("null-mx", "opensmtpd", ""): "Debian 12 ships OpenSMTPD 6.8.0p2, which predates null MX (RFC 7505) and "
     "defers 'No MX found for domain'; the model follows the 7.x code, which bounces",
 }
 MTA_ADDRESS = "127.0.1.1"  # the MTA's own address in the namespace; no lab server uses 127.0.1.0/24
@@ -300,6 +308,7 @@ class Observed:
 class Result:
     scenario: str
     mta: str
+    knob: str = ""  # a model knob applied to both the MTA's configuration and the prediction
     predicted_outcome: str = ""
     predicted_status: str = ""
     predicted_text: str = ""
@@ -315,6 +324,10 @@ class Result:
     @property
     def match(self) -> bool:
         return not self.error and self.outcome_match and not self.missing_words
+
+    @property
+    def who(self) -> str:
+        return f"{self.mta} with {self.knob}" if self.knob else self.mta
 
 
 STOPWORDS = {"delivers", "to", "the", "a", "an", "of", "for", "with", "is", "and", "or"}
@@ -342,10 +355,10 @@ def missing_key_words(predicted: str, real: str) -> tuple[str, ...]:
 # -- one case -----------------------------------------------------------------------------------------------
 
 
-def run_case(scenario: str, mta: str) -> Result:
+def run_case(scenario: str, mta: str, knob: str = "") -> Result:
     from conformance_mtas import DRIVERS
 
-    result = Result(scenario, mta)
+    result = Result(scenario, mta, knob)
     started = time.monotonic()
     driver_cls = DRIVERS[mta]
     base = install.BASE / "run"
@@ -354,7 +367,7 @@ def run_case(scenario: str, mta: str) -> Result:
     work.chmod(0o755)
     ns = Namespace(work)
     try:
-        driver = driver_cls(ns, work)
+        driver = driver_cls(ns, work, knob)
         libraries = install.library_dirs(driver.unpacked.root) if driver.unpacked else []
         ns.create(resolver="127.0.0.10", extra_users=driver.users, library_dirs=libraries)
         with lab(ns, scenario, "predict") as run:
@@ -394,7 +407,8 @@ def _tidy(seen: Observed, work: Path) -> Observed:
 
 def _predict(ns: Namespace, run: LabRun, result: Result) -> None:
     card = ns.work / "card-predict.json"
-    out = ns.exec_ok([PYTHON, str(NS_SCRIPT), "predict", str(card)], timeout=PREDICT_TIMEOUT)
+    knobs = [f"{result.mta}={result.knob}"] if result.knob else []
+    out = ns.exec_ok([PYTHON, str(NS_SCRIPT), "predict", str(card), *knobs], timeout=PREDICT_TIMEOUT)
     verdicts = {v["mta"]: v for v in json.loads(out)["verdicts"]}
     mine = verdicts[result.mta]
     result.predicted_outcome = mine["outcome"]
@@ -430,9 +444,14 @@ class MtaDriver:
     users: tuple[str, ...] = ()  # system users the MTA needs (added to the namespace's passwd only)
     unpacks = False  # runs from the unpacked Debian packages (conformance_install), not the host's
 
-    def __init__(self, ns: Namespace, work: Path) -> None:
+    knobs: dict[str, str] = {}  # model knob name -> the configuration that sets it
+
+    def __init__(self, ns: Namespace, work: Path, knob: str = "") -> None:
+        if knob and knob not in self.knobs:
+            raise HarnessError(f"{self.name} has no configuration for the knob {knob!r}")
         self.ns = ns
         self.work = work
+        self.setting = self.knobs.get(knob, "")
         self.unpacked = install.unpacked(self.name) if self.unpacks else None
 
     def bin(self, relative: str) -> str:
@@ -479,7 +498,7 @@ def message(token: str, rcpt: str) -> bytes:
 # -- the whole table ----------------------------------------------------------------------------------------
 
 
-def run_table(cases: Sequence[tuple[str, str]], workers: int = WORKERS) -> list[Result]:
+def run_table(cases: Sequence[tuple[str, str, str]], workers: int = WORKERS) -> list[Result]:
     remove_stale_namespaces()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda c: run_case(*c), cases))
@@ -498,7 +517,9 @@ DISAGREEMENTS = """Where a real program disagreed with its model, the model was 
 each change is a note citing CONFORMANCE in docs/mta-behaviour.md (Exim's routing-failure texts; AAAA
 NXDOMAIN making the host unusable for the MTAs that ask AAAA first, because the caching resolver then
 answers the A query from the NXDOMAIN it cached, RFC 2308 §5; Sendmail's null-MX and MX-SERVFAIL texts).
-Rows marked "known" are disagreements the models cannot express; their tests are strict xfails."""
+Rows marked "known" are disagreements the models cannot express; their tests are strict xfails. Rows
+"<mta> with <knob>" set that knob in the MTA's configuration and in the prediction alike (mxdoctor's
+"with this change it delivers" alternatives)."""
 
 
 def render(results: Sequence[Result]) -> str:
@@ -528,15 +549,15 @@ def render(results: Sequence[Result]) -> str:
             )
             if r.match:
                 mark = "✓"
-            elif (r.scenario, r.mta) in KNOWN:
-                mark = f"✗ **MISMATCH**, known: {KNOWN[(r.scenario, r.mta)]}"
+            elif (r.scenario, r.mta, r.knob) in KNOWN:
+                mark = f"✗ **MISMATCH**, known: {KNOWN[(r.scenario, r.mta, r.knob)]}"
             elif not r.outcome_match:
                 mark = "✗ **MISMATCH** (outcome)"
             else:
                 mark = "✗ **MISMATCH** (text lacks: " + ", ".join(f"`{w}`" for w in r.missing_words) + ")"
         else:
             shown, mark = "—", "✗"
-        lines.append(f"| {r.scenario} | {r.mta} | {predicted} | {shown} | {mark} |")
+        lines.append(f"| {r.scenario} | {r.who} | {predicted} | {shown} | {mark} |")
     lines += [
         "",
         textwrap.fill(DISAGREEMENTS, width=104),
@@ -567,11 +588,13 @@ def main(argv: Sequence[str]) -> int:
         return 3
     mtas = [m for m in argv if m in MTAS] or list(MTAS)
     scenarios = [s for s in argv if s in SCENARIOS] or list(SCENARIOS)
-    results = run_table([(s, m) for s in scenarios for m in mtas])
+    cases = [(s, m, "") for s in scenarios for m in mtas]
+    cases += [c for c in KNOB_CASES if c[0] in scenarios and c[1] in mtas]
+    results = run_table(cases)
     for r in results:
         real = r.real.outcome if r.real else "-"
         print(
-            f"{'ok ' if r.match else 'BAD'} {r.scenario:<18} {r.mta:<10} predicted {r.predicted_outcome:<8} "
+            f"{'ok ' if r.match else 'BAD'} {r.scenario:<18} {r.who:<10} predicted {r.predicted_outcome:<8} "
             f"real {real:<8} {r.seconds:5.1f}s {r.error or (r.real.text if r.real else '')}"
         )
     if "--write-docs" in argv:

@@ -58,6 +58,7 @@ smtp_connect_timeout = 5s
 smtp_tls_security_level = none
 maillog_file = {work}/data/maillog
 syslog_name = postfix-conformance
+{setting}
 """
 
 def _postfix_master_cf() -> str:
@@ -79,13 +80,15 @@ _OUTCOME = {"sent": "deliver", "deferred": "defer", "bounced": "bounce"}
 
 class Postfix(MtaDriver):
     name = "postfix"
+    knobs = {"inet_protocols=ipv4": "inet_protocols = ipv4"}  # the later line wins in main.cf
 
     def start(self) -> None:
         etc = self.work / "etc"
         for sub in ("etc", "spool", "data"):
             (self.work / sub).mkdir()
         shutil.chown(self.work / "data", "postfix")
-        (etc / "main.cf").write_text(POSTFIX_MAIN_CF.format(work=self.work, address=MTA_ADDRESS))
+        main_cf = POSTFIX_MAIN_CF.format(work=self.work, address=MTA_ADDRESS, setting=self.setting)
+        (etc / "main.cf").write_text(main_cf)
         (etc / "master.cf").write_text(_postfix_master_cf())
         self.ns.exec_ok(["postfix", "-c", str(etc), "start"])
 
@@ -143,6 +146,7 @@ tls_advertise_hosts =
 dns_retrans = 5s
 dns_retry = 2
 acl_smtp_rcpt = refuse_all
+{setting}
 
 begin acl
 refuse_all:
@@ -170,6 +174,7 @@ _EXIM_OUTCOME = {"=>": "deliver", "==": "defer", "**": "bounce"}
 class Exim(MtaDriver):
     name = "exim"
     users = ("Debian-exim",)  # compiled into Debian's exim4
+    knobs = {"dns_ipv4_lookup=*": "dns_ipv4_lookup = *"}
     unpacks = True
 
     @property
@@ -182,7 +187,8 @@ class Exim(MtaDriver):
             (self.work / sub).mkdir()
             os.chown(self.work / sub, uid, uid)
         exim = self.bin("usr/sbin/exim4")
-        (self.work / "exim.conf").write_text(EXIM_CONF.format(exim=exim, work=self.work, address=MTA_ADDRESS))
+        conf = EXIM_CONF.format(exim=exim, work=self.work, address=MTA_ADDRESS, setting=self.setting)
+        (self.work / "exim.conf").write_text(conf)
         self.ns.exec_ok([exim, "-C", self.conf, "-bd", "-q5s"])
 
     def submit(self, rcpt: str, token: str) -> None:
@@ -290,6 +296,7 @@ define(`confTO_INITIAL', `10s')dnl
 define(`confMIN_QUEUE_AGE', `0')dnl
 define(`confLOG_LEVEL', `9')dnl
 DAEMON_OPTIONS(`Port=25, Addr={address}, Name=MTA')dnl
+{setting}
 MAILER(`smtp')dnl
 """
 
@@ -349,6 +356,7 @@ SENDMAIL_QUEUE_WAIT = 15.0  # seconds: three queue runs of the daemon (-q5s)
 
 class Sendmail(MtaDriver):
     name = "sendmail"
+    knobs = {"WorkAroundBrokenAAAA": "define(`confBIND_OPTS', `WorkAroundBrokenAAAA')dnl"}
     unpacks = True
     queued_since: float | None = None
 
@@ -362,7 +370,8 @@ class Sendmail(MtaDriver):
     def start(self) -> None:
         (self.work / "mqueue").mkdir(mode=0o700)
         (self.work / "olddev").mkdir()
-        (self.work / "conformance.mc").write_text(SENDMAIL_MC.format(work=self.work, address=MTA_ADDRESS))
+        mc = SENDMAIL_MC.format(work=self.work, address=MTA_ADDRESS, setting=self.setting)
+        (self.work / "conformance.mc").write_text(mc)
         cf_dir = self.bin("usr/share/sendmail/cf") + "/"
         generated = self.ns.exec_ok([self.bin("usr/bin/m4"), f"-D_CF_DIR_={cf_dir}", cf_dir + "m4/cf.m4",
                                      str(self.work / "conformance.mc")])

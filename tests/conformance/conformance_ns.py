@@ -1,8 +1,9 @@
 """What the conformance harness runs inside a network namespace: the lab, and mxdoctor's prediction.
 
 ``serve SCENARIO ...`` is ``mxdoctor lab serve`` (the same parser and handler, built alone so that this
-process imports nothing but the lab); ``predict CARD`` runs mxdoctor's analysis against the running lab
-through the lab's internal resolver, as the MTA in the namespace sees it, and prints the verdicts as JSON.
+process imports nothing but the lab); ``predict CARD [MTA=KNOB ...]`` runs mxdoctor's analysis against
+the running lab through the lab's internal resolver, as the MTA in the namespace sees it, with those
+model knobs applied, and prints the verdicts as JSON.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def serve(argv: list[str]) -> int:
     return code
 
 
-def predict(card_path: str) -> int:
+def predict(card_path: str, knobs: list[str]) -> int:
     from mxdoctor import analysis, api
 
     card = json.loads(Path(card_path).read_text(encoding="utf-8"))
@@ -39,7 +40,11 @@ def predict(card_path: str) -> int:
         smtp=True,
         smtp_port=card["smtp_port"],
     )
-    out = analysis.to_dict(analysis.analyse(ev), with_evidence=False)
+    applied: dict[str, tuple[str, ...]] = {}
+    for item in knobs:  # "mta=knob"; the knob itself may contain "=" (inet_protocols=ipv4)
+        mta, _, knob = item.partition("=")
+        applied[mta] = (*applied.get(mta, ()), knob)
+    out = analysis.to_dict(analysis.analyse(ev, knobs=applied), with_evidence=False)
     print(json.dumps({"verdicts": out["verdicts"], "findings": [f["code"] for f in out["findings"]]}))
     return 0
 
@@ -47,9 +52,10 @@ def predict(card_path: str) -> int:
 def main(argv: list[str]) -> int:
     if argv[:1] == ["serve"]:
         return serve(argv[1:])
-    if argv[:1] == ["predict"] and len(argv) == 2:
-        return predict(argv[1])
-    print("usage: conformance_ns.py serve SCENARIO [lab serve options] | predict CARD.json", file=sys.stderr)
+    if argv[:1] == ["predict"] and len(argv) >= 2:
+        return predict(argv[1], argv[2:])
+    usage = "usage: conformance_ns.py serve SCENARIO [lab serve options] | predict CARD.json [MTA=KNOB ...]"
+    print(usage, file=sys.stderr)
     return 3
 
 

@@ -16,13 +16,13 @@ from conformance_harness import WORKERS, Result, remove_stale_namespaces, run_ca
 
 
 class Table:
-    def __init__(self, cases: list[tuple[str, str]]) -> None:
+    def __init__(self, cases: list[tuple[str, str, str]]) -> None:
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="conformance")
-        self._futures: dict[tuple[str, str], Future[Result]] = {
+        self._futures: dict[tuple[str, str, str], Future[Result]] = {
             case: self._pool.submit(run_case, *case) for case in dict.fromkeys(cases)
         }
 
-    def result(self, case: tuple[str, str]) -> Result:
+    def result(self, case: tuple[str, str, str]) -> Result:
         if case not in self._futures:
             self._futures[case] = self._pool.submit(run_case, *case)
         return self._futures[case].result(timeout=600)

@@ -4,27 +4,30 @@ carries the predicted text's DSN code and key words (docs/conformance.md shows t
 from __future__ import annotations
 
 import pytest
-from conformance_harness import KNOWN, MTAS, SCENARIOS, missing_key_words, words
+from conformance_harness import KNOB_CASES, KNOWN, MTAS, SCENARIOS, missing_key_words, words
 
 from conftest import Table
 
-CASES = [
-    pytest.param((s, m), id=f"{m}-{s}", marks=[pytest.mark.xfail(reason=KNOWN[s, m], strict=True)])
-    if (s, m) in KNOWN
-    else pytest.param((s, m), id=f"{m}-{s}")
-    for s in SCENARIOS
-    for m in MTAS
-]
+
+def _param(case: tuple[str, str, str]) -> object:
+    scenario, mta, knob = case
+    name = f"{mta}-{scenario}" + (f"+{knob}" if knob else "")
+    if case in KNOWN:
+        return pytest.param(case, id=name, marks=[pytest.mark.xfail(reason=KNOWN[case], strict=True)])
+    return pytest.param(case, id=name)
+
+
+CASES = [_param((s, m, "")) for s in SCENARIOS for m in MTAS] + [_param(c) for c in KNOB_CASES]
 
 
 @pytest.mark.conformance
 @pytest.mark.root
 @pytest.mark.parametrize("case", CASES)
-def test_real_mta_matches_prediction(case: tuple[str, str], conformance_table: Table) -> None:
+def test_real_mta_matches_prediction(case: tuple[str, str, str], conformance_table: Table) -> None:
     r = conformance_table.result(case)
     assert not r.error, r.error
     assert r.real is not None
-    where = f"{r.mta} on {r.scenario}: real {r.real.outcome} {r.real.text!r} ({r.real.proof})"
+    where = f"{r.who} on {r.scenario}: real {r.real.outcome} {r.real.text!r} ({r.real.proof})"
     assert r.real.outcome == r.predicted_outcome, (
         f"{where}; predicted {r.predicted_outcome} {r.predicted_text!r}"
     )
