@@ -58,7 +58,7 @@ DEFAULT_SCENARIOS = (
 
 
 def zm_kind(testcase: str, tag: str) -> str:
-    if "NOT_AUTH" in tag or "LAME" in tag:
+    if "NOT_AUTH" in tag or "NOT_AA" in tag or "LAME" in tag:
         return "lame"
     return ZM_KIND.get(testcase, "other")
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 from mxdoctor import evidence, probe, route
 from mxdoctor.audit import probes, send
-from mxdoctor.dns import exchange
+from mxdoctor.dns import exchange, system, views
 from mxdoctor.errors import ConfigError
-from mxdoctor.evidence import AuditProbe, Evidence, Server
+from mxdoctor.evidence import AuditProbe, Evidence, Outcome, Server
 from mxdoctor.route import fqdn
 
 
@@ -130,13 +130,59 @@ class _Scheduler:
         return max(sizes, key=lambda t: sizes[t]) if sizes else "SOA"
 
 
+def apex_ns(recorder: exchange.Recorder, zone: str) -> set[str]:
+    """The NS names the zone's own servers gave to the ``ns`` probe."""
+    names: set[str] = set()
+    for x in recorder.exchanges:
+        if x.probe == "ns" and x.qname == zone:
+            for rr in x.answer:
+                fields = rr.split()
+                if len(fields) >= 5 and fields[3] == "NS" and fields[0].lower() == zone:
+                    names.add(fields[4].lower())
+    return names
+
+
+async def _child_only(sched: _Scheduler, found: list[Target]) -> list[Target]:
+    """The servers a zone's own NS set names but its parent does not delegate to: resolvers that
+    learn the child's NS set ask them too, so they are audited alike (their addresses found by the
+    same iteration from the root as every other name)."""
+    options = sched.options
+    wanted = {t.zone: sorted(apex_ns(sched.recorder, t.zone) - {s.name for s in t.servers}) for t in found}
+    if not any(wanted.values()):
+        return []
+    engine = exchange.Engine(sched.recorder, timeout=options.timeout, per_server_concurrency=options.per_server)
+    view = views.AuthoritativeView(engine, system.load_root_hints(options.root_hints), options.dns_port)
+    extra: list[Target] = []
+    try:
+        for t in found:
+            questions = [route.Question(name, qtype) for name in wanted[t.zone] for qtype in route.ADDRESS_TYPES]
+            lookups = await asyncio.gather(*(view.lookup(q) for q in questions))
+            servers = tuple(
+                Server(address, options.dns_port, q.qname)
+                for q, lk in zip(questions, lookups, strict=True)
+                if lk.outcome is Outcome.NOERROR
+                for address in lk.records
+            )
+            if servers:
+                extra.append(Target(t.zone, servers, t.names))
+    finally:
+        await engine.close()
+    return extra
+
+
 async def _run_probes(sched: _Scheduler, found: list[Target]) -> None:
     first = [f for t in found for s in t.servers for f in sched.first_phase(t, s)]
     if first:
         await asyncio.gather(*first)
+    extra = await _child_only(sched, found)
+    more = [f for t in extra for s in t.servers for f in sched.first_phase(t, s)]
+    if more:
+        await asyncio.gather(*more)
     do512 = probes.BY_NAME["do512"]
     second = [
-        asyncio.ensure_future(sched.one(t, s, do512, t.zone, sched.large_type(t))) for t in found for s in t.servers
+        asyncio.ensure_future(sched.one(t, s, do512, t.zone, sched.large_type(t)))
+        for t in found + extra
+        for s in t.servers
     ]
     if second:
         await asyncio.gather(*second)
@@ -150,7 +196,9 @@ async def audit_domain(target: str, options: AuditOptions) -> Evidence:
     ev = await probe.probe_domain(target, options.probe_options())
     recorder = exchange.Recorder()
     sched = _Scheduler(recorder, options)
-    task = asyncio.ensure_future(_run_probes(sched, targets(ev, options.dns_port)))
+    found = targets(ev, options.dns_port)
+    audited = {t.zone for t in found}
+    task = asyncio.ensure_future(_run_probes(sched, found))
     deadline_hit = ev.deadline_hit
     try:
         # one deadline for the whole audit: discovery and probes together
@@ -160,12 +208,15 @@ async def audit_domain(target: str, options: AuditOptions) -> Evidence:
     # continue the discovery's clock and exchange ids, so the evidence reads as one run
     id_base = max((x.id for x in ev.exchanges), default=0)
     t_base = max((x.started + x.duration for x in ev.exchanges), default=0.0)
-    done = {i for p in sched.done for i in p.exchanges}
     mine = [
         dataclasses.replace(x, id=x.id + id_base, started=round(x.started + t_base, 6))
         for x in sorted(recorder.exchanges, key=lambda x: x.id)
-        if x.id in done
     ]
+    lookups = [dataclasses.replace(lk, exchanges=tuple(i + id_base for i in lk.exchanges)) for lk in recorder.lookups]
+    zones = tuple(
+        dataclasses.replace(z, apex_ns=tuple(sorted(apex_ns(recorder, z.name)))) if z.name in audited else z
+        for z in ev.zones
+    )
     audit = sorted(
         (dataclasses.replace(p, exchanges=tuple(i + id_base for i in p.exchanges)) for p in sched.done),
         key=lambda p: (p.zone, p.server.address, probes.ORDER.get(p.name, 99), p.qname.lower()),
@@ -174,6 +225,8 @@ async def audit_domain(target: str, options: AuditOptions) -> Evidence:
         ev,
         command="audit",
         exchanges=ev.exchanges + tuple(mine),
+        lookups=ev.lookups + tuple(lookups),
+        zones=zones,
         audit=tuple(audit),
         deadline_hit=deadline_hit,
         options={**ev.options, "per_server": str(options.per_server)},
