@@ -140,3 +140,37 @@ def test_empty_nonterminal_probe_only_where_one_exists() -> None:
     with lab.running("audit-empty-nonterminal") as card:
         ev = audit_card(card)
     assert {p.qname for p in ev.audit if p.name == "ent"} == {"mail.example.com."}
+
+
+V6_SERVER = """
+description = "example.com with one name server on IPv4 and one on IPv6 (::1, AAAA glue)."
+domains = ["example.com"]
+
+[zones."example.com"]
+text = '''
+@        MX  10 mx1
+mx1      A   127.0.0.25
+'''
+
+[[servers]]
+name = "ns1.example.com"
+address = "127.0.0.11"
+zones = ["example.com"]
+
+[[servers]]
+name = "ns6.example.com"
+address = "::1"
+zones = ["example.com"]
+faults = [{ kind = "rcode", rcode = "SERVFAIL", name = "mx1.example.com.", qtype = "AAAA" }]
+"""
+
+
+def test_ipv6_server_addresses_are_probed() -> None:
+    sc = scenario_mod.parse(V6_SERVER, source="v6-server", name="v6-server")
+    with lab.running(sc) as card:
+        ev = audit_card(card)
+    assert {p.server.address for p in ev.audit} == {"127.0.0.11", "::1"}
+    d = analysis.analyse(ev)
+    (servfail,) = [f for f in d.findings if f.code == address.AAAA_SERVFAIL.code]
+    assert [s.server for s in servfail.seen] == [str(evidence.Server("::1", card.dns_port, "ns6.example.com."))]
+    assert any(r.startswith("dig @::1 ") for r in servfail.reproduce)
