@@ -518,7 +518,7 @@ each change is a note citing CONFORMANCE in docs/mta-behaviour.md (Exim's routin
 NXDOMAIN making the host unusable for the MTAs that ask AAAA first, because the caching resolver then
 answers the A query from the NXDOMAIN it cached, RFC 2308 §5; Sendmail's null-MX and MX-SERVFAIL texts).
 Rows marked "known" are disagreements the models cannot express; their tests are strict xfails. Rows
-"<mta> with <knob>" set that knob in the MTA's configuration and in the prediction alike (mxdoctor's
+"`MTA with KNOB`" set that knob in the MTA's configuration and in the prediction alike (mxdoctor's
 "with this change it delivers" alternatives)."""
 
 
@@ -542,10 +542,10 @@ def render(results: Sequence[Result]) -> str:
         real = r.real
         predicted = f"**{r.predicted_outcome}** `{_cell(r.predicted_text)}`" if r.predicted_outcome else "—"
         if r.error:
-            shown, mark = f"harness error: {_cell(r.error)}", "✗ error"
+            shown, mark = f"harness error: {_prose(r.error)}", "✗ error"
         elif real is not None:
             shown = f"**{real.outcome}** `{_cell(real.text)}`" + (
-                f"<br>{_cell(real.proof)}" if real.proof else ""
+                f"<br>{_prose(real.proof)}" if real.proof else ""
             )
             if r.match:
                 mark = "✓"
@@ -576,6 +576,11 @@ def render(results: Sequence[Result]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _prose(text: str) -> str:
+    """Text outside a code span: angle brackets would be read as HTML."""
+    return _cell(text).replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _cell(text: str) -> str:
