@@ -17,20 +17,7 @@ NAMES = scenario_mod.builtin_names()
 
 
 def collect(card: lab.Card) -> evidence.Evidence:
-    internal = [r.hostport for r in card.resolvers if r.name == "internal"]
-    external = [r.hostport for r in card.resolvers if r.name == "external"]
-    return api.collect(
-        card.domains[0],
-        resolvers=internal,
-        externals=external,
-        use_system=False,
-        root_hints=card.root_hints,
-        dns_port=card.dns_port,
-        timeout=0.5,
-        deadline=20.0,
-        smtp=True,
-        smtp_port=card.smtp_port,
-    )
+    return api.collect(card.domains[0], **api.lab_options(card), timeout=0.5, deadline=20.0, smtp=True)
 
 
 def assert_expectations(sc: scenario_mod.Scenario, d: analysis.Diagnosis) -> None:

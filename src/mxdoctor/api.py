@@ -69,6 +69,22 @@ def _with_smtp(ev: evidence.Evidence, *, smtp_port: int, timeout: float, cafile:
     return asyncio.run(smtp_probe.probe_evidence(ev, view=view, port=smtp_port, options=options))
 
 
+def lab_options(card: Any) -> dict[str, Any]:
+    """``collect`` options that diagnose through a running lab (``mxdoctor.lab.running`` card): its
+    internal resolver as the MTA's, its external one to compare, its root, its ports and its CA."""
+    from mxdoctor.lab import certs
+
+    return {
+        "resolvers": [r.hostport for r in card.resolvers if r.name == "internal"],
+        "externals": [r.hostport for r in card.resolvers if r.name == "external"],
+        "use_system": False,
+        "root_hints": card.root_hints,
+        "dns_port": card.dns_port,
+        "smtp_port": card.smtp_port,
+        "smtp_cafile": str(certs.lab_ca(Path(card.workdir) / "certs")[0]),
+    }
+
+
 def diagnose(
     target: str,
     *,

@@ -161,7 +161,6 @@ def run_models(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     from mxdoctor import lab
-    from mxdoctor.lab import certs as lab_certs
 
     mtas, knobs = _mtas(args), _knobs(args)
     console = text.make_console(color=False if args.no_color else None)
@@ -171,21 +170,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if not args.json:
             console.print(card.to_text(), highlight=False)
             console.print()
-        internal = [r.hostport for r in card.resolvers if r.name == "internal"]
-        external = [r.hostport for r in card.resolvers if r.name == "external"]
-        ev = api.collect(
-            card.domains[0],
-            resolvers=internal,
-            externals=external,
-            use_system=False,
-            root_hints=card.root_hints,
-            dns_port=card.dns_port,
-            timeout=1.0,
-            deadline=20.0,
-            smtp=True,
-            smtp_port=card.smtp_port,
-            smtp_cafile=str(lab_certs.lab_ca(Path(card.workdir) / "certs")[0]),
-        )
+        ev = api.collect(card.domains[0], **api.lab_options(card), timeout=1.0, deadline=20.0, smtp=True)
     d = analysis.analyse(ev, mtas=mtas, knobs=knobs)
     _render(d, args)
     return 0
