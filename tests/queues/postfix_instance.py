@@ -84,31 +84,38 @@ class PostfixInstance:
 
 
 def _main_cf(root: Path, extra: str) -> str:
-    return f"""\
-compatibility_level = 3.6
-queue_directory = {root}/spool
-data_directory = {root}/data
-mail_owner = postfix
-setgid_group = postdrop
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-myhostname = mxdoctor-test.invalid
-mydestination =
-relayhost =
-alias_maps =
-alias_database =
-default_transport = smtp:[127.0.0.1]:1
-smtp_connect_timeout = 2s
-smtp_dns_support_level = disabled
-transport_maps = inline:{{ {{dns.example = retry:4.4.3 {DNS_REASON}}} }}
-maillog_file = {root}/data/maillog
-maillog_file_prefixes = {root}
-syslog_name = postfix-mxdoctor-test
-{extra}
-"""
+    settings = {
+        "compatibility_level": "3.6",
+        "queue_directory": f"{root}/spool",
+        "data_directory": f"{root}/data",
+        "mail_owner": "postfix",
+        "setgid_group": "postdrop",
+        "inet_interfaces": "127.0.0.1",
+        "inet_protocols": "ipv4",
+        "myhostname": "mxdoctor-test.invalid",
+        "mydestination": "",
+        "relayhost": "",
+        "alias_maps": "",
+        "alias_database": "",
+        "default_transport": "smtp:[127.0.0.1]:1",
+        "smtp_connect_timeout": "2s",
+        "smtp_dns_support_level": "disabled",
+        "transport_maps": f"inline:{{ {{dns.example = retry:4.4.3 {DNS_REASON}}} }}",
+        "maillog_file": f"{root}/data/maillog",
+        "maillog_file_prefixes": str(root),
+        "syslog_name": "postfix-mxdoctor-test",
+    }
+    for line in extra.splitlines():
+        if line.strip():
+            key, _, value = line.partition("=")
+            settings[key.strip()] = value.strip()
+    return "".join(f"{key} = {value}\n" for key, value in settings.items())
 
 
-def start_postfix(extra: str = "") -> PostfixInstance:
+def start_postfix(extra: str = "", resolver: str | None = None) -> PostfixInstance:
+    """Start a Postfix; with ``resolver`` (an IPv4 address answering on port 53) its smtp client runs
+    chrooted in the queue directory, where its resolv.conf names that resolver, so it resolves
+    through it (the way Debian's own chrooted Postfix uses a copy of /etc/resolv.conf)."""
     if os.geteuid() != 0:
         pytest.skip("starting Postfix needs root")
     if shutil.which("postfix") is None or shutil.which("postqueue") is None:
@@ -119,27 +126,43 @@ def start_postfix(extra: str = "") -> PostfixInstance:
         (root / sub).mkdir()
     shutil.chown(root / "data", "postfix")
     (root / "etc" / "main.cf").write_text(_main_cf(root, extra))
-    (root / "etc" / "master.cf").write_text(MASTER_CF)
+    master = MASTER_CF
+    if resolver is not None:
+        master = master.replace("smtp      unix  -       -       n", "smtp      unix  -       -       y")
+        chroot_etc = root / "spool" / "etc"
+        chroot_etc.mkdir(parents=True)
+        for name in ("services", "nsswitch.conf", "host.conf"):
+            if Path("/etc", name).exists():
+                shutil.copy(Path("/etc", name), chroot_etc / name)
+        (chroot_etc / "resolv.conf").write_text(f"nameserver {resolver}\noptions timeout:2 attempts:1\n")
+    (root / "etc" / "master.cf").write_text(master)
     instance = PostfixInstance(root)
     subprocess.run(["postfix", "-c", instance.config, "start"], check=True, timeout=60,
-                   capture_output=True)
+                   stdin=subprocess.DEVNULL, capture_output=True)
     return instance
 
 
 def stop_postfix(instance: PostfixInstance) -> None:
     pid = instance.master_pid()
-    subprocess.run(["postfix", "-c", instance.config, "stop"], timeout=60, capture_output=True)
+    try:
+        subprocess.run(["postfix", "-c", instance.config, "stop"], timeout=30, capture_output=True)
+    except subprocess.TimeoutExpired:
+        pass  # the master is killed below
     deadline = time.monotonic() + 15
-    while pid is not None and time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
+    while pid is not None and _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    else:
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
+    if pid is not None and _alive(pid):
+        os.kill(pid, signal.SIGKILL)
     shutil.rmtree(instance.root, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Running, and not a zombie left for an init that does not reap (as in some containers)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def empty_queue(instance: PostfixInstance) -> None:
