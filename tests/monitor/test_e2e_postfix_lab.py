@@ -12,13 +12,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from watch_helpers import WebhookReceiver
+from watch_helpers import WebhookReceiver, wait_for
 
 pytestmark = [pytest.mark.postfix, pytest.mark.root, pytest.mark.conformance]
 
@@ -34,16 +34,6 @@ def _postfix_helpers() -> ModuleType:
     sys.modules["postfix_instance"] = module
     spec.loader.exec_module(module)
     return module
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

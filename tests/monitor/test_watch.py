@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from watch_helpers import WebhookReceiver, write_queue
+from watch_helpers import WebhookReceiver, wait_for, write_queue
 
 from mxdoctor.monitor import _cli as watch_cli
 from mxdoctor.monitor import metrics, notify, state, watch
@@ -235,15 +235,6 @@ def start_daemon(tmp_path: Path, webhook: WebhookReceiver) -> subprocess.Popen[b
          "--no-diagnose", "--no-log"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-
-
-def wait_for(predicate: Any, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -60,3 +62,14 @@ def write_queue(path: Path, now: float, messages: list[tuple[str, float, str]]) 
                 "recipients": [{"address": rcpt, "delay_reason": reason}],
             }) + "\n")
     path.with_suffix(".tmp").replace(path)  # atomic, as a cron job writing the listing should
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "the condition") -> Any:
+    """Poll ``predicate`` until it returns something true, and return that; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

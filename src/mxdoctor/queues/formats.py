@@ -187,13 +187,14 @@ def run(argv: list[str], timeout: float) -> Iterator[str]:
     A command that cannot start raises QueueError; a timeout or failure after some output becomes a
     Malformed item at the end of the stream, since everything read before it still counts.
     """
+    errors = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
     try:
-        errors = tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace")
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
             encoding="utf-8", errors="replace",
         )
     except OSError as exc:
+        errors.close()
         raise QueueError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
     return _command_lines(argv, proc, errors, timeout)
 
@@ -232,9 +233,9 @@ def _command_lines(
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
-    errors.seek(0)
-    stderr = " ".join(errors.read().split())[:200]
-    errors.close()
+        errors.seek(0)
+        stderr = " ".join(errors.read().split())[:200]
+        errors.close()
     name = " ".join(argv[:3])
     if timed_out.is_set():
         raise CommandFailed(count, f"{name} did not finish within {timeout:g} s; listing incomplete")
