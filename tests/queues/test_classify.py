@@ -86,6 +86,9 @@ CASES = [
     ("connect", C.CONNECT, "Deferred: Connection refused by lab2.campus.", {"host": "lab2.campus"}),
     # OpenSMTPD mta.c (also in Sisimai's OpenSMTPD error table)
     ("connect", C.CONNECT, "Network error on destination MXs", {}),
+    # Real Exim 4.96 mainlog line, recorded with tests/data/queues/exim-4.96-bp.txt
+    ("connect", C.CONNECT,
+     "== bob@stuck.example R=outbound T=remote_smtp defer (111): Connection refused", {}),
     # mta-behavior.md §3 [EX-smtp]
     ("connect", C.CONNECT, "retry time not reached for any host for 'stuck.example'", {}),
     # Exchange 2013+ SMTP send failure text

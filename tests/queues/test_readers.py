@@ -29,6 +29,7 @@ DETECT = [
     ("postfix-3.7-postqueue-p.txt", "postfix-text"),
     ("postfix-3.7-postqueue-p-long-reason.txt", "postfix-text"),
     ("exim-bp.txt", "exim"),
+    ("exim-4.96-bp.txt", "exim"),
     ("sendmail-mailq.txt", "sendmail"),
     ("opensmtpd-show-queue.txt", "opensmtpd"),
     ("exchange2010-get-message.csv", "exchange-csv"),
@@ -85,6 +86,15 @@ def test_exim_ages_sizes_frozen_and_delivered() -> None:
     assert frozen.status == "frozen" and frozen.sender == ""
     assert old.queue_id == "16VDhn-000000001bo-D342" and old.arrival == NOW - 3 * 86400
     assert {r.domain for r in old.recipients} == {"far.example", "stuck.example"}
+
+
+def test_real_exim_listing() -> None:
+    messages, bad = read("exim-4.96-bp.txt")
+    assert not bad and [m.queue_id for m in messages] == ["1xXQ0R-0005OG-1l", "1xXQ0R-0005OJ-1n", "1xXQ0R-0005OM-1o"]
+    first, bounce, frozen = messages
+    assert [r.address for r in first.recipients] == ["bob@stuck.example"]  # carol@ok.example delivered
+    assert bounce.sender == "" and frozen.status == "frozen" and frozen.size == int(3.2 * 1024)
+    assert all(m.arrival == NOW for m in messages)  # "0m": queued less than a minute before
 
 
 def test_sendmail_status_line_applies_to_all_recipients() -> None:

@@ -103,7 +103,8 @@ RULES: tuple[Rule, ...] = (
     _rule("connect", C.CONNECT, r"connect to .*: (Connection (timed out|refused)|No route to host"
           r"|Network is unreachable)|Connection (refused|timed out) (by|with) |Network error on destination"
           r"|Unable to connect|Failed to connect|SocketError|Winsock error|Connection reset by peer"
-          r"|retry time not reached for any host|Network is unreachable|No route to host",
+          r"|retry time not reached for any host|Network is unreachable|No route to host"
+          r"|Connection (refused|timed out)\s*$",
           "cannot connect to the mail server",
           "connect", "connection", "network", "socketerror", "winsock", "no route to host", "retry time not reached"),
     # Greeting and session (the server answered but would not talk)
