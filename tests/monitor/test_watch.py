@@ -286,3 +286,13 @@ def test_asyncio_free_of_leaks() -> None:
     # EmailNotifier runs its own event loop per message; none may be left set for this thread.
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()
+
+
+def test_once_exits_3_when_the_queue_cannot_be_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mxdoctor import cli
+
+    args = ["watch", str(tmp_path / "missing.jsonl"), "--once", "--no-diagnose", "--state", str(tmp_path / "s.db")]
+    assert cli.main(args) == 3
+    assert "missing.jsonl" in capsys.readouterr().err
+    write_queue(tmp_path / "missing.jsonl", time.time(), [("a@b.example", 10, CONN)])
+    assert cli.main(args) == 0

@@ -69,3 +69,11 @@ def test_exchange_csv_quoted_field_over_two_lines_keeps_line_numbers() -> None:
     assert isinstance(first, QueuedMessage) and first.recipients[0].domain == "stuck.example"
     assert first.recipients[0].delay_reason == "451 4.4.0 DNS query failed.\r\nsecond line"
     assert isinstance(bad, Malformed) and bad.line == 4 and "date not understood" in bad.problem
+
+
+def test_nagios_mode_reports_source_errors_as_unknown_on_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    from mxdoctor import cli
+
+    code = cli.main(["queue", "--opensmtpd", "--nagios", "--timeout", "5s"])
+    out = capsys.readouterr().out
+    assert code == 3 and out.startswith("MXDOCTOR QUEUE UNKNOWN - ") and "smtpctl" in out

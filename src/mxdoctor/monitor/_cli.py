@@ -215,9 +215,12 @@ def run(args: argparse.Namespace) -> int:
     )
     watcher, server = build(opts)
     try:
-        watcher.run(max_polls=opts["max_polls"])
+        last = watcher.run(max_polls=opts["max_polls"])
     finally:
         watcher.state.close()
         if server is not None:
             server.shutdown()
+    if opts["max_polls"] == 1 and last is not None and not last.ok:
+        print(f"mxdoctor: {last.error}", file=sys.stderr)
+        return 3  # --once, as from cron: the queue could not be read
     return 0

@@ -205,16 +205,18 @@ class Watcher:
                     self.metrics.notifications.labels(notifier.name, "sent").inc()
 
     # -- the daemon -----------------------------------------------------------------------------
-    def run(self, *, max_polls: int | None = None) -> None:
-        """Poll every interval until SIGTERM/SIGINT (or ``max_polls``)."""
+    def run(self, *, max_polls: int | None = None) -> PollResult | None:
+        """Poll every interval until SIGTERM/SIGINT (or ``max_polls``); returns the last poll's result."""
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self.stop_event.set())
         polls = 0
+        last: PollResult | None = None
         while not self.stop_event.is_set():
             started = time.monotonic()
-            self.poll()
+            last = self.poll()
             polls += 1
             if max_polls is not None and polls >= max_polls:
                 break
             self.stop_event.wait(max(0.0, self.options.interval - (time.monotonic() - started)))
+        return last

@@ -9,7 +9,7 @@ import time
 
 from rich.console import Console
 
-from mxdoctor.errors import QueueError
+from mxdoctor.errors import MxdoctorError, QueueError
 from mxdoctor.queues import _render, formats, parallel, shape, status
 from mxdoctor.queues.record import Mta
 
@@ -82,6 +82,17 @@ def thresholds_from(args: argparse.Namespace) -> status.Thresholds:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except MxdoctorError as exc:
+        if not getattr(args, "nagios", False):
+            raise
+        # A monitoring plugin must say UNKNOWN on stdout, in its own line format.
+        print(f"MXDOCTOR QUEUE UNKNOWN - {exc}")
+        return int(status.Status.UNKNOWN)
+
+
+def _run(args: argparse.Namespace) -> int:
     source = source_from(args)
     limits = thresholds_from(args)
     now = time.time() if args.now is None else args.now
