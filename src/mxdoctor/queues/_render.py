@@ -69,11 +69,13 @@ def print_text(console: Console, shape: Shape, *, source: str, fmt: str | None, 
         console.print(f"[{_STYLE[status]}]UNKNOWN[/]: nothing readable in {source}", highlight=False)
         _print_malformed(console, shape)
         return
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), title=None, show_edge=False)
-    table.add_column("domain", overflow="fold", min_width=12, ratio=1)
-    table.add_column("T", justify="right")
+    # Twelve columns must fit 80 characters: one space between columns, numbers never wrapped,
+    # the domain column takes what is left and folds long names.
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 0, 0, 1), show_edge=False)
+    table.add_column("domain", overflow="fold", min_width=10)
+    table.add_column("T", justify="right", no_wrap=True)
     for label in BUCKET_LABELS:
-        table.add_column(label, justify="right")
+        table.add_column(label, justify="right", no_wrap=True)
     for d in [shape.total, *domains]:
         style = "bold" if d is shape.total else None
         table.add_row(d.domain, str(d.messages), *(str(n) for n in d.buckets), style=style)
