@@ -155,7 +155,7 @@ class Judge:
                 if exists:
                     return (f"NXDOMAIN for a name that has {exists}", "")
             elif x.outcome not in _DATA:
-                return (f"{rcode_of(x)} instead of NOERROR", "")
+                return (f"{rcode_of(x)} instead of NOERROR", "QUERY_FAILED" if name == "ent" else "")
         if name in probes.AUTHORITATIVE_PROBES and x.outcome.is_answer and "AA" not in x.flags:
             return (f"{x.qtype} {x.outcome.value} answer without the AA bit", "NOT_AUTHORITATIVE")
         if name == "case":
