@@ -142,7 +142,7 @@ NS_SET_MISMATCH = finding(
     "NS_SET_MISMATCH",
     Severity.WARNING,
     "The NS set differs between servers or from the parent",
-    "The NS set of {zone} differs: {detail}.",
+    "The NS set of {zone} differs ({detail}).",
     "The parent's delegation and the zone's own NS records must name the same servers, and every "
     "server must serve the same NS set; otherwise resolvers ask servers that are not meant to serve "
     "the zone, or never ask some that are.",
