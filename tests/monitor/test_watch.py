@@ -296,3 +296,15 @@ def test_once_exits_3_when_the_queue_cannot_be_read(tmp_path: Path, capsys: pyte
     assert "missing.jsonl" in capsys.readouterr().err
     write_queue(tmp_path / "missing.jsonl", time.time(), [("a@b.example", 10, CONN)])
     assert cli.main(args) == 0
+
+
+def test_old_events_are_pruned_but_alert_state_kept(tmp_path: Path, webhook: WebhookReceiver) -> None:
+    clock = Clock(1_800_000_000.0)
+    write_queue(tmp_path / "queue.jsonl", clock.now, [("a@stuck.example", 7200, DNS)])
+    w = make_watcher(tmp_path, clock, [notify.WebhookNotifier(webhook.url, 5)], CountingDiagnoser())
+    w.poll()
+    clock.now += 31 * 86400
+    write_queue(tmp_path / "queue.jsonl", clock.now, [("a@stuck.example", 31 * 86400, DNS)])
+    assert w.poll().raised == []  # still firing: no second alert although its event was forgotten
+    assert w.state.db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
+    assert len(webhook.bodies) == 1 and w.state.firing() == {"stuck.example"}

@@ -156,6 +156,15 @@ class State:
             args = (kind,)
         return int(self.db.execute(sql, args).fetchone()[0])
 
+    def prune(self, before: float) -> int:
+        """Forget events and diagnoses older than ``before`` (alert state is kept); returns events removed."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE created_at < ?)",
+                       (before,))
+            removed = db.execute("DELETE FROM events WHERE created_at < ?", (before,)).rowcount
+            db.execute("DELETE FROM diagnoses WHERE at < ?", (before,))
+        return int(removed)
+
     def cached_diagnosis(self, domain: str, max_age: float, now: float | None = None) -> dict[str, Any] | None:
         now = time.time() if now is None else now
         row = self.db.execute("SELECT at, summary FROM diagnoses WHERE domain = ?", (domain,)).fetchone()

@@ -41,6 +41,7 @@ class WatchOptions:
     diagnose_workers: int = 4
     queues: tuple[str, ...] = ()
     max_attempts: int = 20
+    retention: float = 30 * 86400.0  # events and diagnoses older than this are forgotten
 
 
 @dataclass
@@ -111,6 +112,7 @@ class Watcher:
             if self.state.clear_alert(domain, payload, now) is not None:
                 result.cleared.append(domain)
         self.deliver(result)
+        self.state.prune(now - self.options.retention)
         if self.metrics is not None:
             self.metrics.update(result_shape, tally, self.state.firing(), diagnoses)
             self.metrics.polls.labels("ok").inc()
