@@ -84,7 +84,7 @@ CASES = [
      {"host": "mx.example.com"}),
     # Public sendmail -bp listings (tests/data/queues/sendmail-mailq.txt)
     ("connect", C.CONNECT, "Deferred: Connection refused by lab2.campus.", {"host": "lab2.campus"}),
-    # OpenSMTPD mta.c (also in Sisimai's OpenSMTPD error table)
+    # Real OpenSMTPD 6.8 smtpctl show queue error line (tests/data/queues/opensmtpd-6.8-show-queue.txt)
     ("connect", C.CONNECT, "Network error on destination MXs", {}),
     # Real Exim 4.96 mainlog line, recorded with tests/data/queues/exim-4.96-bp.txt
     ("connect", C.CONNECT,

@@ -32,6 +32,7 @@ DETECT = [
     ("exim-4.96-bp.txt", "exim"),
     ("sendmail-mailq.txt", "sendmail"),
     ("opensmtpd-show-queue.txt", "opensmtpd"),
+    ("opensmtpd-6.8-show-queue.txt", "opensmtpd"),
     ("exchange2010-get-message.csv", "exchange-csv"),
     ("exchange2010-get-queue.csv", "exchange-csv"),
     ("exchange2016-get-message.json", "exchange-json"),
@@ -112,6 +113,15 @@ def test_opensmtpd_fields() -> None:
     assert first.recipients[0].delay_reason == "Temporary failure in MX lookup"
     assert first.status == "pending"
     assert bounce.sender == "" and bounce.status == "offline,bounce" and bounce.recipients[0].delay_reason is None
+
+
+def test_real_opensmtpd_listing() -> None:
+    messages, bad = read("opensmtpd-6.8-show-queue.txt")
+    assert not bad and len(messages) == 3
+    assert {m.recipients[0].address for m in messages} == {"bob@stuck.example", "carol@far.example",
+                                                            "erin@stuck.example"}
+    assert all(m.retry_count == 1 and m.status == "pending,auth" for m in messages)
+    assert {m.recipients[0].delay_reason for m in messages} == {"Network error on destination MXs"}
 
 
 def test_opensmtpd_error_line_may_hold_a_bar() -> None:
