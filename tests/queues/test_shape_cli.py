@@ -119,7 +119,8 @@ def test_cli_reads_stdin(capsys: pytest.CaptureFixture[str], monkeypatch: pytest
     with open(DATA / "exim-bp.txt") as stdin:
         monkeypatch.setattr("sys.stdin", stdin)
         code, out, _ = run(capsys, "-", "--json")
-    assert json.loads(out)["total"]["messages"] == 3 and code == 2
+    doc = json.loads(out)
+    assert doc["total"]["messages"] == 3 and doc["format"] == "exim" and code == 2
 
 
 @pytest.mark.parametrize(("name", "fmt", "code", "fragment"), [

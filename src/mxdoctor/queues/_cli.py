@@ -96,13 +96,16 @@ def _run(args: argparse.Namespace) -> int:
     source = source_from(args)
     limits = thresholds_from(args)
     now = time.time() if args.now is None else args.now
-    fmt = formats.detected_format(source)
     result = None
-    if source.path not in (None, "-") and fmt is not None:
+    fmt: str | None = None
+    if (args.jobs or 1) > 1 and source.path not in (None, "-"):
         assert source.path is not None
-        result = parallel.build_file(source.path, fmt, now=now, queues=tuple(args.queue or ()), jobs=args.jobs)
+        fmt = formats.detected_format(source)
+        if fmt is not None:
+            result = parallel.build_file(source.path, fmt, now=now, queues=tuple(args.queue or ()), jobs=args.jobs)
     if result is None:
-        result = shape.build(formats.read(source, now=now), now=now, queues=args.queue)
+        fmt, items = formats.open_source(source, now=now)
+        result = shape.build(items, now=now, queues=args.queue)
     verdict = status.evaluate(result, limits)
     if args.nagios:
         print(status.nagios(result, limits, verdict, source.label))

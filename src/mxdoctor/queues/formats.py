@@ -124,26 +124,32 @@ def command_for(source: Source) -> list[str]:
 
 def read(source: Source, *, now: float | None = None) -> Iterator[Item]:
     """Stream the records of ``source``; raises QueueError when it cannot be opened or recognised."""
+    return open_source(source, now=now)[1]
+
+
+def open_source(source: Source, *, now: float | None = None) -> tuple[str | None, Iterator[Item]]:
+    """The format ``source`` is read as (None for an empty listing) and its record stream."""
     if source.mta is not None:
         fmt = get(source.format) if source.format else BY_MTA[source.mta]
         if source.mta is Mta.EXCHANGE and sys.platform != "win32":
             raise QueueError("--exchange runs the Exchange cmdlets and works on Windows only; "
                              "export with Get-Message | ConvertTo-Json (or Export-Csv) and read the file")
-        return guard(fmt.read(run(command_for(source), source.timeout), now=now))
+        return fmt.name, guard(fmt.read(run(command_for(source), source.timeout), now=now))
     if source.path is None:
         raise QueueError("no queue source: give a file, '-' for stdin, or --postfix/--exim/...")
     lines = _open(source.path)
     if source.format:
-        return get(source.format).read(lines, now=now)
+        fmt = get(source.format)
+        return fmt.name, fmt.read(lines, now=now)
     head = list(itertools.islice(lines, SNIFF_LINES))
     found = detect(head)
     if found is None:
         if not any(line.strip() for line in head):
-            return iter(())
+            return None, iter(())
         first = record.excerpt(next(line for line in head if line.strip()))
         raise QueueError(f"{source.label}: not a queue listing mxdoctor knows (first line: {first!r}); "
                          f"use --format ({', '.join(FORMATS)})")
-    return found.read(itertools.chain(head, lines), now=now)
+    return found.name, found.read(itertools.chain(head, lines), now=now)
 
 
 def detected_format(source: Source) -> str | None:
