@@ -168,3 +168,13 @@ def test_parallel_shaping_matches_one_process(tmp_path: Path, monkeypatch: pytes
         other = many.domains[name]
         assert (other.messages, other.buckets, other.oldest_arrival, other.dominant) == (
             dom.messages, dom.buckets, dom.oldest_arrival, dom.dominant)
+
+
+def test_cli_jobs_gives_the_same_answer(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from mxdoctor.queues import parallel
+
+    monkeypatch.setattr(parallel, "MIN_BYTES", 0)
+    path = str(DATA / "postfix-3.7-postqueue-j-mixed.jsonl")
+    one = json.loads(run(capsys, path, "--json")[1])
+    two = json.loads(run(capsys, path, "--json", "--jobs", "2")[1])
+    assert one["total"] == two["total"] and one["domains"] == two["domains"] and two["format"] == "postfix-json"
