@@ -33,8 +33,8 @@ UNKNOWN_TYPE_MISHANDLED = finding(
     "UNKNOWN_TYPE_MISHANDLED",
     Severity.ERROR,
     "Queries for an unknown record type are mishandled",
-    "{qname} {qtype} (a type unknown to the server) is answered {rcode} instead of NOERROR with no data "
-    "by {servers}.",
+    "Queries for a type unknown to the server ({qtype}, e.g. {qname}) are answered {rcode} instead of "
+    "NOERROR with no data by {servers}.",
     "RFC 3597 requires servers to answer queries for types they do not implement like any other type: "
     "NOERROR with no data when the name has none. A server that fails them fails the next new type as "
     "well, and mail depends on newer types: TLSA for DANE (Postfix and Exim defer when the TLSA lookup "
@@ -94,7 +94,7 @@ QNAME_CASE_MISHANDLED = finding(
     "QNAME_CASE_MISHANDLED",
     Severity.WARNING,
     "The letter case of the question is not preserved",
-    "{qname} asked in mixed case is mishandled by {servers}: {detail}.",
+    "Names asked in mixed case (e.g. {qname}) are mishandled by {servers}: {detail}.",
     "Names compare without regard to case, and the question must come back exactly as it was asked. "
     "Resolvers that randomise the case of the question against spoofing (DNS 0x20) discard replies "
     "that change it, and then fail or retry.",
@@ -242,8 +242,7 @@ _SPECS: dict[str, FindingSpec] = {
 }  # fmt: skip
 # facts about one name (subject "qname qtype"); the rest are facts about a zone's servers
 _NAME_CODES = {
-    "UNKNOWN_TYPE_MISHANDLED", "QNAME_CASE_MISHANDLED", "NXDOMAIN_FOR_EMPTY_NONTERMINAL", "QUERY_FAILED",
-    "NXDOMAIN_MISHANDLED", "NO_TRUNCATION", "AAAA_SERVFAIL", "AAAA_NXDOMAIN", "AAAA_TIMEOUT",
+    "NXDOMAIN_FOR_EMPTY_NONTERMINAL", "QUERY_FAILED", "AAAA_SERVFAIL", "AAAA_NXDOMAIN", "AAAA_TIMEOUT",
     "AAAA_UNEXPECTED_RCODE", "AAAA_BROKEN_RESPONSE",
 }  # fmt: skip
 
@@ -277,8 +276,7 @@ def dig_for(result: Result, *, shared: bool = False) -> str:
 def _seen(r: Result, *, shared: bool = False) -> Seen:
     if shared:
         return Seen(AUDIT_VIEW, str(r.probe.server), _outcome(r))
-    return Seen(AUDIT_VIEW, str(r.probe.server), f"{r.probe.name}: {r.rcode}" + (
-        f", {r.detail}" if r.detail and r.detail != r.rcode else ""))
+    return Seen(AUDIT_VIEW, str(r.probe.server), f"{r.probe.name}: {r.detail or r.rcode}")
 
 
 def _dead_servers(judge: Judge) -> dict[str, list[Result]]:
