@@ -196,3 +196,9 @@ def test_ipv6_server_addresses_are_probed() -> None:
     (servfail,) = [f for f in d.findings if f.code == address.AAAA_SERVFAIL.code]
     assert [s.server for s in servfail.seen] == [str(evidence.Server("::1", card.dns_port, "ns6.example.com."))]
     assert any(r.startswith("dig @::1 ") for r in servfail.reproduce)
+
+
+def test_an_mx_alias_is_audited_with_its_canonical_name() -> None:
+    with lab.running("mx-cname") as card:
+        ev = audit_card(card)
+    assert {p.qname for p in ev.audit if p.name == "aaaa"} == {"example.com.", "mail.example.com.", "mx1.example.com."}

@@ -63,7 +63,12 @@ def targets(ev: Evidence, port: int) -> list[Target]:
     rt = route.route_for_view(ev, "authoritative")
     if rt.kind is route.RouteKind.NXDOMAIN:
         return []  # no zone to audit: DOMAIN_NXDOMAIN says why
-    names = [domain] + [x.host for x in rt.exchangers if x.literal is None and x.host != domain]
+    names = [domain]
+    for x in rt.exchangers:
+        # an MX host that is an alias is audited with its canonical name, which MTAs end up asking
+        for name in (x.host, x.cname_target) if x.literal is None else ():
+            if name and fqdn(name) not in names:
+                names.append(fqdn(name))
     by_zone: dict[str, list[str]] = {}
     zones: dict[str, evidence.Zone] = {}
     for name in names:
