@@ -58,14 +58,15 @@ def zones(ev: Evidence) -> list[tuple[str, list[Server]]]:
 
 
 def row_label(p: AuditProbe) -> str:
-    spec = probes.BY_NAME.get(p.name)
-    if spec is None or (spec.scope is probes.Scope.ZONE and p.name not in ("ent", "nxdomain")):
+    """The probe's name, with the name asked (relative to the zone) for name probes and ``ent``."""
+    if probes.BY_NAME[p.name].scope is probes.Scope.ZONE and p.name != "ent":
         return p.name
-    if p.name == "nxdomain":
-        return "nxdomain"
     qname = p.qname.lower()
-    rel = "@" if qname == p.zone else qname[: -len(p.zone) - 1] if qname.endswith("." + p.zone) else qname
-    return f"{p.name} {rel}"
+    if qname == p.zone:
+        return f"{p.name} @"
+    if qname.endswith("." + p.zone):
+        return f"{p.name} {qname[: -len(p.zone) - 1]}"
+    return f"{p.name} {qname}"
 
 
 def _rows(judge: Judge, zone: str) -> dict[str, dict[str, Result]]:
@@ -79,8 +80,7 @@ def _rows(judge: Judge, zone: str) -> dict[str, dict[str, Result]]:
 def cell(r: Result | None) -> Text:
     if r is None:
         return Text("n/a", style="dim")
-    rcode = r.rcode if r.status is not Status.PASS or r.rcode != "NOERROR" else "NOERROR"
-    label = f"{_WORD[r.status]} {rcode}"
+    label = f"{_WORD[r.status]} {r.rcode}"
     if r.status is Status.PASS and r.exchange is not None and "TC" in r.exchange.flags:
         label += " TC"
     return Text(label, style=_STYLE[r.status])
