@@ -60,10 +60,10 @@ KNOB_CASES: tuple[tuple[str, str, str], ...] = (
     ("aaaa-nxdomain", "exim", "dns_ipv4_lookup=*"),
 )
 # Disagreements the models cannot express, with the reason; their tests are strict xfails.
-KNOWN: dict[tuple[str, str, str], str] = {
-    ("null-mx", "opensmtpd", ""): "Debian 12 ships OpenSMTPD 6.8.0p2, which predates null MX (RFC 7505) and "
-    "defers 'No MX found for domain'; the model follows the 7.x code, which bounces",
-}
+KNOWN: dict[tuple[str, str, str], str] = {}
+# Knobs that describe the installed program itself, applied to every prediction for that MTA: Debian 12
+# ships OpenSMTPD 6.8.0p2, which predates null MX (the model's default follows the 7.x code).
+RELEASE_KNOBS: dict[str, tuple[str, ...]] = {"opensmtpd": ("release<7",)}
 MTA_ADDRESS = "127.0.1.1"  # the MTA's own address in the namespace; no lab server uses 127.0.1.0/24
 DUMMY_V6 = "2001:db8:25::1/128"  # RFC 3849 documentation prefix
 RESOLVER_PORT = 53
@@ -407,7 +407,8 @@ def _tidy(seen: Observed, work: Path) -> Observed:
 
 def _predict(ns: Namespace, run: LabRun, result: Result) -> None:
     card = ns.work / "card-predict.json"
-    knobs = [f"{result.mta}={result.knob}"] if result.knob else []
+    knobs = [f"{result.mta}={k}" for k in RELEASE_KNOBS.get(result.mta, ())]
+    knobs += [f"{result.mta}={result.knob}"] if result.knob else []
     out = ns.exec_ok([PYTHON, str(NS_SCRIPT), "predict", str(card), *knobs], timeout=PREDICT_TIMEOUT)
     verdicts = {v["mta"]: v for v in json.loads(out)["verdicts"]}
     mine = verdicts[result.mta]
@@ -516,8 +517,9 @@ predicted text (its DSN code, names, addresses and wording) occurs in the real o
 DISAGREEMENTS = """Where a real program disagreed with its model, the model was changed, not this table:
 each change is a note citing CONFORMANCE in docs/mta-behaviour.md (Exim's routing-failure texts; AAAA
 NXDOMAIN making the host unusable for the MTAs that ask AAAA first, because the caching resolver then
-answers the A query from the NXDOMAIN it cached, RFC 2308 §5; Sendmail's null-MX and MX-SERVFAIL texts).
-Rows marked "known" are disagreements the models cannot express; their tests are strict xfails. Rows
+answers the A query from the NXDOMAIN it cached, RFC 2308 §5; Sendmail's null-MX and MX-SERVFAIL texts;
+OpenSMTPD before 7.0 has no null MX support, now the model's `release<7` knob, which every OpenSMTPD
+prediction here applies because Debian 12 ships 6.8.0p2). Rows marked "known" are disagreements the models cannot express; their tests are strict xfails. Rows
 "`MTA with KNOB`" set that knob in the MTA's configuration and in the prediction alike (mxdoctor's
 "with this change it delivers" alternatives)."""
 

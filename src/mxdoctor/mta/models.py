@@ -67,6 +67,7 @@ class MtaModel:
     knobs: tuple[Knob, ...] = ()
     uses_external_view: bool = False  # set by a knob: resolution goes through the external resolvers
     no_address_defers: bool = False  # every exchanger answered without an address: defer, not bounce
+    null_mx_supported: bool = True  # False: "MX 0 ." is just an exchanger "." without an address
     sources: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()  # behaviours that are inferred, not confirmed
 
@@ -286,6 +287,15 @@ OPENSMTPD = MtaModel(
         unreachable="TempFail: Connection refused",
     ),
     no_address_defers=True,
+    knobs=(
+        Knob(
+            "release<7",
+            "OpenSMTPD before 7.0 (Debian 12 ships 6.8.0p2) predates null MX (RFC 7505): 'MX 0 .' is taken "
+            "for an exchanger without an address, a temporary failure",
+            "the installed release: smtpd -h (upgrade to OpenSMTPD 7.x for null MX support)",
+            {"null_mx_supported": False},
+        ),
+    ),
     sources=("OS", "CONFORMANCE"),
     notes=("No address at all is a temporary failure (DNS_ENOTFOUND → TempFail) in mta.c.",
            "AAAA NXDOMAIN: the A sub-query is answered from the resolver's cached NXDOMAIN (RFC 2308 §5), "

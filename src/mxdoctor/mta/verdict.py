@@ -174,6 +174,10 @@ def evaluate(
         text = t.nxdomain.format(domain=domain, qtype=model.order[-1], host=domain, error="")
         return verdict(Decision.BOUNCE, text, _codes(findings, {"DOMAIN_NXDOMAIN", "RESOLVER_DISAGREES"}))
     if route.kind is RouteKind.NULL_MX:
+        if not model.null_mx_supported:
+            text = t.no_address.format(domain=domain, host=".", qtype=model.order[-1])
+            outcome = Decision.DEFER if model.no_address_defers else Decision.BOUNCE
+            return verdict(outcome, text, ("NULL_MX",))
         return verdict(Decision.BOUNCE, t.null_mx.format(domain=domain), ("NULL_MX",))
 
     states = [(x, _host_state(model, x)) for x in route.exchangers]
