@@ -519,9 +519,9 @@ each change is a note citing CONFORMANCE in docs/mta-behaviour.md (Exim's routin
 NXDOMAIN making the host unusable for the MTAs that ask AAAA first, because the caching resolver then
 answers the A query from the NXDOMAIN it cached, RFC 2308 §5; Sendmail's null-MX and MX-SERVFAIL texts;
 OpenSMTPD before 7.0 has no null MX support, now the model's `release<7` knob, which every OpenSMTPD
-prediction here applies because Debian 12 ships 6.8.0p2). Rows marked "known" are disagreements the models cannot express; their tests are strict xfails. Rows
-"`MTA with KNOB`" set that knob in the MTA's configuration and in the prediction alike (mxdoctor's
-"with this change it delivers" alternatives)."""
+prediction here applies because Debian 12 ships 6.8.0p2). Rows marked "known" are disagreements the
+models cannot express; their tests are strict xfails. Rows "`MTA with KNOB`" set that knob in the MTA's
+configuration and in the prediction alike (mxdoctor's "with this change it delivers" alternatives)."""
 
 
 def render(results: Sequence[Result]) -> str:

@@ -7,6 +7,7 @@ No DNS lookups are made (``smtp_dns_support_level = disabled``) and nothing list
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -145,6 +146,10 @@ def start_postfix(extra: str = "", resolver: str | None = None) -> PostfixInstan
 def stop_postfix(instance: PostfixInstance) -> None:
     pid = instance.master_pid()
     try:
+        group = os.getpgid(pid) if pid is not None else None
+    except ProcessLookupError:
+        group = None
+    try:
         subprocess.run(["postfix", "-c", instance.config, "stop"], timeout=30, capture_output=True)
     except subprocess.TimeoutExpired:
         pass  # the master is killed below
@@ -153,6 +158,10 @@ def stop_postfix(instance: PostfixInstance) -> None:
         time.sleep(0.2)
     if pid is not None and _alive(pid):
         os.kill(pid, signal.SIGKILL)
+    if group is not None:
+        # The master's children (pickup, qmgr) share its process group; none may outlive the test.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
     shutil.rmtree(instance.root, ignore_errors=True)
 
 
