@@ -85,7 +85,7 @@ def test_catalogue_lint() -> None:
     specs = registry.catalogue()
     assert len({s.code for s in specs}) == len(specs)
     for s in specs:
-        assert s.explanation and s.title and s.message, s.code
+        assert s.explanation and s.title and s.message and s.family, s.code
         assert s.rfcs, f"{s.code} cites no RFC"
         if s.severity.rank >= Severity.WARNING.rank:
             assert s.sender and s.receiver, f"{s.code} lacks a remedy for one side"

@@ -11,6 +11,7 @@ import enum
 import importlib
 import pkgutil
 import string
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -185,7 +186,9 @@ def finding(
     """Declare a finding code (at module level, beside the check that emits it)."""
     if code in _SPECS:
         raise ValueError(f"finding code {code} declared twice")
-    spec = FindingSpec(code, severity, title, message, explanation, sender, receiver, rfcs)
+    # The family is the declaring module, so a code emitted outside any check still has one.
+    family = str(sys._getframe(1).f_globals.get("__name__", "")).rsplit(".", 1)[-1]
+    spec = FindingSpec(code, severity, title, message, explanation, sender, receiver, rfcs, family)
     _SPECS[code] = spec
     return spec
 
@@ -195,8 +198,6 @@ def check(*specs: FindingSpec) -> Callable[[CheckFn], CheckFn]:
 
     def register(fn: CheckFn) -> CheckFn:
         family = fn.__module__.rsplit(".", 1)[-1]
-        for spec in specs:
-            object.__setattr__(spec, "family", family)
         _CHECKS.append(Check(fn.__name__, family, fn, specs))
         return fn
 
