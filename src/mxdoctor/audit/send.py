@@ -95,26 +95,6 @@ async def _udp(address: str, port: int, data: bytes, ident: int, timeout: float)
             transport.close()
 
 
-async def _tcp(address: str, port: int, data: bytes, timeout: float) -> bytes | OSError | None:
-    writer: asyncio.StreamWriter | None = None
-    try:
-        async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_connection(address, port)
-            writer.write(len(data).to_bytes(2, "big") + data)
-            await writer.drain()
-            size = int.from_bytes(await reader.readexactly(2), "big")
-            return await reader.readexactly(size)
-    except TimeoutError:
-        return None
-    except asyncio.IncompleteReadError:
-        return ConnectionResetError("connection closed without a complete reply")
-    except OSError as exc:
-        return exc
-    finally:
-        if writer is not None:
-            writer.close()
-
-
 def _reply_flags(msg: dns.message.Message) -> tuple[str, ...]:
     """Header flags, plus the Z bit, EDNS flags and EDNS option codes the reply carries."""
     out = [f for f in wire.flags_text(msg) if not f.startswith("FLAG")]
@@ -150,7 +130,7 @@ async def send(
             if spec.transport is Transport.UDP:
                 reply = await _udp(server.address, server.port, data, ident, timeout)
             else:
-                reply = await _tcp(server.address, server.port, data, timeout)
+                reply = await exchange.tcp_exchange(server.address, server.port, data, timeout)
             duration = recorder.now() - started
         x = _record(recorder, server, query, attempt, started, duration, reply, timeout)
         ids.append(x.id)

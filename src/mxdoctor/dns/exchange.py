@@ -279,20 +279,19 @@ class UdpChannel(asyncio.DatagramProtocol):
             self.transport.close()
 
 
-async def tcp_query(
-    address: str, port: int, qname: str, qtype: str, *, rd: bool, edns: int | None, timeout: float
-) -> _Reply | None:
-    """One query over a fresh TCP connection; None on timeout."""
-    ident = secrets.randbits(16)
-    query = wire.encode_query(ident, qname, qtype, rd=rd, edns=edns)
+async def tcp_exchange(address: str, port: int, data: bytes, timeout: float) -> bytes | OSError | None:
+    """Send one framed DNS message over a fresh TCP connection and read one framed reply (RFC 7766 §8).
+
+    Returns the reply bytes, the OSError that ended the connection, or None on timeout.
+    """
     writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(address, port)
-            writer.write(len(query).to_bytes(2, "big") + query)
+            writer.write(len(data).to_bytes(2, "big") + data)
             await writer.drain()
             size = int.from_bytes(await reader.readexactly(2), "big")
-            data = await reader.readexactly(size)
+            return await reader.readexactly(size)
     except TimeoutError:
         return None
     except asyncio.IncompleteReadError:
@@ -302,6 +301,17 @@ async def tcp_query(
     finally:
         if writer is not None:
             writer.close()
+
+
+async def tcp_query(
+    address: str, port: int, qname: str, qtype: str, *, rd: bool, edns: int | None, timeout: float
+) -> _Reply | None:
+    """One query over a fresh TCP connection; None on timeout."""
+    ident = secrets.randbits(16)
+    query = wire.encode_query(ident, qname, qtype, rd=rd, edns=edns)
+    data = await tcp_exchange(address, port, query, timeout)
+    if data is None or isinstance(data, OSError):
+        return data
     decoded = wire.decode(data)
     if isinstance(decoded, dns.message.Message) and (decoded.id != ident or not wire.matches(decoded, qname, qtype)):
         got = wire.question_of(decoded)
