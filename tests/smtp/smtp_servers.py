@@ -40,6 +40,16 @@ class Certs:
     misnamed: CertFiles  # other.example signed by the CA
 
 
+def has_ipv6() -> bool:
+    """Whether ::1 can be bound here (some containers have no IPv6 loopback)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 

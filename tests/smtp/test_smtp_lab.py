@@ -3,12 +3,11 @@ a certificate the lab CA signs, greetings that refuse, recipients rejected or de
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from smtp_servers import timed
+from smtp_servers import has_ipv6, timed
 
 from mxdoctor import evidence
 from mxdoctor.lab import certs as lab_certs
@@ -19,19 +18,10 @@ FAST = probe.Timeouts(connect=1.0, greeting=2.0, command=2.0, total=10.0)
 HOST = "mx.lab.test"
 
 
-def _has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 ADDRESSES = [
     pytest.param("127.0.0.1", id="127.0.0.1"),
     pytest.param("127.0.0.53", id="127.0.0.53"),
-    pytest.param("::1", id="ipv6", marks=pytest.mark.skipif(not _has_ipv6(), reason="no ::1 here")),
+    pytest.param("::1", id="ipv6", marks=pytest.mark.skipif(not has_ipv6(), reason="no ::1 here")),
 ]
 
 

@@ -19,6 +19,7 @@ from smtp_servers import (
     free_port,
     garbage,
     greeter,
+    has_ipv6,
     huge_line,
     scripted_server,
     server_tls,
@@ -37,19 +38,10 @@ SHORT = probe.Timeouts(connect=0.5, greeting=0.5, command=0.5, total=3.0)
 HELO = "probe.lab.test"
 
 
-def _has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 HOSTS = [
     pytest.param("127.0.0.1", id="127.0.0.1"),
     pytest.param("127.0.0.7", id="127.0.0.7"),
-    pytest.param("::1", id="ipv6", marks=pytest.mark.skipif(not _has_ipv6(), reason="no ::1 here")),
+    pytest.param("::1", id="ipv6", marks=pytest.mark.skipif(not has_ipv6(), reason="no ::1 here")),
 ]
 
 
