@@ -63,7 +63,9 @@ def build_file(path: str, fmt_name: str, *, now: float, queues: tuple[str, ...] 
         return None
     bounds = [size * i // jobs for i in range(jobs + 1)]
     tasks = [(path, fmt_name, bounds[i], bounds[i + 1], now, queues) for i in range(jobs)]
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+    # spawn, not fork: a forked child of a process with threads (an asyncio loop, a lab) can inherit
+    # a lock held by another thread and hang; the start-up cost is nothing next to 32 MB of input.
+    with multiprocessing.get_context("spawn").Pool(jobs) as pool:
         parts = pool.map(_part, tasks)
     result, offset = parts[0]
     for part, lines in parts[1:]:
