@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from mxdoctor import analysis, evidence, probe, route
-from mxdoctor.analysis import Diagnosis
+from mxdoctor.diagnosis import Decision, Diagnosis
 from mxdoctor.errors import EvidenceError
 from mxdoctor.evidence import ViewKind
-from mxdoctor.mta.verdict import Decision
 
 
 def collect(

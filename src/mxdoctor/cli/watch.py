@@ -11,10 +11,10 @@ import tomllib
 from functools import partial
 from typing import Any
 
+from mxdoctor.cli import queue as queue_cli
 from mxdoctor.errors import ConfigError
 from mxdoctor.monitor import metrics as metrics_mod
 from mxdoctor.monitor import notify, state, watch
-from mxdoctor.queues import _cli as queue_cli
 from mxdoctor.queues.status import parse_duration
 
 DEFAULT_STATE = "/var/lib/mxdoctor/watch.sqlite"
