@@ -141,14 +141,25 @@ def test_exchange2010_snapshot_reads() -> None:
     assert snap.collected is not None
     records = [i for i in items if isinstance(i, QueuedMessage)]
     queues = [i for i in records if i.queue_id.count("\\") == 1]  # SERVER\QUEUE: a Get-Queue row
-    held = [q for q in queues if q.recipients[0].domain == "example.com"]
-    assert held and held[0].messages == 2 and "ServerFailure" in (held[0].recipients[0].delay_reason or "")
+    # The held queue is counted by its two messages, not once more by its Get-Queue row.
+    assert [q.queue_id for q in queues] == ["SBS1\\13", "SBS1\\Submission"]
     messages = [i for i in records if i.queue_id.count("\\") == 2]  # SERVER\QUEUE\ID: a Get-Message row
+    assert len(messages) == 2 and "ServerFailure" in (messages[0].recipients[0].delay_reason or "")
     assert {r.domain for m in messages for r in m.recipients} == {"example.com"}
     assert all(m.arrival for m in messages)  # DateReceived gives the age Exchange 2010's Get-Queue lacks
     # SBS default: adapter DNS on both paths, the connector does not use the external list.
     assert snap.dns.internal == ("192.168.16.2",) and snap.dns.external == ("192.168.16.2",)
     assert snap.dns.uses_external is False
+
+
+def test_exchange2010_queue_rows_alone_age_from_last_retry() -> None:
+    text = SAMPLES["exchange2010"].read_text()
+    only_queues = text.split("#section get-message")[0] + "#section transport-server" + text.split(
+        "#section transport-server")[1]
+    _, items = exchange_snapshot.parse(only_queues.splitlines(keepends=True))
+    held = [i for i in items if isinstance(i, QueuedMessage) and i.queue_id == "SBS1\\12"]
+    assert held and held[0].messages == 2 and held[0].arrival is not None  # from LastRetryTime
+    assert "ServerFailure" in (held[0].recipients[0].delay_reason or "")
 
 
 def test_exchange2016_snapshot_reads() -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mxdoctor.queues import _exchange, exchange_csv
-from mxdoctor.queues.record import Item, Malformed
+from mxdoctor.queues.record import Item, Malformed, QueuedMessage
 
 NAME = "exchange-snapshot"
 MTA = _exchange.MTA
@@ -159,15 +159,32 @@ def parse(lines: Iterable[str]) -> tuple[Snapshot, list[Item]]:
         collected=_collected(header.get("collected")),
         dns=settings(sections),
     )
-    items: list[Item] = []
+    read: dict[str, list[Item]] = {}
     for name in QUEUE_SECTIONS:
         section = sections.get(name, [])
         numbers = [n for n, _ in section]
+        out = read.setdefault(name, [])
         for item in exchange_csv.read(text for _, text in section):
             if isinstance(item, Malformed) and 0 < item.line <= len(numbers):
                 item = item._replace(line=numbers[item.line - 1])
-            items.append(item)
-    return snap, items
+            out.append(item)
+    # A queue whose messages came along is counted by its messages (their DateReceived is the true
+    # age); a Get-Queue row stands for its queue only when none did, aged from FirstRetryTime, or on
+    # Exchange 2010 (which has none) from LastRetryTime, a lower bound.
+    with_messages = {m.queue_name for m in read["get-message"] if isinstance(m, QueuedMessage)}
+    retried = {row.get("Identity", ""): row.get("LastRetryTime", "") for row in _rows(sections.get("get-queue", []))}
+    items: list[Item] = []
+    for item in read["get-queue"]:
+        if isinstance(item, QueuedMessage):
+            if item.queue_id in with_messages:
+                continue
+            if item.arrival is None and retried.get(item.queue_id):
+                try:
+                    item = item._replace(arrival=_exchange.parse_date(retried[item.queue_id]))
+                except ValueError:
+                    pass
+        items.append(item)
+    return snap, items + read["get-message"]
 
 
 def read(lines: Iterable[str], *, now: float | None = None) -> Iterator[Item]:

@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from mxdoctor import _codec, route
 from mxdoctor.errors import ConfigError, MxdoctorError
+from mxdoctor.monitor.fleet import Fleet
 from mxdoctor.queues.status import format_age
 from mxdoctor.report import html as html_report
 from mxdoctor.web import chart
@@ -83,10 +84,11 @@ def _when(at: float | None) -> str:
 class Dashboard:
     """The routes over one Board; ``app`` is the ASGI application."""
 
-    def __init__(self, board: Board, options: WebOptions) -> None:
+    def __init__(self, board: Board, options: WebOptions, fleet: Fleet | None = None) -> None:
         options.check()
         self.board = board
         self.options = options
+        self.fleet = fleet
         # Sessions are an HMAC of the token under a per-process key: a restart signs everyone out.
         self._key = secrets.token_bytes(32)
         self.app = Starlette(routes=[
@@ -96,6 +98,8 @@ class Dashboard:
             Route("/diagnose", self._guard(self.diagnose_form), methods=["GET"]),
             Route("/diagnose", self._guard(self.diagnose), methods=["POST"]),
             Route("/api/v1/state", self._guard(self.state)),
+            # Pushes carry their host's own token, not the dashboard's.
+            Route("/api/v1/queues/{host}", self.push, methods=["POST"]),
             Route("/login", self.login_form, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
         ])
@@ -189,6 +193,32 @@ class Dashboard:
             "generated_at": datetime.now(UTC).isoformat(),
             "queues": _codec.dump(list(self.board.queues())),
         })
+
+    async def push(self, request: Request) -> Response:
+        """POST /api/v1/queues/HOST: one queue snapshot of HOST, any format ``mxdoctor queue`` reads."""
+        if self.fleet is None:
+            return JSONResponse({"error": "this watch takes no pushed queues (no [hosts] in its configuration)"},
+                                status_code=404)
+        host = request.path_params["host"]
+        auth = request.headers.get("authorization")
+        if host not in self.fleet.hosts or not auth:
+            result = self.fleet.accept(host, auth, b"")  # the same 401/403 answers, before any body is read
+            return JSONResponse({"error": result.message}, status_code=result.status)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.fleet.max_body:
+            return JSONResponse({"error": f"snapshot larger than {self.fleet.max_body} bytes"}, status_code=413)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.fleet.max_body:
+                return JSONResponse({"error": f"snapshot larger than {self.fleet.max_body} bytes"}, status_code=413)
+            chunks.append(chunk)
+        result = await run_in_threadpool(self.fleet.accept, host, auth, b"".join(chunks))
+        payload: dict[str, Any] = {"message": result.message, **result.details}
+        if result.status >= 400:
+            payload = {"error": result.message}
+        return JSONResponse(payload, status_code=result.status)
 
     async def login_form(self, request: Request) -> Response:
         return self._page(request, "login.html.j2", title="sign in", error=None)

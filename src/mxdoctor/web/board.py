@@ -7,7 +7,7 @@ of each domain, the latest diagnosis); the web layer renders it and never touche
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mxdoctor.diagnosis import Diagnosis
@@ -45,13 +45,6 @@ class Point:
     at: float
     messages: int
     oldest_age_s: float
-
-
-@dataclass(frozen=True)
-class PushResult:
-    status: int  # HTTP status: 202 taken, 400 unreadable, 401/403 token, 413 too large
-    message: str
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 class Board(Protocol):
