@@ -2,11 +2,14 @@
 beside the check function that emits it, so the catalogue and its docs page follow by themselves.
 
 A check is ``@check(spec, ...)`` over ``def fn(ctx: Context) -> Iterable[Finding]``; it builds its
-findings with ``spec.emit(...)``, which fails loudly when a template argument is missing.
+findings with ``spec.emit(...)``, which fails loudly when a template argument is missing. Other modules
+pick findings by spec object or by ``Role`` (``codes(findings, mx.NULL_MX, Role.SMTP)``), never by a
+code string.
 """
 
 from __future__ import annotations
 
+import enum
 import importlib
 import pkgutil
 import string
@@ -47,6 +50,23 @@ VOCABULARY: Mapping[str, str] = {
 }
 
 
+class Role(enum.StrEnum):
+    """What a finding means for mail on its way: the MTA verdicts pick their causes by role."""
+
+    DNS_FAULT = "dns-fault"  # a lookup on the mail route fails at the zone's servers (temporary)
+    RESOLVER_FAULT = "resolver-fault"  # a resolver fails or differs where the zone's servers answer
+    DOMAIN_PERMANENT = "domain-permanent"  # the domain takes no mail at all: no such domain, null MX
+    ROUTE_PERMANENT = "route-permanent"  # the mail exchangers have no usable address, for good
+    SMTP = "smtp"  # the SMTP session with an exchanger fails before a message can be offered
+    SMTP_ENVELOPE = "smtp-envelope"  # the server refuses the sender or the recipient
+    TLS = "tls"  # the server's certificate is wrong for a verifying sender
+    SERVER_DEFECT = "server-defect"  # a name server breaks a protocol rule (audit): a risk, not yet a failure
+    INCONSISTENT = "inconsistent"  # the servers of a zone disagree with each other or the parent
+    CONFIGURATION = "configuration"  # records break a rule that MTAs tolerate
+    UNTESTED = "untested"  # something could not be observed from here
+    POSITIVE = "positive"  # a check ran and found nothing wrong (INFO)
+
+
 def _fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
@@ -57,6 +77,7 @@ class FindingSpec:
 
     code: str
     severity: Severity
+    role: Role
     title: str
     message: str  # template over VOCABULARY names
     explanation: str
@@ -88,10 +109,9 @@ class FindingSpec:
         missing = self.required - set(args)
         if missing:
             raise KeyError(f"{self.code}: missing template arguments {sorted(missing)}")
-        severity = _PROFILE.get(self.code, self.severity)
         return Finding(
             code=self.code,
-            severity=severity,
+            severity=self.severity,
             subject=subject,
             title=self.title,
             message=self.message.format(**args),
@@ -102,6 +122,10 @@ class FindingSpec:
             args=dict(args),
             exchanges=tuple(sorted(set(exchanges))),
         )
+
+    def matches(self, f: Finding) -> bool:
+        """``f`` states this spec's fact."""
+        return f.code == self.code
 
 
 CheckFn = Callable[["Context"], Iterable[Finding]]
@@ -117,12 +141,12 @@ class Check:
 
 _SPECS: dict[str, FindingSpec] = {}
 _CHECKS: list[Check] = []
-_PROFILE: dict[str, Severity] = {}
 
 
 def finding(
     code: str,
     severity: Severity,
+    role: Role,
     title: str,
     message: str,
     explanation: str,
@@ -136,7 +160,7 @@ def finding(
         raise ValueError(f"finding code {code} declared twice")
     # The family is the declaring module, so a code emitted outside any check still has one.
     family = str(sys._getframe(1).f_globals.get("__name__", "")).rsplit(".", 1)[-1]
-    spec = FindingSpec(code, severity, title, message, explanation, sender, receiver, rfcs, family)
+    spec = FindingSpec(code, severity, role, title, message, explanation, sender, receiver, rfcs, family)
     _SPECS[code] = spec
     return spec
 
@@ -176,14 +200,15 @@ def checks() -> list[Check]:
     return list(_CHECKS)
 
 
-def set_profile(overrides: Mapping[str, Severity]) -> None:
-    """Override severities per code (a profile); unknown codes are an error."""
+def codes(findings: Iterable[Finding], *wanted: FindingSpec | Role) -> tuple[str, ...]:
+    """The codes, sorted and once each, of the findings that are one of the ``wanted`` specs or have
+    one of the ``wanted`` roles."""
     load_families()
-    unknown = set(overrides) - set(_SPECS)
-    if unknown:
-        raise KeyError(f"unknown finding codes in profile: {sorted(unknown)}")
-    _PROFILE.clear()
-    _PROFILE.update(overrides)
+    specs = {w.code for w in wanted if isinstance(w, FindingSpec)}
+    roles = {w for w in wanted if isinstance(w, Role)}
+    return tuple(
+        sorted({f.code for f in findings if f.code in specs or (f.code in _SPECS and _SPECS[f.code].role in roles)})
+    )
 
 
 def run(ctx: Context, *, families: Iterable[str] | None = None) -> list[Finding]:

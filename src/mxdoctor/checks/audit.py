@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from mxdoctor.checks import address, mx, nameserver
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import FindingSpec, check, finding
+from mxdoctor.checks._registry import FindingSpec, Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
 from mxdoctor.dns import probeset
 from mxdoctor.evidence import AuditProbe, Evidence, Exchange, Outcome, Server, Transport
@@ -36,6 +36,7 @@ def _server_fix(what: str) -> str:
 UNKNOWN_TYPE_MISHANDLED = finding(
     "UNKNOWN_TYPE_MISHANDLED",
     Severity.ERROR,
+    Role.SERVER_DEFECT,
     "Queries for an unknown record type are mishandled",
     "Queries for a type unknown to the server ({qtype}, e.g. {qname}) are answered {rcode} instead of "
     "NOERROR with no data by {servers}.",
@@ -50,6 +51,7 @@ UNKNOWN_TYPE_MISHANDLED = finding(
 EDNS_VERSION_IGNORED = finding(
     "EDNS_VERSION_IGNORED",
     Severity.WARNING,
+    Role.SERVER_DEFECT,
     "EDNS version is not negotiated (no BADVERS)",
     "An EDNS version 1 query is not answered BADVERS by {servers}: {detail}.",
     "RFC 6891 §6.1.3: a server that does not implement the EDNS version asked must answer BADVERS and "
@@ -62,6 +64,7 @@ EDNS_VERSION_IGNORED = finding(
 EDNS_OPTION_MISHANDLED = finding(
     "EDNS_OPTION_MISHANDLED",
     Severity.ERROR,
+    Role.SERVER_DEFECT,
     "Queries with an unknown EDNS option are mishandled",
     "A query carrying an unknown EDNS option is mishandled by {servers}: {detail}.",
     "RFC 6891 §6.1.2: options a server does not understand must be ignored. Resolvers send options "
@@ -74,6 +77,7 @@ EDNS_OPTION_MISHANDLED = finding(
 EDNS_FLAG_MISHANDLED = finding(
     "EDNS_FLAG_MISHANDLED",
     Severity.WARNING,
+    Role.SERVER_DEFECT,
     "Queries with an undefined EDNS flag are mishandled",
     "A query with an undefined EDNS flag set is mishandled by {servers}: {detail}.",
     "RFC 6891 §6.1.4: undefined EDNS flags must be ignored by the server and left clear in the reply; "
@@ -85,6 +89,7 @@ EDNS_FLAG_MISHANDLED = finding(
 NO_TRUNCATION = finding(
     "NO_TRUNCATION",
     Severity.WARNING,
+    Role.SERVER_DEFECT,
     "Answers are not truncated for a small UDP buffer",
     "{qname} {qtype} asked with DO and a 512-byte buffer is answered wrongly by {servers}: {detail}.",
     "A server must keep a UDP reply within the buffer size the query advertises and set TC when the "
@@ -97,6 +102,7 @@ NO_TRUNCATION = finding(
 QNAME_CASE_MISHANDLED = finding(
     "QNAME_CASE_MISHANDLED",
     Severity.WARNING,
+    Role.SERVER_DEFECT,
     "The letter case of the question is not preserved",
     "Names asked in mixed case (e.g. {qname}) are mishandled by {servers}: {detail}.",
     "Names compare without regard to case, and the question must come back exactly as it was asked. "
@@ -109,6 +115,7 @@ QNAME_CASE_MISHANDLED = finding(
 NXDOMAIN_FOR_EMPTY_NONTERMINAL = finding(
     "NXDOMAIN_FOR_EMPTY_NONTERMINAL",
     Severity.ERROR,
+    Role.SERVER_DEFECT,
     "NXDOMAIN for a name that has names below it",
     "{qname} is answered NXDOMAIN by {servers}, although names below it exist.",
     "RFC 8020: NXDOMAIN means nothing exists at or below the name, and resolvers may cache it so for "
@@ -121,6 +128,7 @@ NXDOMAIN_FOR_EMPTY_NONTERMINAL = finding(
 NXDOMAIN_MISHANDLED = finding(
     "NXDOMAIN_MISHANDLED",
     Severity.WARNING,
+    Role.SERVER_DEFECT,
     "A name that does not exist is not answered NXDOMAIN with the SOA",
     "The non-existent name {qname} is answered badly by {servers}: {detail}.",
     "A name that does not exist must get NXDOMAIN with the zone's SOA in the authority section, so "
@@ -133,6 +141,7 @@ NXDOMAIN_MISHANDLED = finding(
 SOA_SERIAL_MISMATCH = finding(
     "SOA_SERIAL_MISMATCH",
     Severity.WARNING,
+    Role.INCONSISTENT,
     "The servers of a zone serve different SOA serials",
     "The servers of {zone} serve different SOA serials: {detail}.",
     "Different serials mean some secondaries have not loaded the latest zone: a record just changed "
@@ -145,6 +154,7 @@ SOA_SERIAL_MISMATCH = finding(
 NS_SET_MISMATCH = finding(
     "NS_SET_MISMATCH",
     Severity.WARNING,
+    Role.INCONSISTENT,
     "The NS set differs between servers or from the parent",
     "The NS set of {zone} differs ({detail}).",
     "The parent's delegation and the zone's own NS records must name the same servers, and every "
@@ -157,6 +167,7 @@ NS_SET_MISMATCH = finding(
 OPCODE_MISHANDLED = finding(
     "OPCODE_MISHANDLED",
     Severity.WARNING,
+    Role.SERVER_DEFECT,
     "An unknown opcode is not answered NOTIMP",
     "A query with an unknown opcode gets {rcode} instead of NOTIMP from {servers}.",
     "A server must answer NOTIMP to an opcode it does not implement; silence or an answer makes new "
@@ -168,6 +179,7 @@ OPCODE_MISHANDLED = finding(
 ZFLAG_MISHANDLED = finding(
     "ZFLAG_MISHANDLED",
     Severity.WARNING,
+    Role.SERVER_DEFECT,
     "Queries with the Z bit set are mishandled",
     "A query with the reserved Z bit set is mishandled by {servers}: {detail}.",
     "The Z bit is reserved: a server must ignore it in queries and leave it clear in replies. A server "
@@ -179,6 +191,7 @@ ZFLAG_MISHANDLED = finding(
 NOT_AUTHORITATIVE = finding(
     "NOT_AUTHORITATIVE",
     Severity.ERROR,
+    Role.SERVER_DEFECT,
     "Answers without the AA bit from a server of the zone",
     "Answers for {zone} from {servers} lack the AA bit: {detail}.",
     "Every answer from a server of the zone for the zone's own data must carry AA; resolvers treat "
@@ -190,6 +203,7 @@ NOT_AUTHORITATIVE = finding(
 TCP_UNSUPPORTED = finding(
     "TCP_UNSUPPORTED",
     Severity.ERROR,
+    Role.SERVER_DEFECT,
     "DNS over TCP does not work",
     "Queries over TCP get no answer from {servers} ({rcode}).",
     "RFC 7766 §5: authoritative servers MUST answer over TCP. Resolvers switch to TCP for any answer "
@@ -202,6 +216,7 @@ TCP_UNSUPPORTED = finding(
 QUERY_FAILED = finding(
     "QUERY_FAILED",
     Severity.ERROR,
+    Role.SERVER_DEFECT,
     "An ordinary query fails at a server of the zone",
     "{qname} {qtype} fails at {servers}: {detail}.",
     "A server of the zone must answer every query about the zone's data with the data or with no "
@@ -214,6 +229,7 @@ QUERY_FAILED = finding(
 NS_UNREACHABLE = finding(
     "NS_UNREACHABLE",
     Severity.ERROR,
+    Role.SERVER_DEFECT,
     "A server of the zone answers nothing",
     "{ns_name} ({ns_ip}), a server of {zone}, answers no query at all ({rcode}).",
     "Resolvers spend their time-outs on a dead server before trying the next one; when the others "
@@ -226,6 +242,7 @@ NS_UNREACHABLE = finding(
 AUDIT_OK = finding(
     "AUDIT_OK",
     Severity.INFO,
+    Role.POSITIVE,
     "Every server passes every audit probe",
     "Every authoritative server of {zone} answers every audit probe as the RFCs expect.",
     "The servers answer A, AAAA, MX, TXT and unknown types, non-existent names and empty non-terminals, "
