@@ -78,8 +78,7 @@ def markdown() -> str:
 
 def models_markdown() -> str:
     """docs/mta-behaviour.md: every MTA model with its behaviour, texts, knobs and sources."""
-    from mxdoctor.mta.models import MODELS
-    from mxdoctor.mta.sources import SOURCES
+    from mxdoctor.mta.models import MODELS, sources
 
     lines = [
         "# MTA behaviour models",
@@ -107,8 +106,8 @@ def models_markdown() -> str:
             lines += [f"- Knob `{k.name}`: {k.description}. Set with: `{k.how}`"]
         for n in m.notes:
             lines += [f"- Note: {n}"]
-        lines += [f"- Sources: {', '.join(f'[{s}](#sources)' for s in m.sources)}", ""]
+        lines += [f"- Sources: {', '.join(f'[{s.key}](#sources)' for s in m.sources)}", ""]
     lines += ["## Sources", ""]
-    lines += [f"- **{key}**: {text}" for key, text in SOURCES.items()]
+    lines += [f"- **{key}**: {text}" for key, text in sources().items()]
     lines.append("")
     return "\n".join(lines)
