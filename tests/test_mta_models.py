@@ -14,18 +14,13 @@ from mxdoctor.mta import models
 from mxdoctor.report import catalogue
 
 DATA = Path(__file__).parent / "data" / "evidence"
-MINIMAL = """
-description = "minimal"
-domains = ["example.com"]
 
-[zones."example.com"]
-text = "@ MX 10 mx1\\nmx1 A 127.0.0.25"
 
-[[servers]]
-name = "ns1.example.com"
-address = "127.0.0.11"
-zones = ["example.com"]
-"""
+def _healthy_with(verdict: str) -> str:
+    """The built-in healthy scenario with one more expected verdict."""
+    text = (scenario.scenarios_dir() / "healthy.toml").read_text(encoding="utf-8")
+    assert "[expect.verdicts]\n" in text
+    return text.replace("[expect.verdicts]\n", f"[expect.verdicts]\n{verdict}\n")
 
 QMAIL = dataclasses.replace(
     models.POSTFIX,
@@ -54,13 +49,13 @@ def test_a_new_model_is_known_everywhere_mta_names_are_listed() -> None:
     assert analysis.check_mtas(["qmail"]) == ["qmail"]
     doc = catalogue.models_markdown()
     assert "## `qmail` — qmail 1.03" in doc and "- **QM-dns**: qmail dns.c" in doc
-    sc = scenario.parse(MINIMAL + '\n[expect.verdicts]\nqmail = "deliver"\n', source="qmail", name="qmail")
+    sc = scenario.parse(_healthy_with('qmail = "deliver"'), source="qmail", name="qmail")
     assert sc.expect.verdicts["qmail"] == "deliver"
 
 
 def test_an_mta_without_a_model_is_refused_in_a_scenario() -> None:
     with pytest.raises(errors.ScenarioError, match="unknown MTA"):
-        scenario.parse(MINIMAL + '\n[expect.verdicts]\nqmail = "deliver"\n', source="qmail", name="qmail")
+        scenario.parse(_healthy_with('qmail = "deliver"'), source="qmail", name="qmail")
 
 
 def test_every_source_a_model_cites_has_one_text() -> None:
