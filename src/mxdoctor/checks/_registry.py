@@ -53,18 +53,38 @@ VOCABULARY: Mapping[str, str] = {
 class Role(enum.StrEnum):
     """What a finding means for mail on its way: the MTA verdicts pick their causes by role."""
 
-    DNS_FAULT = "dns-fault"  # a lookup on the mail route fails at the zone's servers (temporary)
-    RESOLVER_FAULT = "resolver-fault"  # a resolver fails or differs where the zone's servers answer
-    DOMAIN_PERMANENT = "domain-permanent"  # the domain takes no mail at all: no such domain, null MX
-    ROUTE_PERMANENT = "route-permanent"  # the mail exchangers have no usable address, for good
-    SMTP = "smtp"  # the SMTP session with an exchanger fails before a message can be offered
-    SMTP_ENVELOPE = "smtp-envelope"  # the server refuses the sender or the recipient
-    TLS = "tls"  # the server's certificate is wrong for a verifying sender
-    SERVER_DEFECT = "server-defect"  # a name server breaks a protocol rule (audit): a risk, not yet a failure
-    INCONSISTENT = "inconsistent"  # the servers of a zone disagree with each other or the parent
-    CONFIGURATION = "configuration"  # records break a rule that MTAs tolerate
-    UNTESTED = "untested"  # something could not be observed from here
-    POSITIVE = "positive"  # a check ran and found nothing wrong (INFO)
+    DNS_FAULT = "dns-fault"
+    RESOLVER_FAULT = "resolver-fault"
+    DOMAIN_PERMANENT = "domain-permanent"
+    ROUTE_PERMANENT = "route-permanent"
+    SMTP = "smtp"
+    SMTP_ENVELOPE = "smtp-envelope"
+    TLS = "tls"
+    SERVER_DEFECT = "server-defect"
+    INCONSISTENT = "inconsistent"
+    CONFIGURATION = "configuration"
+    UNTESTED = "untested"
+    POSITIVE = "positive"
+
+    @property
+    def meaning(self) -> str:
+        return ROLE_MEANINGS[self]
+
+
+ROLE_MEANINGS: Mapping[Role, str] = {
+    Role.DNS_FAULT: "a lookup on the mail route fails at the zone's servers, for now",
+    Role.RESOLVER_FAULT: "a resolver fails or differs where the zone's servers answer",
+    Role.DOMAIN_PERMANENT: "the domain takes no mail at all: no such domain, null MX",
+    Role.ROUTE_PERMANENT: "the mail exchangers have no usable address, for good",
+    Role.SMTP: "the SMTP session with an exchanger fails before a message can be offered",
+    Role.SMTP_ENVELOPE: "the server refuses the sender or the recipient",
+    Role.TLS: "the server's certificate is wrong for a sender that verifies it",
+    Role.SERVER_DEFECT: "a name server breaks a protocol rule: a risk for some resolvers, not yet a failure",
+    Role.INCONSISTENT: "the servers of a zone disagree with each other or with the parent",
+    Role.CONFIGURATION: "the records break a rule that MTAs tolerate",
+    Role.UNTESTED: "something could not be observed from here",
+    Role.POSITIVE: "a check ran and found nothing wrong",
+}
 
 
 def _fields(template: str) -> set[str]:

@@ -60,6 +60,9 @@ def markdown() -> str:
     for s in specs:
         lines.append(f"| [`{s.code}`](#{s.code.lower()}) | {s.severity.value} | {s.family} | {s.title} |")
     lines.append("")
+    lines.append("Roles (what a finding means for mail; the MTA verdicts pick their causes by role): "
+                 + ", ".join(f"`{r.value}` ({r.meaning})" for r in registry.Role))
+    lines.append("")
     lines.append("Template arguments: " + ", ".join(f"`{k}` ({v})" for k, v in registry.VOCABULARY.items()))
     lines.append("")
     for s in specs:
