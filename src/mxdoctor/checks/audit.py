@@ -305,7 +305,7 @@ _AAAA_SPECS = {
     Outcome.MALFORMED: address.AAAA_BROKEN_RESPONSE,
 }
 # the finding a failed probe maps to, unless a rule below says otherwise
-_SPECS: dict[str, FindingSpec] = {
+_FAILURE_SPECS: dict[str, FindingSpec] = {
     "a": QUERY_FAILED,
     "aaaa": address.AAAA_UNEXPECTED_RCODE,
     "mx": QUERY_FAILED,
@@ -388,7 +388,7 @@ class Judge:
     def _judge(self, p: AuditProbe) -> Result:
         x = self.last(p)
         rcode = rcode_of(x)
-        spec = _SPECS.get(p.name, QUERY_FAILED)
+        spec = _FAILURE_SPECS.get(p.name, QUERY_FAILED)
         if x is None:
             return Result(p, None, Status.NO_ANSWER, rcode, "not sent", spec)
         if p.name == "aaaa":
