@@ -128,6 +128,9 @@ class AttemptPlan:
         return None
 
 
+Z_FLAG = 0x0040  # the header's Z bit (RFC 1035 §4.1.1: must be zero); dnspython has no name for it
+
+
 @dataclass(frozen=True)
 class QueryShape:
     """One query as a probe wants it on the wire, sent as given: no EDNS fallback and no TCP on
@@ -164,9 +167,6 @@ class QueryShape:
             msg.set_opcode(dns.opcode.Opcode.make(self.opcode))
         data: bytes = msg.to_wire()
         return data
-
-
-Z_FLAG = 0x0040  # the header's Z bit (RFC 1035 §4.1.1: must be zero); dnspython has no name for it
 
 
 class ShapedPlan(AttemptPlan):
