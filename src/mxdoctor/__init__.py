@@ -1,6 +1,48 @@
 """mxdoctor: why mail to a domain is stuck, and what to change.
 
 The package follows one pipeline: probe (network) -> Evidence -> analyse (pure) -> Diagnosis -> render.
+Its public face is ``mxdoctor.api``, re-exported here: ``mxdoctor.diagnose("example.com")``.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from mxdoctor.api import *  # noqa: F403  (the names of __all__, for type checkers)
+
+__all__ = [
+    "AuditOptions",
+    "DiagnoseOptions",
+    "Diagnosis",
+    "Evidence",
+    "ExitStatus",
+    "LabDiagnosis",
+    "QueueReport",
+    "SmtpOptions",
+    "SmtpResult",
+    "Thresholds",
+    "__version__",
+    "audit",
+    "collect",
+    "demo",
+    "diagnose",
+    "diagnose_summary",
+    "explain",
+    "lab_options",
+    "probe_smtp",
+    "queue_source",
+    "read_queue",
+    "save_evidence",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: a queue worker process or ``import mxdoctor.evidence`` need not pay for the
+    # whole probe side (dnspython, cryptography, rich).
+    if name in __all__:
+        return getattr(importlib.import_module("mxdoctor.api"), name)
+    raise AttributeError(f"module 'mxdoctor' has no attribute {name!r}")

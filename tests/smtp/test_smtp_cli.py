@@ -65,6 +65,7 @@ def test_ipv6_only_finds_nothing_to_probe_and_says_why(
     code, out = run_cli([lab.domains[0], *lab_args(lab), "-6", "--no-color"], capsys)
     assert code == 2
     assert "nothing to probe" in out and "SMTP_ADDRESS_NOT_PROBED" in out and "SERVFAIL" in out
+    assert codes.SMTP_NO_ADDRESS.code in out  # the DNS gives no IPv6 address: a finding, CRITICAL
 
 
 @pytest.mark.parametrize("lab", ["smtp-tempfail"], indirect=True)
@@ -180,10 +181,10 @@ def test_probe_evidence_fills_smtp_from_one_views_route(lab: lab_mod.Card) -> No
 def test_diagnose_with_smtp_ties_the_missing_ipv6_to_the_aaaa_servfail(lab: lab_mod.Card) -> None:
     from mxdoctor import analysis, api
 
-    ev = api.collect(
-        lab.domains[0], resolvers=[lab.resolver("internal").hostport], use_system=False, authoritative=False,
+    ev = api.collect(lab.domains[0], api.DiagnoseOptions(
+        resolvers=(lab.resolver("internal").hostport,), use_system=False, authoritative=False,
         dns_port=lab.dns_port, timeout=1.0, deadline=10.0, smtp=True, smtp_port=lab.smtp_port,
-    )
+    ))
     d = analysis.analyse(ev)
     by_code = {f.code: f for f in d.findings}
     ok = by_code[codes.SMTP_OK.code]
