@@ -12,7 +12,29 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from mxdoctor.api import *  # noqa: F403  (the names of __all__, for type checkers)
+    from mxdoctor.api import (
+        AuditOptions,
+        DiagnoseOptions,
+        Diagnosis,
+        Evidence,
+        ExitStatus,
+        LabDiagnosis,
+        QueueReport,
+        SmtpOptions,
+        SmtpResult,
+        Thresholds,
+        audit,
+        collect,
+        demo,
+        diagnose,
+        diagnose_summary,
+        explain,
+        lab_options,
+        probe_smtp,
+        queue_source,
+        read_queue,
+        save_evidence,
+    )
 
 __all__ = [
     "AuditOptions",
