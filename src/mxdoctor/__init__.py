@@ -7,6 +7,8 @@ Its public face is ``mxdoctor.api``, re-exported here: ``mxdoctor.diagnose("exam
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -68,3 +70,21 @@ def __getattr__(name: str) -> Any:
     if name in __all__:
         return getattr(importlib.import_module("mxdoctor.api"), name)
     raise AttributeError(f"module 'mxdoctor' has no attribute {name!r}")
+
+
+class _Package(types.ModuleType):
+    """The package module. ``mxdoctor.audit`` names both the public function and the probing
+    subpackage; the import system sets a loaded subpackage as an attribute of its parent, which
+    would hide the function, so the attribute stays the function and the subpackage is reached by
+    ``from mxdoctor.audit import ...`` (through sys.modules) as everywhere in the code."""
+
+    @property
+    def audit(self) -> Any:
+        return importlib.import_module("mxdoctor.api").audit
+
+    @audit.setter
+    def audit(self, subpackage: types.ModuleType) -> None:
+        self.__dict__["_audit_subpackage"] = subpackage
+
+
+sys.modules[__name__].__class__ = _Package

@@ -54,9 +54,10 @@ def analyse(
 
 
 def check_mtas(names: Sequence[str]) -> list[str]:
-    from mxdoctor.errors import MxdoctorError
+    """The names, when each is an MTA model; raises ConfigError naming the first that is not."""
+    from mxdoctor.errors import ConfigError
 
     unknown = [n for n in names if n not in MODELS]
     if unknown:
-        raise MxdoctorError(f"unknown MTA model {unknown[0]!r} (known: {', '.join(MODELS)})")
+        raise ConfigError(f"unknown MTA model {unknown[0]!r} (known: {', '.join(MODELS)})")
     return list(names)

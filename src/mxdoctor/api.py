@@ -59,8 +59,6 @@ __all__ = [
     "save_evidence",
 ]
 
-AuditOptions = audit_run.AuditOptions
-
 
 # --- diagnose, explain ------------------------------------------------------------------------------
 
@@ -204,13 +202,14 @@ def diagnose_summary(domain: str, options: DiagnoseOptions | None = None) -> dic
 # --- the lab ----------------------------------------------------------------------------------------
 
 
-def lab_options(card: Card, **changes: Any) -> DiagnoseOptions:
+def lab_options(
+    card: Card, *, timeout: float = 2.0, deadline: float = 30.0, smtp: bool = False
+) -> DiagnoseOptions:
     """Options that diagnose through a running lab (``mxdoctor.lab.running`` card): its internal
-    resolver as the MTA's, its external one to compare, its root, its ports and its CA; ``changes``
-    are DiagnoseOptions fields to set as well (``timeout=0.5, smtp=True``)."""
+    resolver as the MTA's, its external one to compare, its root, its ports and its CA."""
     from mxdoctor.lab import certs
 
-    options = DiagnoseOptions(
+    return DiagnoseOptions(
         resolvers=tuple(r.hostport for r in card.resolvers if r.name == "internal"),
         externals=tuple(r.hostport for r in card.resolvers if r.name == "external"),
         use_system=False,
@@ -218,8 +217,10 @@ def lab_options(card: Card, **changes: Any) -> DiagnoseOptions:
         dns_port=card.dns_port,
         smtp_port=card.smtp_port,
         smtp_cafile=str(certs.lab_ca(Path(card.workdir) / "certs")[0]),
+        timeout=timeout,
+        deadline=deadline,
+        smtp=smtp,
     )
-    return dataclasses.replace(options, **changes)
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,17 @@ def demo(
 # --- audit ------------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AuditOptions:
+    """How to audit: where the root is, the DNS port, the limits, and how hard to press each server."""
+
+    root_hints: str | None = None  # named.root file instead of IANA's hints
+    dns_port: int = 53
+    timeout: float = 2.0  # per query
+    deadline: float = 60.0  # the whole audit
+    per_server: int = 2  # queries in flight per server address at most
+
+
 def audit(domain: str, options: AuditOptions | None = None, *, mtas: Sequence[str] | None = None) -> Diagnosis:
     """Audit every authoritative server of ``domain``'s zone and of its MX hosts' zones, and analyse
     it; the Diagnosis carries the audit evidence (``evidence.audit``). Raises ConfigError, InvalidTarget."""
@@ -258,7 +270,14 @@ def audit(domain: str, options: AuditOptions | None = None, *, mtas: Sequence[st
     check_models(mtas, None)
     if options.timeout <= 0 or options.deadline <= 0:
         raise ConfigError("--timeout and --deadline must be positive")
-    return analysis.analyse(audit_run.collect(domain, options), mtas=mtas)
+    run_options = audit_run.AuditOptions(
+        root_hints=options.root_hints,
+        dns_port=options.dns_port,
+        timeout=options.timeout,
+        deadline=options.deadline,
+        per_server=options.per_server,
+    )
+    return analysis.analyse(audit_run.collect(domain, run_options), mtas=mtas)
 
 
 # --- smtp -------------------------------------------------------------------------------------------

@@ -145,6 +145,9 @@ def exit_status(
 
 @dataclass(frozen=True)
 class Diagnosis:
+    """What mxdoctor concludes about one mail domain: a verdict per MTA model, the findings (one per
+    fact), the route through each view, and the evidence it was all read from."""
+
     domain: str
     target: str
     verdicts: tuple[Verdict, ...]

@@ -158,13 +158,20 @@ def _time(d: Diagnosis, lk: Lookup) -> str:
     return f"{total * 1000:.0f} ms" if xs else ""
 
 
-def _resolution(d: Diagnosis, console: Console) -> None:
-    table = Table(title="Resolution (each question, where it was asked, what came back)", title_justify="left",
-                  box=box.SIMPLE_HEAD)
-    table.add_column("asked")
-    table.add_column("result", no_wrap=True)
-    table.add_column("answer")
-    table.add_column("time", justify="right", no_wrap=True)
+@dataclass(frozen=True)
+class ResolutionRow:
+    """One line of the resolution table: a question's first row names it, the others where it was asked."""
+
+    question: str  # "mx.example.com AAAA" on the first row of each question, else ""
+    where: str  # the view, or "  ns1.example.net 192.0.2.1" for one server
+    outcome: Outcome
+    answer: str
+    time: str
+
+
+def resolution_rows(d: Diagnosis) -> list[ResolutionRow]:
+    """Each question, where it was asked and what came back, questions in route order; a resolver
+    view's one server is left out when it says exactly what the view says."""
     order = {v.name: i for i, v in enumerate(d.evidence.views)}
     lookups = sorted(
         d.evidence.lookups,
@@ -172,6 +179,7 @@ def _resolution(d: Diagnosis, console: Console) -> None:
                         lk.server is not None, str(lk.server)),
     )
     summaries = {(lk.view, lk.qname, lk.qtype): lk for lk in lookups if lk.server is None}
+    rows: list[ResolutionRow] = []
     last = None
     for lk in lookups:
         view = d.evidence.view(lk.view)
@@ -180,17 +188,29 @@ def _resolution(d: Diagnosis, console: Console) -> None:
             if same is not None and (same.outcome, same.records) == (lk.outcome, lk.records):
                 continue  # a resolver view's one server says what the view says
         q = f"{lk.qname.rstrip('.')} {lk.qtype}"
-        if q != last:
-            table.add_row(Text(q, style="bold"), "", "", "")
-            last = q
         if lk.server is None:
             where = lk.view
         else:
             name = (lk.server.name or "").rstrip(".")
             host = f"[{lk.server.address}]" if ":" in lk.server.address else lk.server.address
             where = f"  {name} {host}".rstrip() if name else f"  {host}"
-        style = "green" if lk.outcome.is_answer else "red"
-        table.add_row(where, Text(lk.outcome.value, style=style), _answer(lk), _time(d, lk))
+        rows.append(ResolutionRow(q if q != last else "", where, lk.outcome, _answer(lk), _time(d, lk)))
+        last = q
+    return rows
+
+
+def _resolution(d: Diagnosis, console: Console) -> None:
+    table = Table(title="Resolution (each question, where it was asked, what came back)", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    table.add_column("asked")
+    table.add_column("result", no_wrap=True)
+    table.add_column("answer")
+    table.add_column("time", justify="right", no_wrap=True)
+    for row in resolution_rows(d):
+        if row.question:
+            table.add_row(Text(row.question, style="bold"), "", "", "")
+        style = "green" if row.outcome.is_answer else "red"
+        table.add_row(row.where, Text(row.outcome.value, style=style), row.answer, row.time)
     console.print(table)
 
 
