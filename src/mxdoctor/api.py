@@ -270,13 +270,7 @@ def audit(domain: str, options: AuditOptions | None = None, *, mtas: Sequence[st
     check_models(mtas, None)
     if options.timeout <= 0 or options.deadline <= 0:
         raise ConfigError("--timeout and --deadline must be positive")
-    run_options = audit_run.AuditOptions(
-        root_hints=options.root_hints,
-        dns_port=options.dns_port,
-        timeout=options.timeout,
-        deadline=options.deadline,
-        per_server=options.per_server,
-    )
+    run_options = audit_run.AuditOptions(**dataclasses.asdict(options))
     return analysis.analyse(audit_run.collect(domain, run_options), mtas=mtas)
 
 
