@@ -61,6 +61,16 @@ def _rows(judge: Judge, zone: str) -> dict[str, dict[str, Result]]:
     return rows
 
 
+def results(ev: Evidence) -> list[Result]:
+    """Every probe of the audit, judged (the one place the renderers reach the audit's judgement)."""
+    return Judge(ev).results
+
+
+def word(r: Result) -> str:
+    """What a matrix cell says before the RCODE: ``ok``, ``FAIL`` or ``--`` (no answer)."""
+    return _WORD[r.status]
+
+
 def cell(r: Result | None) -> Text:
     if r is None:
         return Text("n/a", style="dim")

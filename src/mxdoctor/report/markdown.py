@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import IO
 
-from mxdoctor.audit.judge import Judge, Status
 from mxdoctor.checks import _registry as registry
 from mxdoctor.diagnosis import Diagnosis, Finding, Severity
 from mxdoctor.report import audit as audit_report
@@ -102,20 +101,18 @@ def write_diagnosis(d: Diagnosis, out: IO[str], options: Options) -> None:
     out.write("\n".join(lines) + "\n")
 
 
-_AUDIT_WORD = {Status.PASS: "ok", Status.FAIL: "**FAIL**", Status.NO_ANSWER: "--"}
-
-
 @renderer(Kind.AUDIT, "markdown")
 def write_audit(d: Diagnosis, out: IO[str], options: Options) -> None:
     lines = _head(d, "audit")
-    results = Judge(d.evidence).results
+    results = audit_report.results(d.evidence)
     for zone, servers in audit_report.zones(d.evidence):
         lines += [f"## Zone {text(zone)}", ""]
         rows: dict[str, dict[str, str]] = {}
         for r in results:
             if r.probe.zone == zone:
-                word = _AUDIT_WORD[r.status]
-                rows.setdefault(audit_report.row_label(r.probe), {})[r.probe.server.address] = f"{word} {r.rcode}"
+                shown = audit_report.word(r)
+                shown = f"**{shown}**" if shown == "FAIL" else shown
+                rows.setdefault(audit_report.row_label(r.probe), {})[r.probe.server.address] = f"{shown} {r.rcode}"
         head = ["probe", *(text(f"{s.name or ''} {s.address}".strip()) for s in servers)]
         body = [[text(label), *(by.get(s.address, "n/a") for s in servers)] for label, by in rows.items()]
         lines += table(head, body) + [""]
