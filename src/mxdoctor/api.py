@@ -445,16 +445,6 @@ def probe_smtp(target: str, options: SmtpOptions | None = None) -> SmtpResult:
 
 # --- queue ------------------------------------------------------------------------------------------
 
-# The MTAs whose queue command a source may run, by their command-line flag (``--postfix`` ...).
-QUEUE_MTAS: dict[str, Mta] = {
-    "postfix": Mta.POSTFIX,
-    "exim": Mta.EXIM,
-    "sendmail": Mta.SENDMAIL,
-    "opensmtpd": Mta.OPENSMTPD,
-    "exchange": Mta.EXCHANGE,
-}
-
-
 def queue_source(
     path: str | None = None,
     *,
@@ -465,10 +455,11 @@ def queue_source(
 ) -> formats.Source:
     """What ``read_queue`` reads: a listing file (``-`` for stdin) or an MTA's queue command, never
     both; ``timeout`` bounds the command (``60s``, ``2m`` or seconds). Raises QueueError, ConfigError."""
-    if isinstance(mta, str):
-        if mta not in QUEUE_MTAS:
-            raise QueueError(f"unknown MTA {mta!r} (known: {', '.join(QUEUE_MTAS)})")
-        mta = QUEUE_MTAS[mta]
+    if mta is not None and not isinstance(mta, Mta):
+        try:
+            mta = Mta(mta)
+        except ValueError:
+            raise QueueError(f"unknown MTA {mta!r} (known: {', '.join(Mta)})") from None
     if mta is not None and path:
         raise QueueError("give either a SOURCE file or an MTA option, not both")
     if mta is None and not path:

@@ -11,6 +11,7 @@ from mxdoctor import api, report
 from mxdoctor.errors import ConfigError
 from mxdoctor.mta.models import MODELS
 from mxdoctor.queues import formats
+from mxdoctor.queues.record import Mta
 
 
 def add_output(parser: argparse.ArgumentParser | Any, kind: report.Kind, *, flag: str = "--format") -> None:
@@ -54,17 +55,25 @@ def knobs(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
     return out
 
 
+# One flag per MTA whose queue command a source may run (``--postfix`` ...), named by queues' Mta.
+_SOURCE_HELP: dict[Mta, str] = {
+    Mta.POSTFIX: "run 'postqueue -j' (optionally with -c CONFIG_DIR)",
+    Mta.EXIM: "run 'exim -bp'",
+    Mta.SENDMAIL: "run 'mailq'",
+    Mta.OPENSMTPD: "run 'smtpctl show queue'",
+    Mta.EXCHANGE: "on Windows, run Get-Message through PowerShell",
+}
+
+
 def add_queue_source(parser: argparse.ArgumentParser) -> None:
     """The queue-source options shared by ``queue`` and ``watch``: a file, or one MTA's command."""
     parser.add_argument("source", nargs="?", help="a queue listing file, or '-' for standard input")
     group = parser.add_mutually_exclusive_group()
-    group.add_argument("--postfix", nargs="?", const="", metavar="CONFIG_DIR",
-                       help="run 'postqueue -j' (optionally with -c CONFIG_DIR)")
-    group.add_argument("--exim", action="store_true", help="run 'exim -bp'")
-    group.add_argument("--sendmail", action="store_true", help="run 'mailq'")
-    group.add_argument("--opensmtpd", action="store_true", help="run 'smtpctl show queue'")
-    group.add_argument("--exchange", action="store_true",
-                       help="on Windows, run Get-Message through PowerShell")
+    for mta in Mta:
+        if mta is Mta.POSTFIX:  # the one with a configuration directory
+            group.add_argument("--postfix", nargs="?", const="", metavar="CONFIG_DIR", help=_SOURCE_HELP[mta])
+        else:
+            group.add_argument(f"--{mta.value}", action="store_true", help=_SOURCE_HELP[mta])
     parser.add_argument("--format", choices=sorted(formats.FORMATS), help="force the listing format")
     parser.add_argument("--timeout", default="60s", help="limit for the MTA command (default 60s)")
 
@@ -74,8 +83,8 @@ def queue_source(args: argparse.Namespace) -> formats.Source:
     mta = None
     config_dir = None
     if args.postfix is not None:
-        mta, config_dir = "postfix", args.postfix or None
-    for flag in api.QUEUE_MTAS:
-        if flag != "postfix" and getattr(args, flag, False):
-            mta = flag
+        mta, config_dir = Mta.POSTFIX, args.postfix or None
+    for other in Mta:
+        if other is not Mta.POSTFIX and getattr(args, other.value, False):
+            mta = other
     return api.queue_source(args.source, mta=mta, format=args.format, config_dir=config_dir, timeout=args.timeout)
