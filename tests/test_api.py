@@ -104,3 +104,12 @@ def test_demo_starts_the_lab_and_diagnoses_its_domain() -> None:
     assert result.card.scenario == "mx-servfail"
     expected = lab.load("mx-servfail").expect
     assert {v.mta: v.outcome.value for v in result.diagnosis.verdicts}.items() >= expected.verdicts.items()
+
+
+def test_mxdoctor_audit_is_the_function_even_when_the_subpackage_is_loaded_first() -> None:
+    import subprocess
+    import sys
+
+    code = "import mxdoctor.audit.run, mxdoctor; from mxdoctor.audit import judge; print(callable(mxdoctor.audit))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "True", out.stderr
