@@ -29,6 +29,7 @@ debs:
 test: $(BIN)/mxdoctor debs
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 test-fast: $(BIN)/mxdoctor
@@ -37,6 +38,7 @@ test-fast: $(BIN)/mxdoctor
 lint: $(BIN)/mxdoctor
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 docs: $(BIN)/mxdoctor
 	$(BIN)/mxdoctor checks --markdown > docs/checks.md

@@ -13,6 +13,7 @@ import pytest
 from mxdoctor import cli
 from mxdoctor.checks import _registry as registry
 from mxdoctor.diagnosis import Severity
+from mxdoctor.mta.models import MODELS
 from mxdoctor.report import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,10 +66,25 @@ def test_explain_missing_file(tmp_path: Path) -> None:
     assert proc.returncode == 3 and "No such file" in proc.stderr
 
 
-def test_unknown_mta_and_knob_are_input_errors() -> None:
-    assert run("diagnose", "example.com", "--mta", "qmail").returncode == 3
-    proc = run("diagnose", "example.com", "--knob", "postfix:nonsense")
-    assert proc.returncode == 3 and "no knob" in proc.stderr
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["--mta", "qmail"], f"unknown MTA model 'qmail' (known: {', '.join(MODELS)})"),
+        (["--knob", "postfix:nonsense"], "--knob postfix:nonsense: postfix has no knob 'nonsense' (known: "),
+        (["--knob", "qmail:x"], "--knob 'qmail:x': expected MTA:KNOB with MTA one of "),
+    ],
+    ids=["mta", "knob", "knob-mta"],
+)
+def test_unknown_mta_and_knob_are_input_errors_before_any_traffic(
+    argv: list[str], error: str, capsys: pytest.CaptureFixture[str], no_network: list[object]
+) -> None:
+    # The system view and the authoritative iteration stay on: without the check, the probe would
+    # send queries (which no_network records and refuses) and print a diagnosis, not this line.
+    code = cli.main(["diagnose", "example.com", *argv, "--timeout", "0.2", "--deadline", "2"])
+    err = capsys.readouterr().err
+    assert err.startswith(f"mxdoctor: {error}") and err.count("\n") == 1, err
+    assert code == 3
+    assert no_network == []
 
 
 def test_usage_errors_exit_3() -> None:

@@ -10,7 +10,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from mxdoctor.evidence import Evidence
+from mxdoctor.evidence import Evidence, ViewKind
 from mxdoctor.route import Route
 
 
@@ -145,6 +145,9 @@ def exit_status(
 
 @dataclass(frozen=True)
 class Diagnosis:
+    """What mxdoctor concludes about one mail domain: a verdict per MTA model, the findings (one per
+    fact), the route through each view, and the evidence it was all read from."""
+
     domain: str
     target: str
     verdicts: tuple[Verdict, ...]
@@ -154,10 +157,21 @@ class Diagnosis:
     evidence: Evidence
 
     @property
+    def untested(self) -> bool:
+        """Whether the probe could not test what it was asked: no verdict at all; for an audit, no
+        authoritative server answered, or nothing was probed and the route showed nothing wrong."""
+        outcomes = {v.outcome for v in self.verdicts}
+        if self.evidence.command != "audit":
+            return not outcomes
+        auth = next((v for v in self.evidence.views if v.kind is ViewKind.AUTHORITATIVE), None)
+        failing = bool({Decision.DEFER, Decision.BOUNCE} & outcomes)
+        return auth is None or not auth.reachable or (not self.evidence.audit and not failing)
+
+    @property
     def exit_code(self) -> int:
-        """The exit policy (``exit_status``) over this diagnosis; no verdict at all is untested."""
+        """The exit policy (``exit_status``) over this diagnosis."""
         outcomes = [v.outcome for v in self.verdicts]
-        return int(exit_status((f.severity for f in self.findings), outcomes=outcomes, untested=not outcomes))
+        return int(exit_status((f.severity for f in self.findings), outcomes=outcomes, untested=self.untested))
 
     def root_causes(self) -> list[Finding]:
         """The findings that make some MTA defer or bounce, worst first."""

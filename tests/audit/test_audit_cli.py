@@ -15,6 +15,7 @@ from mxdoctor import cli, evidence, lab
 from mxdoctor.audit import run
 from mxdoctor.checks import address
 from mxdoctor.dns import probeset
+from mxdoctor.mta.models import MODELS
 
 TIMEOUT = "0.3"
 
@@ -69,13 +70,22 @@ def test_json_and_saved_evidence_read_back_by_explain(tmp_path: Path, capsys: py
         ["audit", "example.com", "--dns-port", "70000"],
         ["audit", "example.com", "--timeout", "0"],
         ["audit", "example.com", "--root-hints", "/nonexistent/named.root"],
-        ["audit", "example.com", "--mta", "qmail"],
     ],
 )
 def test_bad_input_is_one_line_and_exit_3(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(argv) == 3
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and err.startswith("mxdoctor: ")
+
+
+def test_unknown_mta_is_one_line_before_any_traffic(
+    capsys: pytest.CaptureFixture[str], no_network: list[object]
+) -> None:
+    # Without the check the audit would iterate from the real root (refused here by no_network).
+    assert cli.main(["audit", "example.com", "--mta", "qmail", "--timeout", "0.2", "--deadline", "2"]) == 3
+    err = capsys.readouterr().err
+    assert err == f"mxdoctor: unknown MTA model 'qmail' (known: {', '.join(MODELS)})\n"
+    assert no_network == []
 
 
 def test_unreachable_root_is_unknown(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

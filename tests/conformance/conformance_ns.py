@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def serve(argv: list[str]) -> int:
-    from mxdoctor.lab import _cli as lab_cli
+    from mxdoctor.cli import lab as lab_cli
 
     parser = argparse.ArgumentParser(prog="mxdoctor")
     lab_cli.register(parser.add_subparsers(dest="command"))
@@ -25,13 +25,12 @@ def serve(argv: list[str]) -> int:
 
 
 def predict(card_path: str, knobs: list[str]) -> int:
-    from mxdoctor import analysis, api
+    from mxdoctor import analysis, api, report
 
     card = json.loads(Path(card_path).read_text(encoding="utf-8"))
     internal = [r for r in card["resolvers"] if r["name"] == "internal"]
-    ev = api.collect(
-        card["domains"][0],
-        resolvers=[f"{r['address']}:{r['port']}" for r in internal],
+    ev = api.collect(card["domains"][0], api.DiagnoseOptions(
+        resolvers=tuple(f"{r['address']}:{r['port']}" for r in internal),
         use_system=False,
         root_hints=card["root_hints"],
         dns_port=card["dns_port"],
@@ -39,12 +38,12 @@ def predict(card_path: str, knobs: list[str]) -> int:
         deadline=40.0,
         smtp=True,
         smtp_port=card["smtp_port"],
-    )
+    ))
     applied: dict[str, tuple[str, ...]] = {}
     for item in knobs:  # "mta=knob"; the knob itself may contain "=" (inet_protocols=ipv4)
         mta, _, knob = item.partition("=")
         applied[mta] = (*applied.get(mta, ()), knob)
-    out = analysis.to_dict(analysis.analyse(ev, knobs=applied), with_evidence=False)
+    out = report.data(report.Kind.DIAGNOSIS, analysis.analyse(ev, knobs=applied))
     print(json.dumps({"verdicts": out["verdicts"], "findings": [f["code"] for f in out["findings"]]}))
     return 0
 

@@ -16,15 +16,14 @@ def test_verdicts_hold_through_real_unbound(name: str) -> None:
     skip_unless_unbound_can_run()
     sc = scenario_mod.load(name)
     with lab_on_port_53(name) as card, running_unbound(card) as unbound:
-        ev = api.collect(
-            card.domains[0],
-            resolvers=[f"{unbound.address}:{unbound.port}"],
+        ev = api.collect(card.domains[0], api.DiagnoseOptions(
+            resolvers=(f"{unbound.address}:{unbound.port}",),
             use_system=False,
             root_hints=card.root_hints,
             dns_port=card.dns_port,
             timeout=2.0,
             deadline=30.0,
-        )
+        ))
     d = analysis.analyse(ev)
     verdicts = {v.mta: v.outcome.value for v in d.verdicts}
     assert verdicts == {**verdicts, **sc.expect.verdicts}, unbound.log_text()[-2000:]
@@ -42,15 +41,14 @@ def test_dropped_aaaa_through_unbound_is_a_timeout_and_exchange2013_defers() -> 
     fall back to A after a SERVFAIL. The verdict follows what the resolver really does."""
     skip_unless_unbound_can_run()
     with lab_on_port_53("aaaa-dropped") as card, running_unbound(card) as unbound:
-        ev = api.collect(
-            card.domains[0],
-            resolvers=[f"{unbound.address}:{unbound.port}"],
+        ev = api.collect(card.domains[0], api.DiagnoseOptions(
+            resolvers=(f"{unbound.address}:{unbound.port}",),
             use_system=False,
             root_hints=card.root_hints,
             dns_port=card.dns_port,
             timeout=1.0,
             deadline=30.0,
-        )
+        ))
     d = analysis.analyse(ev)
     internal = [lk for lk in ev.lookups if lk.view == "internal" and lk.server is None and lk.qtype == "AAAA"]
     assert internal and internal[0].outcome.value == "TIMEOUT"

@@ -66,7 +66,7 @@ def test_hostile_text_is_escaped() -> None:
 @pytest.mark.browser
 @pytest.mark.parametrize("lab", ["aaaa-servfail"], indirect=True)
 def test_seed_case_in_chromium(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    d = api.diagnose(lab.domains[0], **api.lab_options(lab), smtp=True)
+    d = api.diagnose(lab.domains[0], api.lab_options(lab, smtp=True))
     out = tmp_path / "report.html"
     out.write_text(html.render(d), encoding="utf-8")
     with open_browser() as driver:

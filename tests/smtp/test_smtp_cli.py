@@ -65,6 +65,7 @@ def test_ipv6_only_finds_nothing_to_probe_and_says_why(
     code, out = run_cli([lab.domains[0], *lab_args(lab), "-6", "--no-color"], capsys)
     assert code == 2
     assert "nothing to probe" in out and "SMTP_ADDRESS_NOT_PROBED" in out and "SERVFAIL" in out
+    assert codes.SMTP_NO_ADDRESS.code in out  # the DNS gives no IPv6 address: a finding, CRITICAL
 
 
 @pytest.mark.parametrize("lab", ["smtp-tempfail"], indirect=True)
@@ -180,10 +181,10 @@ def test_probe_evidence_fills_smtp_from_one_views_route(lab: lab_mod.Card) -> No
 def test_diagnose_with_smtp_ties_the_missing_ipv6_to_the_aaaa_servfail(lab: lab_mod.Card) -> None:
     from mxdoctor import analysis, api
 
-    ev = api.collect(
-        lab.domains[0], resolvers=[lab.resolver("internal").hostport], use_system=False, authoritative=False,
+    ev = api.collect(lab.domains[0], api.DiagnoseOptions(
+        resolvers=(lab.resolver("internal").hostport,), use_system=False, authoritative=False,
         dns_port=lab.dns_port, timeout=1.0, deadline=10.0, smtp=True, smtp_port=lab.smtp_port,
-    )
+    ))
     d = analysis.analyse(ev)
     by_code = {f.code: f for f in d.findings}
     ok = by_code[codes.SMTP_OK.code]
@@ -191,3 +192,37 @@ def test_diagnose_with_smtp_ties_the_missing_ipv6_to_the_aaaa_servfail(lab: lab_
     why = by_code[codes.SMTP_ADDRESS_NOT_PROBED.code]
     assert why.args["qtype"] == "AAAA" and why.args["rcode"] == "SERVFAIL"
     assert "AAAA_SERVFAIL" in by_code
+
+
+_RCPT_GREYLISTED = conversation(
+    b"220 t ESMTP\r\n", {b"EHLO": b"250 t\r\n", b"RCPT": b"451 4.7.1 greylisted, try again later\r\n"}
+)
+
+
+@pytest.mark.parametrize("scripted", [_RCPT_GREYLISTED], indirect=True)
+def test_a_deferred_recipient_is_an_error_and_exits_2(scripted: int, capsys: pytest.CaptureFixture[str]) -> None:
+    # Senders defer the mail: the finding is ERROR, and ERROR exits 2 as in every command.
+    argv = ["127.0.0.1", "--port", str(scripted), "--timeout", "1", "--rcpt", "a@example.com", "--json"]
+    code, out = run_cli(argv, capsys)
+    data = as_json(out)
+    assert code == 2 and data["exit_code"] == 2
+    (found,) = [f for f in data["findings"] if f["code"] == codes.RCPT_TEMPFAIL.code]
+    assert found["severity"] == "ERROR" and "greylisted" in found["message"]
+
+
+@pytest.mark.parametrize("lab", ["domain-nxdomain"], indirect=True)
+def test_no_address_in_the_dns_is_a_critical_finding(lab: lab_mod.Card, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run_cli([lab.domains[0], *lab_args(lab), "--json"], capsys)
+    data = as_json(out)
+    assert code == 2 and data["probes"] == []
+    (found,) = data["findings"]
+    assert found["code"] == codes.SMTP_NO_ADDRESS.code and found["severity"] == "CRITICAL"
+    assert "NXDOMAIN" in found["message"]
+
+
+def test_a_resolver_that_does_not_answer_leaves_it_untested(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port("127.0.0.1")  # nothing listens there: no reply comes
+    code, out = run_cli(["example.com", "--resolver", f"127.0.0.1:{port}", "--timeout", "0.5", "--json"], capsys)
+    data = as_json(out)
+    assert code == 3 and data["exit_code"] == 3
+    assert data["probes"] == [] and codes.SMTP_NO_ADDRESS.code not in {f["code"] for f in data["findings"]}

@@ -39,7 +39,7 @@ class Site:
         self.state = state.State(tmp / "state.sqlite")
         self.history = history.History(str(tmp / "state.sqlite"))
         probe = api.lab_options(card)
-        self.board = WatchBoard(self.history, lambda d: api.diagnose(d, **probe), ["internal (the lab's resolver)"])
+        self.board = WatchBoard(self.history, lambda d: api.diagnose(d, probe), ["internal (the lab's resolver)"])
         self.watcher = watch.Watcher(
             watch.WatchOptions(source=formats.Source(path=str(self.queue)), interval=1, alert_age=600),
             self.state, [], lambda d: api.summarise(self.board.diagnose(d)),

@@ -13,6 +13,8 @@ from mxdoctor.evidence import Outcome, SmtpProbe, SmtpStage
 
 # The view whose exchanger addresses were probed, as ``probe_evidence`` records it in Evidence.options.
 SMTP_VIEW_OPTION = "smtp_view"
+# The address family ``mxdoctor smtp -4/-6`` was limited to ("4" or "6"), when it was.
+SMTP_FAMILY_OPTION = "smtp_family"
 
 _SENDER_WAIT = (
     "Nothing to change on the sending side: the MTA keeps the mail queued and retries; if another MX "
@@ -156,7 +158,7 @@ RCPT_REJECTED = finding(
 )
 RCPT_TEMPFAIL = finding(
     "RCPT_TEMPFAIL",
-    Severity.WARNING,
+    Severity.ERROR,  # senders defer the mail: it is not delivered now
     Role.SMTP_ENVELOPE,
     "SMTP server defers the recipient",
     "{host} at {address} port {port} defers the recipient with {code}: {reply}",
@@ -186,6 +188,19 @@ SMTP_ADDRESS_NOT_PROBED = finding(
     sender="See the DNS findings for {host} {qtype}.",
     receiver="Fix the {qtype} lookup of {host} (see the DNS findings); then probe again.",
     rfcs=("RFC 5321 §5.1",),
+)
+SMTP_NO_ADDRESS = finding(
+    "SMTP_NO_ADDRESS",
+    Severity.CRITICAL,
+    Role.ROUTE_PERMANENT,
+    "No address to deliver to",
+    "{domain}: the DNS gives no address to probe ({detail}).",
+    "Every lookup was answered and none gave an address of the family asked for (no such name, no "
+    "data, a null MX, MX hosts without A or AAAA records, or SERVFAIL): there is no SMTP server to "
+    "send mail to, so senders bounce the mail or defer it until the DNS gives one.",
+    sender="Check the spelling of the domain or host; nothing on the sending side can reach it.",
+    receiver="Publish MX records for {domain} whose hosts have A or AAAA records (RFC 5321 §5.1).",
+    rfcs=("RFC 5321 §5.1", "RFC 7505"),
 )
 
 _QUIET = ("rset", "quit")  # a failed goodbye is no fault of delivery
@@ -309,3 +324,22 @@ def smtp_addresses_not_learnt(ctx: Context) -> Iterable[Finding]:
                 view=view,
                 rcode=rcode,
             )
+
+
+@check(SMTP_NO_ADDRESS)
+def smtp_nothing_to_probe(ctx: Context) -> Iterable[Finding]:
+    """``mxdoctor smtp`` probed nothing because the DNS gave no address (of the family asked for):
+    every lookup was answered, with no data or a failure code a sender defers on. A lookup that got
+    no reply at all leaves the target untested instead, and this finding is not emitted."""
+    ev = ctx.evidence
+    if ev.command != "smtp" or ev.smtp or not ev.lookups:
+        return
+    family = ev.options.get(SMTP_FAMILY_OPTION)
+    other = {"4": "AAAA", "6": "A"}.get(family or "")
+    answers = [lk for lk in ev.lookups if lk.server is None and lk.qtype != other]
+    if not answers or any(lk.outcome in (Outcome.TIMEOUT, Outcome.NETWORK_ERROR) for lk in answers):
+        return
+    if any(lk.records for lk in answers if lk.qtype in ("A", "AAAA") and lk.outcome is Outcome.NOERROR):
+        return
+    detail = "; ".join(f"{lk.qname.rstrip('.')} {lk.qtype} {lk.outcome.value}" for lk in answers)
+    yield SMTP_NO_ADDRESS.emit(ev.domain, seen=[Seen(answers[0].view)], domain=ev.domain, detail=detail)

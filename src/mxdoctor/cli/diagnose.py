@@ -1,16 +1,15 @@
-"""The diagnose, explain, checks and demo commands: arguments in, library call, renderer out."""
+"""The diagnose, explain, checks, models and demo commands: arguments in, ``api`` call, renderer out."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from mxdoctor import analysis, api, evidence
+from mxdoctor import api, report
+from mxdoctor.cli import _args
 from mxdoctor.diagnosis import Diagnosis
-from mxdoctor.errors import ConfigError, MxdoctorError
 from mxdoctor.mta.models import MODELS
-from mxdoctor.report import catalogue, text
+from mxdoctor.report import Kind, catalogue
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,8 +18,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="why mail to a domain is stuck: resolve it as each MTA does, through every view",
         description="Resolve DOMAIN as each MTA does (MX, A and AAAA of every exchanger) through the system "
         "or internal resolver, external resolvers and every authoritative server, compare the views, and "
-        "predict what each MTA does. Exit: 0 every MTA delivers, 1 warnings, 2 some MTA defers or "
-        "bounces, 3 unknown or input error.",
+        "predict what each MTA does. Exit: 0 OK, 1 WARNING, 2 CRITICAL (an ERROR or CRITICAL finding, "
+        "or some MTA defers or bounces), 3 UNKNOWN (not tested) or input error.",
     )
     p.add_argument("target", help="a mail domain or address (user@domain); IDNs accepted")
     _probe_args(p)
@@ -36,8 +35,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.set_defaults(func=run_explain)
 
     c = sub.add_parser("checks", help="list the catalogue of finding codes")
-    c.add_argument("--markdown", action="store_true", help="print docs/checks.md")
-    c.add_argument("--json", action="store_true", help="print the catalogue as JSON")
+    _args.add_output(c, Kind.CHECKS)
+    c.add_argument("--markdown", dest="output_format", action="store_const", const="markdown",
+                   help="the same as --format markdown (docs/checks.md)")
     c.set_defaults(func=run_checks)
 
     m = sub.add_parser("models", help="list the MTA behaviour models and their knobs")
@@ -70,49 +70,15 @@ def _probe_args(p: argparse.ArgumentParser) -> None:
 
 def _analysis_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("output")
-    g.add_argument("--mta", action="append", default=[], metavar="NAME",
-                   help=f"limit the verdicts to these MTA models ({', '.join(MODELS)}); repeatable")
-    g.add_argument("--knob", action="append", default=[], metavar="MTA:KNOB",
-                   help="evaluate an MTA with a setting, e.g. sendmail:WorkAroundBrokenAAAA")
-    g.add_argument("--json", action="store_true", help="print the diagnosis as JSON (docs/json.md)")
-    g.add_argument("--no-color", action="store_true", help="no colour (NO_COLOR is honoured too)")
+    _args.add_models(g)
+    _args.add_output(g, Kind.DIAGNOSIS)
     g.add_argument("--brief", action="store_true", help="leave out the resolution table")
 
 
-def _mtas(args: argparse.Namespace) -> list[str] | None:
-    names = [n.strip() for item in args.mta for n in item.split(",") if n.strip()]
-    return analysis.check_mtas(names) if names else None
-
-
-def _knobs(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
-    out: dict[str, tuple[str, ...]] = {}
-    for item in args.knob:
-        mta, sep, knob = item.partition(":")
-        model = MODELS.get(mta)
-        if not sep or model is None:
-            raise ConfigError(f"--knob {item!r}: expected MTA:KNOB with MTA one of {', '.join(MODELS)}")
-        if model.knob(knob) is None:
-            known = ", ".join(k.name for k in model.knobs) or "none"
-            raise ConfigError(f"--knob {item!r}: {mta} has no knob {knob!r} (known: {known})")
-        out[mta] = out.get(mta, ()) + (knob,)
-    return out
-
-
-def _render(d: Diagnosis, args: argparse.Namespace) -> int:
-    if args.json:
-        sys.stdout.write(analysis.dumps(d) + "\n")
-    else:
-        console = text.make_console(color=False if args.no_color else None)
-        text.render(d, console, show_table=not args.brief)
-    return d.exit_code
-
-
-def run_diagnose(args: argparse.Namespace) -> int:
-    mtas, knobs = _mtas(args), _knobs(args)
-    ev = api.collect(
-        args.target,
-        resolvers=args.resolver,
-        externals=args.external,
+def _options(args: argparse.Namespace) -> api.DiagnoseOptions:
+    return api.DiagnoseOptions(
+        resolvers=tuple(args.resolver),
+        externals=tuple(args.external),
         use_system=args.use_system,
         authoritative=args.authoritative,
         root_hints=args.root_hints,
@@ -122,30 +88,27 @@ def run_diagnose(args: argparse.Namespace) -> int:
         smtp=args.smtp,
         smtp_port=args.smtp_port,
     )
+
+
+def _emit(d: Diagnosis, args: argparse.Namespace) -> int:
+    kind = Kind.AUDIT if d.evidence.command == "audit" else Kind.DIAGNOSIS  # audit evidence: audit report
+    _args.emit(args, kind, d, brief=args.brief)
+    return d.exit_code
+
+
+def run_diagnose(args: argparse.Namespace) -> int:
+    d = api.diagnose(args.target, _options(args), mtas=_args.mtas(args), knobs=_args.knobs(args))
     if args.save_evidence:
-        try:
-            Path(args.save_evidence).write_text(evidence.dumps(ev) + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise MxdoctorError(f"--save-evidence {args.save_evidence}: {exc.strerror or exc}") from None
-    return _render(analysis.analyse(ev, mtas=mtas, knobs=knobs), args)
+        api.save_evidence(d.evidence, args.save_evidence)
+    return _emit(d, args)
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    d = api.explain(args.file, mtas=_mtas(args), knobs=_knobs(args))
-    if d.evidence.command == "audit":
-        from mxdoctor.cli import audit as audit_cli  # audit evidence gets the audit report
-
-        return audit_cli.emit(d, args)
-    return _render(d, args)
+    return _emit(api.explain(args.file, mtas=_args.mtas(args), knobs=_args.knobs(args)), args)
 
 
 def run_checks(args: argparse.Namespace) -> int:
-    if args.markdown:
-        sys.stdout.write(catalogue.markdown())
-    elif args.json:
-        sys.stdout.write(catalogue.json_text() + "\n")
-    else:
-        catalogue.table(text.make_console())
+    _args.emit(args, Kind.CHECKS, None)
     return 0
 
 
@@ -160,17 +123,10 @@ def run_models(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from mxdoctor import lab
-
-    mtas, knobs = _mtas(args), _knobs(args)
-    console = text.make_console(color=False if args.no_color else None)
-    with lab.running(args.scenario, port=args.port) as card:
-        if not card.domains:
-            raise MxdoctorError(f"scenario {args.scenario} names no mail domain")
-        if not args.json:
-            console.print(card.to_text(), highlight=False)
-            console.print()
-        ev = api.collect(card.domains[0], **api.lab_options(card), timeout=1.0, deadline=20.0, smtp=True)
-    d = analysis.analyse(ev, mtas=mtas, knobs=knobs)
-    _render(d, args)
+    result = api.demo(args.scenario, port=args.port, mtas=_args.mtas(args), knobs=_args.knobs(args))
+    if args.output_format == "text" and args.output is None:
+        console = report.make_console(color=False if args.no_color else None)
+        console.print(result.card.to_text(), highlight=False)
+        console.print()
+    _emit(result.diagnosis, args)
     return 0

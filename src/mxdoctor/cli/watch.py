@@ -11,7 +11,8 @@ import tomllib
 from functools import partial
 from typing import Any
 
-from mxdoctor.cli import queue as queue_cli
+from mxdoctor.cli import _args
+from mxdoctor.diagnosis import exit_status
 from mxdoctor.errors import ConfigError
 from mxdoctor.monitor import metrics as metrics_mod
 from mxdoctor.monitor import notify, state, watch
@@ -44,7 +45,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "oldest message passes --alert-age (with the deferral reason and, for DNS-class deferrals, the "
         "diagnosed root cause) and clear it when the domain drains. State survives restarts.",
     )
-    queue_cli.add_source_arguments(p)
+    _args.add_queue_source(p)
     p.set_defaults(timeout=None)
     p.add_argument("--config", help="TOML file with any of these options (command line wins)")
     p.add_argument("--interval", help="time between polls (default 60s)")
@@ -149,14 +150,14 @@ def _diagnoser(opts: dict[str, Any]) -> watch.Diagnoser | None:
         return fn  # type: ignore[no-any-return]
     from mxdoctor import api
 
-    kwargs: dict[str, Any] = {"deadline": parse_duration(opts["diagnose_deadline"]), "dns_port": opts["dns_port"]}
-    if opts["resolvers"]:
-        kwargs["resolvers"] = tuple(opts["resolvers"])
-    if opts["externals"]:
-        kwargs["externals"] = tuple(opts["externals"])
-    if opts["root_hints"]:
-        kwargs["root_hints"] = opts["root_hints"]
-    return partial(api.diagnose_summary, **kwargs)
+    options = api.DiagnoseOptions(
+        deadline=parse_duration(opts["diagnose_deadline"]),
+        dns_port=int(opts["dns_port"]),
+        resolvers=tuple(opts["resolvers"] or ()),
+        externals=tuple(opts["externals"] or ()),
+        root_hints=opts["root_hints"] or None,
+    )
+    return partial(api.diagnose_summary, options=options)
 
 
 def notifiers_from(opts: dict[str, Any]) -> list[notify.Notifier]:
@@ -187,7 +188,7 @@ def build(opts: dict[str, Any]) -> tuple[watch.Watcher, Any]:
     """The watcher and (if asked) the running metrics server, from merged options."""
     ns = argparse.Namespace(**{k: opts[k] for k in ("source", "postfix", "exim", "sendmail", "opensmtpd",
                                                      "exchange", "format", "timeout")})
-    source = queue_cli.source_from(ns)
+    source = _args.queue_source(ns)
     options = watch.WatchOptions(
         source=source,
         interval=parse_duration(opts["interval"]),
@@ -220,7 +221,9 @@ def run(args: argparse.Namespace) -> int:
         watcher.state.close()
         if server is not None:
             server.shutdown()
-    if opts["max_polls"] == 1 and last is not None and not last.ok:
+    # --once, as from cron: the one exit policy, UNKNOWN when the queue could not be read.
+    untested = opts["max_polls"] == 1 and last is not None and not last.ok
+    if untested:
+        assert last is not None
         print(f"mxdoctor: {last.error}", file=sys.stderr)
-        return 3  # --once, as from cron: the queue could not be read
-    return 0
+    return int(exit_status((), untested=untested))

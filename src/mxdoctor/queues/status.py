@@ -8,6 +8,7 @@ import enum
 import re
 from dataclasses import dataclass
 
+from mxdoctor.diagnosis import Severity, exit_status
 from mxdoctor.errors import ConfigError
 from mxdoctor.queues.classify import Category
 from mxdoctor.queues.shape import Shape
@@ -57,17 +58,21 @@ class Thresholds:
     crit_count: int | None = None
 
 
-def evaluate(shape: Shape, limits: Thresholds) -> Status:
-    """The status of the whole queue: its oldest message and its size against the thresholds."""
-    if not shape.readable:
-        return Status.UNKNOWN
+def severity(shape: Shape, limits: Thresholds) -> Severity | None:
+    """The queue's oldest message and size against the thresholds: CRITICAL, WARNING or None."""
     age = shape.total.oldest_age(shape.now) or 0.0
     count = shape.total.messages
     if age >= limits.crit_age or (limits.crit_count is not None and count >= limits.crit_count):
-        return Status.CRITICAL
+        return Severity.CRITICAL
     if age >= limits.warn_age or (limits.warn_count is not None and count >= limits.warn_count):
-        return Status.WARNING
-    return Status.OK
+        return Severity.WARNING
+    return None
+
+
+def evaluate(shape: Shape, limits: Thresholds) -> Status:
+    """The status of the whole queue through the one exit policy; nothing readable is UNKNOWN."""
+    found = severity(shape, limits)
+    return Status(exit_status([found] if found else [], untested=not shape.readable))
 
 
 def _opt(value: float | int | None) -> str:

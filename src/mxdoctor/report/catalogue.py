@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from typing import IO, Any
 
 from rich import box
 from rich.console import Console
@@ -10,6 +10,9 @@ from rich.table import Table
 
 from mxdoctor import diagnosis
 from mxdoctor.checks import _registry as registry
+from mxdoctor.report import _json
+from mxdoctor.report._common import make_console
+from mxdoctor.report._registry import Kind, Options, renderer
 
 
 def table(console: Console) -> None:
@@ -24,7 +27,7 @@ def table(console: Console) -> None:
 
 
 def json_text() -> str:
-    return json.dumps(
+    return _json.encode(
         [
             {
                 "code": s.code,
@@ -39,9 +42,7 @@ def json_text() -> str:
                 "rfcs": list(s.rfcs),
             }
             for s in registry.catalogue()
-        ],
-        indent=2,
-        ensure_ascii=False,
+        ]
     )
 
 
@@ -114,3 +115,21 @@ def models_markdown() -> str:
     lines += [f"- **{key}**: {text}" for key, text in sources().items()]
     lines.append("")
     return "\n".join(lines)
+
+
+# ``mxdoctor checks --format ...``: the result is ignored, the catalogue is the registry's.
+
+
+@renderer(Kind.CHECKS, "text")
+def write_text(result: Any, out: IO[str], options: Options) -> None:
+    table(make_console(out, color=options.color, width=options.width))
+
+
+@renderer(Kind.CHECKS, "json")
+def write_json(result: Any, out: IO[str], options: Options) -> None:
+    out.write(json_text() + "\n")
+
+
+@renderer(Kind.CHECKS, "markdown")
+def write_markdown(result: Any, out: IO[str], options: Options) -> None:
+    out.write(markdown())

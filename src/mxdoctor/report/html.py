@@ -7,7 +7,7 @@ Reads a Diagnosis, computes nothing; the picture of the mail path comes from ``_
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 import jinja2
 
@@ -16,9 +16,10 @@ from mxdoctor.checks import _registry as registry
 from mxdoctor.diagnosis import Diagnosis
 from mxdoctor.evidence import Outcome, ViewKind
 from mxdoctor.report import _mailpath
-from mxdoctor.report import text as text_report
+from mxdoctor.report import diagnose as text_report
+from mxdoctor.report import smtp as smtp_render
+from mxdoctor.report._registry import Kind, Options, renderer
 from mxdoctor.route import Question, fqdn
-from mxdoctor.smtp import render as smtp_render
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("mxdoctor.report", "templates"),
@@ -36,6 +37,13 @@ class _ResolutionRow:
     answer: str
     time: str
     failed: bool
+
+
+@renderer(Kind.DIAGNOSIS, "html")
+@renderer(Kind.AUDIT, "html")
+def write(d: Diagnosis, out: IO[str], options: Options) -> None:
+    """``--format html``: diagnose, explain and audit (its probes table comes with the evidence)."""
+    out.write(render(d))
 
 
 def render(d: Diagnosis) -> str:

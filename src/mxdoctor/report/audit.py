@@ -4,19 +4,23 @@ make of it; as rich text (80 columns, NO_COLOR honoured) or JSON. Reads a Diagno
 
 from __future__ import annotations
 
-import json
-from typing import Any
+from dataclasses import dataclass
+from typing import IO, Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mxdoctor import analysis, diagnosis, evidence
+from mxdoctor import diagnosis, evidence
 from mxdoctor.checks.audit import Judge, Result, Status
+from mxdoctor.diagnosis import Verdict
 from mxdoctor.dns import probeset
-from mxdoctor.evidence import AuditProbe, Evidence, Server, ViewKind
-from mxdoctor.report import text
+from mxdoctor.evidence import AuditProbe, Evidence, Server
+from mxdoctor.report import _json
+from mxdoctor.report import diagnose as diagnose_report
+from mxdoctor.report._common import FindingDoc, findings_doc, make_console
+from mxdoctor.report._registry import Kind, Options, renderer
 
 SCHEMA = "mxdoctor.audit"
 SCHEMA_VERSION = "1.0"
@@ -25,17 +29,6 @@ CELL_WIDTH = 14
 
 _STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.NO_ANSWER: "bold yellow"}
 _WORD = {Status.PASS: "ok", Status.FAIL: "FAIL", Status.NO_ANSWER: "--"}
-
-
-def exit_code(d: diagnosis.Diagnosis) -> int:
-    """The one exit policy (diagnosis.exit_status) over an audit."""
-    ev = d.evidence
-    auth = next((v for v in ev.views if v.kind is ViewKind.AUTHORITATIVE), None)
-    outcomes = [v.outcome for v in d.verdicts]
-    failing = {diagnosis.Decision.DEFER, diagnosis.Decision.BOUNCE} & set(outcomes)
-    # No server answered, or nothing was probed and the route itself showed nothing wrong.
-    untested = auth is None or not auth.reachable or (not ev.audit and not failing)
-    return int(diagnosis.exit_status((f.severity for f in d.findings), outcomes=outcomes, untested=untested))
 
 
 def zones(ev: Evidence) -> list[tuple[str, list[Server]]]:
@@ -66,6 +59,16 @@ def _rows(judge: Judge, zone: str) -> dict[str, dict[str, Result]]:
         if r.probe.zone == zone:
             rows.setdefault(row_label(r.probe), {})[r.probe.server.address] = r
     return rows
+
+
+def results(ev: Evidence) -> list[Result]:
+    """Every probe of the audit, judged (the one place the renderers reach the audit's judgement)."""
+    return Judge(ev).results
+
+
+def word(r: Result) -> str:
+    """What a matrix cell says before the RCODE: ``ok``, ``FAIL`` or ``--`` (no answer)."""
+    return _WORD[r.status]
 
 
 def cell(r: Result | None) -> Text:
@@ -115,51 +118,85 @@ def render(d: diagnosis.Diagnosis, console: Console) -> None:
     console.print(Text("ok = expected answer, FAIL = wrong answer, -- = no answer; each with the RCODE. "
                        "See docs/audit.md for what each probe expects.", style="dim"))
     console.print()
-    text._findings(d, console)
+    diagnose_report._findings(d, console)
     console.print(Text("What it means for senders", style="bold italic"))
-    console.print(Text(text.headline(d), style="bold"))
-    text._verdicts(d, console)
-    console.print(Text(f"exit status {exit_code(d)}", style="dim"))
+    console.print(Text(diagnose_report.headline(d), style="bold"))
+    diagnose_report._verdicts(d, console)
+    console.print(Text(f"exit status {d.exit_code}", style="dim"))
 
 
-def to_dict(d: diagnosis.Diagnosis) -> dict[str, Any]:
+@renderer(Kind.AUDIT, "text")
+def write_text(d: diagnosis.Diagnosis, out: IO[str], options: Options) -> None:
+    render(d, make_console(out, color=options.color, width=options.width))
+
+
+@dataclass(frozen=True)
+class ZoneDoc:
+    zone: str
+    servers: tuple[Server, ...]
+
+
+@dataclass(frozen=True)
+class ProbeDoc:
+    """One probe sent to one server address, as judged."""
+
+    probe: str
+    zone: str
+    qname: str
+    qtype: str
+    server: str | None
+    address: str
+    status: str
+    rcode: str
+    detail: str
+    code: str
+    exchanges: tuple[int, ...]
+
+    @classmethod
+    def of(cls, r: Result) -> ProbeDoc:
+        return cls(
+            probe=r.probe.name,
+            zone=r.probe.zone,
+            qname=r.probe.qname,
+            qtype=r.exchange.qtype if r.exchange else probeset.BY_NAME[r.probe.name].qtype,
+            server=r.probe.server.name,
+            address=r.probe.server.address,
+            status=r.status.value,
+            rcode=r.rcode,
+            detail=r.detail,
+            code=r.spec.code if r.spec is not None and not r.ok else "",
+            exchanges=r.probe.exchanges,
+        )
+
+
+@dataclass(frozen=True)
+class AuditDoc:
+    """The JSON form (docs/audit.md)."""
+
+    schema: str
+    version: str
+    domain: str
+    target: str
+    exit_code: int
+    zones: tuple[ZoneDoc, ...]
+    probes: tuple[ProbeDoc, ...]
+    findings: tuple[FindingDoc, ...]
+    verdicts: tuple[Verdict, ...]
+    evidence: dict[str, Any]
+
+
+@_json.document(Kind.AUDIT)
+def document(d: diagnosis.Diagnosis) -> AuditDoc:
     ev = d.evidence
-    judge = Judge(ev)
-    diagnosis = analysis.to_dict(d, with_evidence=False)
-    return {
-        "schema": SCHEMA,
-        "version": SCHEMA_VERSION,
-        "domain": d.domain,
-        "target": d.target,
-        "exit_code": exit_code(d),
-        "zones": [
-            {
-                "zone": zone,
-                "servers": [{"name": s.name, "address": s.address, "port": s.port} for s in servers],
-            }
-            for zone, servers in zones(ev)
-        ],
-        "probes": [
-            {
-                "probe": r.probe.name,
-                "zone": r.probe.zone,
-                "qname": r.probe.qname,
-                "qtype": r.exchange.qtype if r.exchange else probeset.BY_NAME[r.probe.name].qtype,
-                "server": r.probe.server.name,
-                "address": r.probe.server.address,
-                "status": r.status.value,
-                "rcode": r.rcode,
-                "detail": r.detail,
-                "code": r.spec.code if r.spec is not None and not r.ok else "",
-                "exchanges": list(r.probe.exchanges),
-            }
-            for r in judge.results
-        ],
-        "findings": diagnosis["findings"],
-        "verdicts": diagnosis["verdicts"],
-        "evidence": evidence.to_dict(ev),
-    }
-
-
-def dumps(d: diagnosis.Diagnosis) -> str:
-    return json.dumps(to_dict(d), indent=2, ensure_ascii=False)
+    return AuditDoc(
+        schema=SCHEMA,
+        version=SCHEMA_VERSION,
+        domain=d.domain,
+        target=d.target,
+        exit_code=d.exit_code,
+        zones=tuple(ZoneDoc(zone, tuple(servers)) for zone, servers in zones(ev)),
+        probes=tuple(ProbeDoc.of(r) for r in Judge(ev).results),
+        findings=findings_doc(d.findings),
+        verdicts=d.verdicts,
+        evidence=evidence.to_dict(ev),
+    )

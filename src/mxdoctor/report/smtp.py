@@ -1,18 +1,31 @@
-"""Rendering of SMTP probes for a terminal: one table of stages per address, then its TLS facts.
-
-Readable at 80 columns and without colour; the servers' words are printed as plain text, never
-interpreted as markup. Used by ``mxdoctor smtp`` and available to the diagnose report.
+"""SMTP probes for a terminal (one table of stages per address, then its TLS facts; also part of the
+diagnose report) and the ``mxdoctor smtp`` result as text and JSON. The servers' words are printed
+as plain text, never interpreted as markup.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.console import Console, Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from mxdoctor import evidence
+from mxdoctor.diagnosis import Severity
 from mxdoctor.evidence import SmtpProbe, SmtpStage, TlsInfo
+from mxdoctor.report import _json
+from mxdoctor.report._common import FindingDoc, findings_doc, make_console
+from mxdoctor.report._registry import Kind, Options, renderer
+
+if TYPE_CHECKING:
+    from mxdoctor.api import SmtpResult
+
+SCHEMA = "mxdoctor.smtp"
+# 1.1: findings carry `reproduce` and `exchanges` too, as in every other JSON output.
+SCHEMA_VERSION = "1.1"
 
 # Longest server text shown per stage line; the evidence (and --json) keeps the whole reply.
 SHOWN = 160
@@ -97,3 +110,61 @@ def render(probes: Iterable[SmtpProbe], console: Console) -> None:
         if i:
             console.print()
         console.print(probe_block(p))
+
+
+_STYLE = {
+    Severity.CRITICAL: "bold red",
+    Severity.ERROR: "red",
+    Severity.WARNING: "yellow",
+    Severity.NOTICE: "cyan",
+    Severity.INFO: "green",
+}
+
+
+@renderer(Kind.SMTP, "text")
+def write_text(r: SmtpResult, out: IO[str], options: Options) -> None:
+    console = make_console(out, color=options.color, width=options.width)
+    if r.note:
+        console.print(Text(r.note))
+        console.print()
+    if not r.evidence.smtp:
+        console.print(Text("nothing to probe: no address was found", style="bold red"))
+    render(r.evidence.smtp, console)
+    if r.findings:
+        console.print()
+    for f in r.findings:
+        line = Text()
+        line.append(f"{f.severity.value:<8} ", style=_STYLE[f.severity])
+        line.append(f"{f.code}  ", style="bold")
+        line.append(f.message)
+        console.print(line)
+        if f.severity.rank >= Severity.WARNING.rank and f.remediation.receiver:
+            console.print(Text(f"         receiving side: {f.remediation.receiver}", style="dim"))
+
+
+@dataclass(frozen=True)
+class SmtpDoc:
+    """The JSON form (docs/smtp.md): every stage of every address, the findings, the exit code."""
+
+    schema: str
+    version: str
+    target: str
+    exit_code: int
+    note: str | None
+    probes: tuple[SmtpProbe, ...]
+    findings: tuple[FindingDoc, ...]
+    evidence: dict[str, Any]
+
+
+@_json.document(Kind.SMTP)
+def document(r: SmtpResult) -> SmtpDoc:
+    return SmtpDoc(
+        schema=SCHEMA,
+        version=SCHEMA_VERSION,
+        target=r.target,
+        exit_code=r.exit_code,
+        note=r.note,
+        probes=r.evidence.smtp,
+        findings=findings_doc(r.findings),
+        evidence=evidence.to_dict(r.evidence),
+    )

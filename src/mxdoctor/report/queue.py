@@ -1,15 +1,22 @@
-"""Text (rich) and JSON renderings of a queue shape for ``mxdoctor queue``."""
+"""Text (rich), JSON and Nagios renderings of a queue shape for ``mxdoctor queue``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from mxdoctor.queues import status as status_mod
 from mxdoctor.queues.shape import BUCKET_LABELS, DomainShape, Shape
 from mxdoctor.queues.status import Status, Thresholds, format_age
+from mxdoctor.report import _json
+from mxdoctor.report._common import make_console
+from mxdoctor.report._registry import Kind, Options, renderer
+
+if TYPE_CHECKING:
+    from mxdoctor.api import QueueReport
 
 SCHEMA = "mxdoctor.queue"
 SCHEMA_VERSION = "1.0"
@@ -111,3 +118,19 @@ def _print_malformed(console: Console, shape: Shape) -> None:
         console.print(f"{shape.malformed} malformed line(s) skipped; first:", highlight=False)
         for m in shape.malformed_examples:
             console.print(f"  {m}", highlight=False, markup=False, overflow="ellipsis", no_wrap=True)
+
+
+@renderer(Kind.QUEUE, "text")
+def write_text(r: QueueReport, out: IO[str], options: Options) -> None:
+    console = make_console(out, color=options.color, width=options.width)
+    print_text(console, r.shape, source=r.source, fmt=r.format, status=r.status, top=r.top)
+
+
+@_json.document(Kind.QUEUE)
+def document(r: QueueReport) -> dict[str, Any]:
+    return to_json(r.shape, source=r.source, fmt=r.format, status=r.status, limits=r.limits, top=r.top)
+
+
+@renderer(Kind.QUEUE, "nagios")
+def write_nagios(r: QueueReport, out: IO[str], options: Options) -> None:
+    out.write(status_mod.nagios(r.shape, r.limits, r.status, r.source) + "\n")

@@ -1,20 +1,29 @@
-"""The terminal report of a diagnosis: verdicts first, then findings with evidence, then the
-resolution table. Readable at 80 columns and without colour (NO_COLOR)."""
+"""A diagnosis as text and JSON: the terminal report (verdicts first, then findings with evidence,
+then the resolution table; readable at 80 columns and without colour) and the documented JSON form.
+"""
 
 from __future__ import annotations
 
-from typing import IO
+from dataclasses import dataclass
+from typing import IO, Any
 
 from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from mxdoctor import diagnosis
+from mxdoctor import diagnosis, evidence
 from mxdoctor.checks import _registry as registry
-from mxdoctor.diagnosis import Decision, Diagnosis, Finding, Severity
-from mxdoctor.evidence import Lookup, ViewKind
-from mxdoctor.route import Question, fqdn
+from mxdoctor.diagnosis import Decision, Diagnosis, Finding, Severity, Verdict
+from mxdoctor.evidence import Lookup, Outcome, ViewKind
+from mxdoctor.report import _json
+from mxdoctor.report import smtp as smtp_report
+from mxdoctor.report._common import FindingDoc, findings_doc, make_console, project
+from mxdoctor.report._registry import Kind, Options, renderer
+from mxdoctor.route import Exchanger, Question, Route, fqdn
+
+SCHEMA = "mxdoctor.diagnosis"
+SCHEMA_VERSION = "1.0"
 
 _OUTCOME_STYLE = {
     Decision.DELIVER: "bold green",
@@ -29,19 +38,6 @@ _SEVERITY_STYLE = {
     Severity.NOTICE: "cyan",
     Severity.INFO: "green",
 }
-
-
-def make_console(
-    file: IO[str] | None = None, *, color: bool | None = None, width: int | None = None
-) -> Console:
-    return Console(
-        file=file,
-        no_color=(color is False) or None,
-        highlight=False,
-        width=width,
-        soft_wrap=False,
-        emoji=False,
-    )
 
 
 def headline(d: Diagnosis) -> str:
@@ -80,10 +76,8 @@ def render(d: Diagnosis, console: Console, *, show_table: bool = True) -> None:
     _verdicts(d, console)
     _findings(d, console)
     if ev.smtp:
-        from mxdoctor.smtp import render as smtp_render
-
         console.print(Text("SMTP probe, stage by stage", style="bold italic"))
-        smtp_render.render(ev.smtp, console)
+        smtp_report.render(ev.smtp, console)
         console.print()
     if show_table:
         _resolution(d, console)
@@ -164,13 +158,20 @@ def _time(d: Diagnosis, lk: Lookup) -> str:
     return f"{total * 1000:.0f} ms" if xs else ""
 
 
-def _resolution(d: Diagnosis, console: Console) -> None:
-    table = Table(title="Resolution (each question, where it was asked, what came back)", title_justify="left",
-                  box=box.SIMPLE_HEAD)
-    table.add_column("asked")
-    table.add_column("result", no_wrap=True)
-    table.add_column("answer")
-    table.add_column("time", justify="right", no_wrap=True)
+@dataclass(frozen=True)
+class ResolutionRow:
+    """One line of the resolution table: a question's first row names it, the others where it was asked."""
+
+    question: str  # "mx.example.com AAAA" on the first row of each question, else ""
+    where: str  # the view, or "  ns1.example.net 192.0.2.1" for one server
+    outcome: Outcome
+    answer: str
+    time: str
+
+
+def resolution_rows(d: Diagnosis) -> list[ResolutionRow]:
+    """Each question, where it was asked and what came back, questions in route order; a resolver
+    view's one server is left out when it says exactly what the view says."""
     order = {v.name: i for i, v in enumerate(d.evidence.views)}
     lookups = sorted(
         d.evidence.lookups,
@@ -178,6 +179,7 @@ def _resolution(d: Diagnosis, console: Console) -> None:
                         lk.server is not None, str(lk.server)),
     )
     summaries = {(lk.view, lk.qname, lk.qtype): lk for lk in lookups if lk.server is None}
+    rows: list[ResolutionRow] = []
     last = None
     for lk in lookups:
         view = d.evidence.view(lk.view)
@@ -186,17 +188,29 @@ def _resolution(d: Diagnosis, console: Console) -> None:
             if same is not None and (same.outcome, same.records) == (lk.outcome, lk.records):
                 continue  # a resolver view's one server says what the view says
         q = f"{lk.qname.rstrip('.')} {lk.qtype}"
-        if q != last:
-            table.add_row(Text(q, style="bold"), "", "", "")
-            last = q
         if lk.server is None:
             where = lk.view
         else:
             name = (lk.server.name or "").rstrip(".")
             host = f"[{lk.server.address}]" if ":" in lk.server.address else lk.server.address
             where = f"  {name} {host}".rstrip() if name else f"  {host}"
-        style = "green" if lk.outcome.is_answer else "red"
-        table.add_row(where, Text(lk.outcome.value, style=style), _answer(lk), _time(d, lk))
+        rows.append(ResolutionRow(q if q != last else "", where, lk.outcome, _answer(lk), _time(d, lk)))
+        last = q
+    return rows
+
+
+def _resolution(d: Diagnosis, console: Console) -> None:
+    table = Table(title="Resolution (each question, where it was asked, what came back)", title_justify="left",
+                  box=box.SIMPLE_HEAD)
+    table.add_column("asked")
+    table.add_column("result", no_wrap=True)
+    table.add_column("answer")
+    table.add_column("time", justify="right", no_wrap=True)
+    for row in resolution_rows(d):
+        if row.question:
+            table.add_row(Text(row.question, style="bold"), "", "", "")
+        style = "green" if row.outcome.is_answer else "red"
+        table.add_row(row.where, Text(row.outcome.value, style=style), row.answer, row.time)
     console.print(table)
 
 
@@ -204,3 +218,64 @@ def _qorder(d: Diagnosis, q: Question) -> tuple[int, str, str]:
     if q.qtype == "MX":
         return (0, q.qname, q.qtype)
     return (1, q.qname, "0" if q.qtype == "A" else q.qtype)
+
+
+@renderer(Kind.DIAGNOSIS, "text")
+def write_text(d: Diagnosis, out: IO[str], options: Options) -> None:
+    render(d, make_console(out, color=options.color, width=options.width), show_table=not options.brief)
+
+
+# The documented JSON form (docs/json.md), as typed data that the one encoder (report._json) writes.
+
+@dataclass(frozen=True)
+class ExchangerDoc:
+    host: str
+    preference: int
+    implicit: bool
+    a: Outcome | None
+    aaaa: Outcome | None
+    addresses: tuple[str, ...]
+
+    @classmethod
+    def of(cls, x: Exchanger) -> ExchangerDoc:
+        return project(cls, x, a=x.a.outcome if x.a else None, aaaa=x.aaaa.outcome if x.aaaa else None)
+
+
+@dataclass(frozen=True)
+class RouteDoc:
+    kind: str
+    exchangers: tuple[ExchangerDoc, ...]
+
+    @classmethod
+    def of(cls, r: Route) -> RouteDoc:
+        return cls(kind=r.kind.value, exchangers=tuple(ExchangerDoc.of(x) for x in r.exchangers))
+
+
+@dataclass(frozen=True)
+class DiagnosisDoc:
+    schema: str
+    version: str
+    domain: str
+    target: str
+    exit_code: int
+    reference_view: str | None
+    verdicts: tuple[Verdict, ...]
+    findings: tuple[FindingDoc, ...]
+    routes: dict[str, RouteDoc]
+    evidence: dict[str, Any]
+
+
+@_json.document(Kind.DIAGNOSIS)
+def document(d: Diagnosis) -> DiagnosisDoc:
+    return DiagnosisDoc(
+        schema=SCHEMA,
+        version=SCHEMA_VERSION,
+        domain=d.domain,
+        target=d.target,
+        exit_code=d.exit_code,
+        reference_view=d.reference,
+        verdicts=d.verdicts,
+        findings=findings_doc(d.findings),
+        routes={name: RouteDoc.of(r) for name, r in d.routes.items()},
+        evidence=evidence.to_dict(d.evidence),
+    )
