@@ -110,6 +110,6 @@ def test_mxdoctor_audit_is_the_function_even_when_the_subpackage_is_loaded_first
     import subprocess
     import sys
 
-    code = "import mxdoctor.audit.run, mxdoctor; from mxdoctor.audit import judge; print(callable(mxdoctor.audit))"
+    code = "import mxdoctor.audit.run, mxdoctor; from mxdoctor.audit import probes; print(callable(mxdoctor.audit))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.strip() == "True", out.stderr

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         queue_source,
         read_queue,
         save_evidence,
+        summarise,
     )
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "queue_source",
     "read_queue",
     "save_evidence",
+    "summarise",
 ]
 
 

@@ -8,7 +8,7 @@ import enum
 from dataclasses import dataclass
 
 from mxdoctor.dns import wire
-from mxdoctor.dns.exchange import QueryShape
+from mxdoctor.dns.wire import QueryShape
 from mxdoctor.evidence import Transport
 
 UNKNOWN_TYPE = "TYPE65534"  # private-use type (RFC 6895 §3.1): never assigned, so always unknown

@@ -8,15 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import dns.wire
+
+from mxdoctor.evidence import Transport
 
 EDNS_PAYLOAD = 1232  # the DNS flag day 2020 size: fits any path MTU without fragments
 
@@ -133,3 +137,44 @@ def section_text(section: list[dns.rrset.RRset]) -> tuple[str, ...]:
     for rrset in section:
         lines.extend(rrset.to_text().splitlines())
     return tuple(lines)
+
+
+Z_FLAG = 0x0040  # the header's Z bit (RFC 1035 §4.1.1: must be zero); dnspython has no name for it
+
+
+@dataclass(frozen=True)
+class QueryShape:
+    """One query as a probe wants it on the wire, sent as given: no EDNS fallback and no TCP on
+    truncation, only one resend of the same query on UDP silence (a lost datagram is no fault)."""
+
+    transport: Transport = Transport.UDP
+    rd: bool = False
+    edns: int | None = 0  # EDNS version, None for no OPT record
+    payload: int = EDNS_PAYLOAD
+    do: bool = False
+    ednsflags: int = 0  # EDNS flag bits besides DO
+    options: tuple[tuple[int, bytes], ...] = ()  # EDNS options as (code, data)
+    opcode: int = 0
+    z: bool = False  # the header's reserved Z bit
+    udp_attempts: int = 2
+
+    def encode(self, ident: int, qname: str, qtype: str) -> bytes:
+        """The query's bytes; ``qname`` keeps its letter case."""
+        msg = dns.message.make_query(
+            dns.name.from_text(qname),
+            dns.rdatatype.RdataType.make(qtype),
+            use_edns=self.edns if self.edns is not None else False,
+            payload=self.payload,
+            want_dnssec=self.do,
+            ednsflags=self.ednsflags,
+            options=[dns.edns.GenericOption(dns.edns.OptionType.make(c), d) for c, d in self.options] or None,
+            id=ident,
+        )
+        if not self.rd:
+            msg.flags &= ~dns.flags.RD
+        if self.z:
+            msg.flags |= Z_FLAG
+        if self.opcode:
+            msg.set_opcode(dns.opcode.Opcode.make(self.opcode))
+        data: bytes = msg.to_wire()
+        return data
