@@ -131,8 +131,12 @@ def load_file(path: str) -> dict[str, tuple[Any, str]]:
         raise ConfigError(f"{path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
-    raw = _loader.parse_toml(text, source=path, error=ConfigError)
-    raw = _normalise(raw)
+    return from_data(_loader.parse_toml(text, source=path, error=ConfigError), path)
+
+
+def from_data(data: dict[str, Any], path: str) -> dict[str, tuple[Any, str]]:
+    """The options of a parsed config file (``path`` names it in errors); see ``load_file``."""
+    raw = _normalise(data)
     try:
         parsed = _loader.convert(raw, WatchFile, source=path, error=ConfigError)
     except ConfigError as exc:
@@ -222,10 +226,14 @@ class Settings:
     verbose: bool
 
 
-def merge(config: str | None, command_line: Mapping[str, Any], environ: Mapping[str, str]) -> Settings:
-    """Defaults, then the file, then the command line (values that are not None or empty), checked."""
+def merge(config: str | dict[str, tuple[Any, str]] | None, command_line: Mapping[str, Any],
+          environ: Mapping[str, str]) -> Settings:
+    """Defaults, then the file (a path, or what ``from_data`` made of one), then the command line
+    (values that are not None or empty), checked."""
     values: dict[str, tuple[Any, str]] = {k: (v, f"default {k}") for k, v in DEFAULTS.items()}
-    if config:
+    if isinstance(config, dict):
+        values.update(config)
+    elif config:
         values.update(load_file(config))
     given = {k: v for k, v in command_line.items() if k in DEFAULTS and v is not None and v != [] and v != ()}
     if any(given.get(k) is not None and given.get(k) is not False for k in _SOURCE_KEYS):
