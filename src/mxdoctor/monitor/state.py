@@ -121,20 +121,14 @@ def default_path(environ: dict[str, str] | None = None) -> Path:
 
 
 def _writable_dir(path: Path) -> bool:
-    """True if ``path`` is (or can be made) a directory this process may create files in."""
+    """True if ``path`` is a directory this process may create files in, or its nearest existing
+    ancestor is one (so that it can be made)."""
     probe = path
     while not probe.exists():
         if probe.parent == probe:
             return False
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        return False
-    if probe != path:
-        try:
-            path.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError:
-            return False
-    return True
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
 
 
 class State:
