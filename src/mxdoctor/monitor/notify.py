@@ -80,6 +80,7 @@ def run_bounded(coro: Coroutine[Any, Any, T], timeout: float) -> T:
             for task in pending:
                 task.cancel()
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(asyncio.sleep(0))  # the closes and aborts scheduled last
         loop.close()
 
 
@@ -186,10 +187,12 @@ class EmailNotifier:
         smtp = aiosmtplib.SMTP(hostname=self.relay, port=self.port, use_tls=self.tls == "implicit",
                                start_tls=False, tls_context=context, timeout=self.timeout)
         await smtp.connect()
+        transports = [smtp.transport]
         try:
             await smtp.ehlo()
             if self.tls == "starttls" and smtp.supports_extension("starttls"):
                 await smtp.starttls(tls_context=context)
+                transports.append(smtp.transport)
                 await smtp.ehlo()
             secure = smtp.get_transport_info("sslcontext") is not None
             if not secure and (self.require_tls or (self.username and not self.allow_plaintext)):
@@ -202,4 +205,10 @@ class EmailNotifier:
             with contextlib.suppress(aiosmtplib.SMTPException):
                 await smtp.quit()
         finally:
+            transports.append(smtp.transport)
             smtp.close()
+            for transport in transports:
+                if isinstance(transport, asyncio.Transport):
+                    # A TLS close waits for the peer's close_notify, which this private loop will not wait
+                    # for once the send is over: abort, so the socket is closed now.
+                    transport.abort()
