@@ -314,3 +314,33 @@ def test_old_events_are_pruned_but_alert_state_kept(tmp_path: Path, webhook: Web
     assert w.poll().raised == []  # still firing: no second alert although its event was forgotten
     assert w.state.db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
     assert len(webhook.bodies) == 1 and w.state.firing() == {"stuck.example"}
+
+
+def test_a_slow_diagnosis_does_not_hold_the_poll_and_is_not_started_twice(tmp_path: Path) -> None:
+    import threading
+
+    release = threading.Event()
+    calls: list[str] = []
+
+    def slow(domain: str) -> dict[str, Any]:
+        calls.append(domain)
+        release.wait(30)
+        return {"domain": domain, "root_cause": "AAAA_SERVFAIL"}
+
+    clock = Clock(1_800_000_000.0)
+    write_queue(tmp_path / "queue.jsonl", clock.now, [("a@stuck.example", 7200, DNS)])
+    options = watch.WatchOptions(source=formats.Source(path=str(tmp_path / "queue.jsonl")), alert_age=1800,
+                                 diagnose_wait=0.3)
+    w = watch.Watcher(options, state.State(tmp_path / "s.sqlite"), [], slow, clock=clock)
+    started = time.monotonic()
+    first = w.poll()
+    assert first.raised == ["stuck.example"] and first.diagnosed == [] and time.monotonic() - started < 5
+    clock.now += 120
+    assert w.poll().diagnosed == [] and calls == ["stuck.example"]  # still running: not started again
+    release.set()
+    wait_for(lambda: not w._in_flight, 10, "the diagnosis to finish")
+    clock.now += 120
+    late = w.poll()
+    assert late.diagnosed == ["stuck.example"]
+    assert w.state.last_diagnosis("stuck.example") == {
+        "domain": "stuck.example", "root_cause": "AAAA_SERVFAIL", "diagnosed_at": "2027-01-15T08:04:00+00:00"}

@@ -90,6 +90,7 @@ class Courier:
             return "idle", None
         now = self.clock()
         if head.next_at is not None and head.next_at > now:
+            self._report(self.state.backlog(self.name))
             return "waiting", head.next_at - now
         event = head.event
         self.state.attempt(event.id, self.name)
@@ -173,6 +174,9 @@ class Watcher:
         self._background = False  # True while courier threads deliver (run() as a daemon)
         self._threads: list[threading.Thread] = []
         self._busy: threading.Thread | None = None  # a poll cut off by a signal, still running
+        self._diagnosed: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
+        self._in_flight: set[str] = set()  # domains being diagnosed, maybe past an earlier poll's wait
+        self._diagnosis_lock = threading.Lock()
 
     # -- one poll -------------------------------------------------------------------------------
     def poll(self) -> PollResult:
@@ -256,6 +260,12 @@ class Watcher:
         out: dict[str, dict[str, Any]] = {}
         if self.diagnoser is None:
             return out
+        while True:  # results that came in after an earlier poll stopped waiting for them
+            try:
+                domain, summary = self._diagnosed.get_nowait()
+            except queue.Empty:
+                break
+            self._store_diagnosis(domain, summary, now, result)
         every = self.options.diagnose_every or self.options.interval
         todo: list[str] = []
         for d in dns_domains:
@@ -269,24 +279,33 @@ class Watcher:
                 if previous is not None:
                     out[d.domain] = previous
         for domain, summary in self._run_diagnoses(todo):
-            summary.setdefault("diagnosed_at", datetime.fromtimestamp(now, UTC).isoformat())
-            self.state.store_diagnosis(domain, summary, now)
+            self._store_diagnosis(domain, summary, now, result)
             out[domain] = summary
-            result.diagnosed.append(domain)
         return out
 
+    def _store_diagnosis(self, domain: str, summary: dict[str, Any], now: float, result: PollResult) -> None:
+        summary.setdefault("diagnosed_at", datetime.fromtimestamp(now, UTC).isoformat())
+        self.state.store_diagnosis(domain, summary, now)
+        result.diagnosed.append(domain)
+
     def _run_diagnoses(self, todo: list[str]) -> list[tuple[str, dict[str, Any]]]:
-        """Run the diagnoser on daemon threads; give up waiting after ``diagnose_wait`` or on a signal.
+        """Run the diagnoser on daemon threads; wait at most ``diagnose_wait`` (or until a signal).
 
         Daemon threads, not an executor: a diagnosis that runs on must not keep the process from exiting.
+        One that outlives the wait is not started again while it runs; its result, when it comes, is
+        taken by a later poll.
         """
-        if not todo or self.diagnoser is None:
-            return []
+        out: list[tuple[str, dict[str, Any]]] = []
+        if self.diagnoser is None:
+            return out
         diagnoser = self.diagnoser
+        with self._diagnosis_lock:
+            room = max(0, 4 * max(1, self.options.diagnose_workers) - len(self._in_flight))
+            todo = [d for d in todo if d not in self._in_flight][:room]
+            self._in_flight.update(todo)
         work: queue.SimpleQueue[str] = queue.SimpleQueue()
         for domain in todo:
             work.put(domain)
-        done: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
 
         def worker() -> None:
             while True:
@@ -298,23 +317,26 @@ class Watcher:
                     summary = dict(diagnoser(domain))
                 except Exception as exc:  # noqa: BLE001 - a failed diagnosis is reported, never fatal
                     summary = {"domain": domain, "error": f"{type(exc).__name__}: {exc}"}
-                done.put((domain, summary))
+                with self._diagnosis_lock:
+                    self._in_flight.discard(domain)
+                self._diagnosed.put((domain, summary))
 
         for i in range(min(len(todo), max(1, self.options.diagnose_workers))):
             threading.Thread(target=worker, name=f"watch-diagnosis-{i}", daemon=True).start()
         deadline = time.monotonic() + self.options.diagnose_wait
-        out: list[tuple[str, dict[str, Any]]] = []
-        while len(out) < len(todo) and not self.stop_event.is_set():
+        waiting = set(todo)
+        while waiting and not self.stop_event.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
-                late = sorted(set(todo) - {d for d, _ in out})
                 log.warning("diagnosis of %s still running after %gs; this poll goes on without it",
-                            ", ".join(late), self.options.diagnose_wait)
+                            ", ".join(sorted(waiting)), self.options.diagnose_wait)
                 break
             try:
-                out.append(done.get(timeout=min(left, 0.2)))
+                domain, summary = self._diagnosed.get(timeout=min(left, 0.2))
             except queue.Empty:
                 continue
+            waiting.discard(domain)
+            out.append((domain, summary))
         return out
 
     # -- delivery -------------------------------------------------------------------------------
