@@ -65,7 +65,10 @@ class LogNotifier:
     name: str = "log"
 
     def send(self, payload: dict[str, Any]) -> None:
-        print(f"mxdoctor watch: {headline(payload)}", file=self.stream, flush=True)
+        try:
+            print(f"mxdoctor watch: {headline(payload)}", file=self.stream, flush=True)
+        except (OSError, ValueError) as exc:  # a closed or broken stdout: the line waits in the outbox
+            raise NotifyError(f"log: {exc}") from None
 
 
 def run_bounded(coro: Coroutine[Any, Any, T], timeout: float) -> T:

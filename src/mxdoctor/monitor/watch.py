@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -402,6 +403,9 @@ class Watcher:
         def target() -> None:
             try:
                 box.append(self.poll())
+            except sqlite3.Error as exc:  # a full disk, a file changed under us: the next poll tries again
+                log.warning("poll failed: state file %s: %s", self.state.path, exc)
+                box.append(PollResult(ok=False, error=f"state file {self.state.path}: {exc}"))
             except BaseException as exc:  # noqa: BLE001 - handed to the main thread, raised there
                 failure.append(exc)
 
