@@ -12,7 +12,7 @@ import pytest
 
 from mxdoctor import cli
 from mxdoctor.checks import _registry as registry
-from mxdoctor.checks._registry import Severity
+from mxdoctor.diagnosis import Severity
 from mxdoctor.report import catalogue
 
 ROOT = Path(__file__).resolve().parent.parent

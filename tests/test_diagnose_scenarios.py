@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mxdoctor import analysis, api, evidence, lab
+from mxdoctor import analysis, api, diagnosis, evidence, lab
 from mxdoctor.checks import _registry as registry
 from mxdoctor.lab import scenario as scenario_mod
 
@@ -20,7 +20,7 @@ def collect(card: lab.Card) -> evidence.Evidence:
     return api.collect(card.domains[0], **api.lab_options(card), timeout=0.5, deadline=20.0, smtp=True)
 
 
-def assert_expectations(sc: scenario_mod.Scenario, d: analysis.Diagnosis) -> None:
+def assert_expectations(sc: scenario_mod.Scenario, d: diagnosis.Diagnosis) -> None:
     codes = {f.code for f in d.findings}
     known = {s.code for s in registry.catalogue()}
     for code in (*sc.expect.findings, *sc.expect.forbidden):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mxdoctor import api
-from mxdoctor.mta.verdict import Decision
+from mxdoctor.diagnosis import Decision
 
 DATA = Path(__file__).parent / "data" / "evidence"
 

@@ -7,52 +7,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from mxdoctor import _codec, evidence
 from mxdoctor.checks import _registry as registry
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import Finding, Severity
+from mxdoctor.diagnosis import Diagnosis, Severity
 from mxdoctor.evidence import Evidence, ViewKind
 from mxdoctor.mta import verdict as verdict_mod
 from mxdoctor.mta.models import MODELS
-from mxdoctor.mta.verdict import Decision, Verdict
-from mxdoctor.route import Route
 
 SCHEMA = "mxdoctor.diagnosis"
 SCHEMA_VERSION = "1.0"
-
-EXIT_OK, EXIT_WARNING, EXIT_CRITICAL, EXIT_UNKNOWN = 0, 1, 2, 3
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    domain: str
-    target: str
-    verdicts: tuple[Verdict, ...]
-    findings: tuple[Finding, ...]
-    routes: dict[str, Route]
-    reference: str | None
-    evidence: Evidence
-
-    @property
-    def exit_code(self) -> int:
-        """0 every modelled MTA delivers, 1 warnings only, 2 some MTA defers or bounces, 3 unknown."""
-        outcomes = {v.outcome for v in self.verdicts}
-        if outcomes & {Decision.DEFER, Decision.BOUNCE}:
-            return EXIT_CRITICAL
-        if Decision.UNKNOWN in outcomes or not self.verdicts:
-            return EXIT_UNKNOWN
-        if any(f.severity.rank >= Severity.WARNING.rank for f in self.findings):
-            return EXIT_WARNING
-        return EXIT_OK
-
-    def root_causes(self) -> list[Finding]:
-        """The findings that make some MTA defer or bounce, worst first."""
-        failing = (Decision.DEFER, Decision.BOUNCE)
-        codes = {c for v in self.verdicts if v.outcome in failing for c in v.because}
-        return [f for f in self.findings if f.code in codes]
 
 
 def analyse(

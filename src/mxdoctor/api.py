@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from mxdoctor import analysis, evidence, probe, route
-from mxdoctor.analysis import Diagnosis
+from mxdoctor.diagnosis import Decision, Diagnosis
 from mxdoctor.errors import EvidenceError
 from mxdoctor.evidence import ViewKind
-from mxdoctor.mta.verdict import Decision
 
 
 def collect(
@@ -110,7 +109,11 @@ def explain(path: str | Path, **kwargs: Any) -> Diagnosis:
 
 def diagnose_summary(domain: str, **probe_options: Any) -> dict[str, Any]:
     """A short summary for alerts: root cause, who defers, and the fix for each side."""
-    d = diagnose(domain, **probe_options)
+    return summarise(diagnose(domain, **probe_options))
+
+
+def summarise(d: Diagnosis) -> dict[str, Any]:
+    """The short form of a diagnosis that alerts and the dashboard carry."""
     causes = d.root_causes() or [f for f in d.findings if f.severity.rank >= 2]
     cause = causes[0] if causes else None
     return {

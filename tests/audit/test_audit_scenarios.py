@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from mxdoctor import analysis, evidence, lab
+from mxdoctor import analysis, diagnosis, evidence, lab
 from mxdoctor.audit import report, run
 from mxdoctor.checks import _registry as registry
 from mxdoctor.checks import address, audit, mx, nameserver
-from mxdoctor.checks._registry import Severity
+from mxdoctor.diagnosis import Severity
 from mxdoctor.lab import scenario as scenario_mod
 
 TIMEOUT = 0.3
@@ -100,7 +100,7 @@ def test_recorded_audit_evidence_replays_offline(path: Path) -> None:
     assert_audit(path.stem, d)
 
 
-def assert_audit(name: str, d: analysis.Diagnosis) -> None:
+def assert_audit(name: str, d: diagnosis.Diagnosis) -> None:
     want, status = TABLE[name]
     found = {f.code for f in d.findings if f.severity.rank >= Severity.NOTICE.rank}
     assert found == want, f"{name}: missing {sorted(want - found)}, unexpected {sorted(found - want)}"

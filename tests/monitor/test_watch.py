@@ -19,8 +19,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from watch_helpers import WebhookReceiver, wait_for, write_queue
 
+from mxdoctor.cli import watch as watch_cli
 from mxdoctor.errors import ConfigError
-from mxdoctor.monitor import _cli as watch_cli
 from mxdoctor.monitor import config as watch_config
 from mxdoctor.monitor import metrics, notify, state, watch
 from mxdoctor.queues import formats

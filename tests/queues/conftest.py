@@ -28,4 +28,4 @@ def queue_commands_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Build the CLI with the queue and watch commands only, so these tests depend on nothing else."""
     from mxdoctor import cli
 
-    monkeypatch.setattr(cli, "COMMAND_MODULES", ("mxdoctor.queues._cli", "mxdoctor.monitor._cli"))
+    monkeypatch.setattr(cli, "COMMAND_MODULES", ("mxdoctor.cli.queue", "mxdoctor.cli.watch"))

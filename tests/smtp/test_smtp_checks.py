@@ -26,7 +26,8 @@ from mxdoctor import evidence
 from mxdoctor.checks import _registry as registry
 from mxdoctor.checks import smtp as codes
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import Finding, FindingSpec
+from mxdoctor.checks._registry import FindingSpec
+from mxdoctor.diagnosis import Finding
 from mxdoctor.smtp import probe
 
 FAST = probe.Timeouts(connect=1.0, greeting=1.0, command=1.0, total=6.0)

@@ -15,8 +15,8 @@ from smtp_servers import Script, conversation, free_port, scripted_server
 
 from mxdoctor import lab as lab_mod
 from mxdoctor.checks import smtp as codes
+from mxdoctor.cli import smtp as _cli
 from mxdoctor.errors import MxdoctorError
-from mxdoctor.smtp import _cli
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

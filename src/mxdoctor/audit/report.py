@@ -12,12 +12,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from mxdoctor import analysis, evidence
+from mxdoctor import analysis, diagnosis, evidence
 from mxdoctor.audit import probes
 from mxdoctor.audit.judge import Judge, Result, Status
-from mxdoctor.checks._registry import Severity
 from mxdoctor.evidence import AuditProbe, Evidence, Server, ViewKind
-from mxdoctor.mta.verdict import Decision
 from mxdoctor.report import text
 
 SCHEMA = "mxdoctor.audit"
@@ -29,22 +27,15 @@ _STYLE = {Status.PASS: "green", Status.FAIL: "bold red", Status.NO_ANSWER: "bold
 _WORD = {Status.PASS: "ok", Status.FAIL: "FAIL", Status.NO_ANSWER: "--"}
 
 
-def exit_code(d: analysis.Diagnosis) -> int:
-    """0 OK, 1 warnings, 2 errors or some MTA defers/bounces, 3 nothing could be audited."""
+def exit_code(d: diagnosis.Diagnosis) -> int:
+    """The one exit policy (diagnosis.exit_status) over an audit."""
     ev = d.evidence
     auth = next((v for v in ev.views if v.kind is ViewKind.AUTHORITATIVE), None)
-    if auth is None or not auth.reachable:
-        return analysis.EXIT_UNKNOWN
-    ranks = [f.severity.rank for f in d.findings]
-    if any(v.outcome in (Decision.DEFER, Decision.BOUNCE) for v in d.verdicts):
-        return analysis.EXIT_CRITICAL
-    if any(r >= Severity.ERROR.rank for r in ranks):
-        return analysis.EXIT_CRITICAL
-    if any(r >= Severity.WARNING.rank for r in ranks):
-        return analysis.EXIT_WARNING
-    if not ev.audit:
-        return analysis.EXIT_UNKNOWN
-    return analysis.EXIT_OK
+    outcomes = [v.outcome for v in d.verdicts]
+    failing = {diagnosis.Decision.DEFER, diagnosis.Decision.BOUNCE} & set(outcomes)
+    # No server answered, or nothing was probed and the route itself showed nothing wrong.
+    untested = auth is None or not auth.reachable or (not ev.audit and not failing)
+    return int(diagnosis.exit_status((f.severity for f in d.findings), outcomes=outcomes, untested=untested))
 
 
 def zones(ev: Evidence) -> list[tuple[str, list[Server]]]:
@@ -103,7 +94,7 @@ def matrix(judge: Judge, zone: str, servers: list[Server], console: Console) -> 
         console.print(table)
 
 
-def render(d: analysis.Diagnosis, console: Console) -> None:
+def render(d: diagnosis.Diagnosis, console: Console) -> None:
     ev = d.evidence
     judge = Judge(ev)
     console.print(Text(f"mxdoctor audit {ev.target}", style="bold"))
@@ -131,7 +122,7 @@ def render(d: analysis.Diagnosis, console: Console) -> None:
     console.print(Text(f"exit status {exit_code(d)}", style="dim"))
 
 
-def to_dict(d: analysis.Diagnosis) -> dict[str, Any]:
+def to_dict(d: diagnosis.Diagnosis) -> dict[str, Any]:
     ev = d.evidence
     judge = Judge(ev)
     diagnosis = analysis.to_dict(d, with_evidence=False)
@@ -170,5 +161,5 @@ def to_dict(d: analysis.Diagnosis) -> dict[str, Any]:
     }
 
 
-def dumps(d: analysis.Diagnosis) -> str:
+def dumps(d: diagnosis.Diagnosis) -> str:
     return json.dumps(to_dict(d), indent=2, ensure_ascii=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import Seen
+from mxdoctor.diagnosis import Seen
 from mxdoctor.evidence import Lookup, Outcome
 from mxdoctor.route import Question
 

@@ -7,36 +7,19 @@ findings with ``spec.emit(...)``, which fails loudly when a template argument is
 
 from __future__ import annotations
 
-import enum
 import importlib
 import pkgutil
 import string
 import sys
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from mxdoctor.diagnosis import Finding, Remedy, Seen, Severity
 
 if TYPE_CHECKING:
     from mxdoctor.checks._context import Context
 
-
-class Severity(enum.StrEnum):
-    """How bad a finding is. CRITICAL: mail cannot be delivered by any sender. ERROR: some senders
-    defer or bounce, or a standard is broken in a way that makes them. WARNING: works today but is
-    fragile or against a SHOULD. NOTICE: worth knowing. INFO: a check ran and found things well."""
-
-    CRITICAL = "CRITICAL"
-    ERROR = "ERROR"
-    WARNING = "WARNING"
-    NOTICE = "NOTICE"
-    INFO = "INFO"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-
-_RANK = {Severity.CRITICAL: 4, Severity.ERROR: 3, Severity.WARNING: 2, Severity.NOTICE: 1, Severity.INFO: 0}
 
 # The closed vocabulary of template arguments (STYLE rule 3).
 VOCABULARY: Mapping[str, str] = {
@@ -62,41 +45,6 @@ VOCABULARY: Mapping[str, str] = {
     "detail": "a detail in words",
     "count": "a number",
 }
-
-
-@dataclass(frozen=True)
-class Seen:
-    """One place a fact was observed: a view, and the server there when it was one server."""
-
-    view: str
-    server: str | None = None
-    detail: str | None = None
-
-    def __str__(self) -> str:
-        return f"{self.view} ({self.server})" if self.server else self.view
-
-
-@dataclass(frozen=True)
-class Remedy:
-    sender: str = ""
-    receiver: str = ""
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One fact, with every (view, server) that shows it, and what each side should change."""
-
-    code: str
-    severity: Severity
-    subject: str  # what it is about: "mx.example.com. AAAA", "example.com.", "ns1.example.net. 192.0.2.1"
-    title: str
-    message: str
-    seen: tuple[Seen, ...] = ()
-    remediation: Remedy = Remedy()
-    reproduce: tuple[str, ...] = ()  # commands (dig ...) that show the fact, with what they returned
-    rfcs: tuple[str, ...] = ()
-    args: dict[str, str] = field(default_factory=dict)
-    exchanges: tuple[int, ...] = ()
 
 
 def _fields(template: str) -> set[str]:

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 
 from mxdoctor.checks._common import failing_places, outcome_text, with_result
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import Finding, FindingSpec, Seen, Severity, check, finding
+from mxdoctor.checks._registry import FindingSpec, check, finding
+from mxdoctor.diagnosis import Finding, Seen, Severity
 from mxdoctor.evidence import Lookup, Outcome
 from mxdoctor.route import Question
 

@@ -14,7 +14,8 @@ from mxdoctor.audit import probes
 from mxdoctor.audit.judge import Judge, Result, Status
 from mxdoctor.checks import address, mx, nameserver
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import Finding, FindingSpec, Seen, Severity, check, finding
+from mxdoctor.checks._registry import FindingSpec, check, finding
+from mxdoctor.diagnosis import Finding, Seen, Severity
 from mxdoctor.evidence import AuditProbe, Exchange, Outcome, Server
 
 AUDIT_VIEW = "authoritative"

@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from mxdoctor.checks._common import failing_places, outcome_text, with_result
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import Finding, Seen, Severity, check, finding
+from mxdoctor.checks._registry import check, finding
+from mxdoctor.diagnosis import Finding, Seen, Severity
 from mxdoctor.evidence import Outcome
 from mxdoctor.route import Question, RouteKind
 

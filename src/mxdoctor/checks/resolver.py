@@ -6,7 +6,8 @@ from collections.abc import Iterable
 
 from mxdoctor.checks._common import outcome_text, records_key
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import Finding, Seen, Severity, check, finding
+from mxdoctor.checks._registry import check, finding
+from mxdoctor.diagnosis import Finding, Seen, Severity
 from mxdoctor.evidence import ViewKind
 
 RESOLVER_UNREACHABLE = finding(

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import Finding, FindingSpec, Seen, Severity, check, finding
+from mxdoctor.checks._registry import FindingSpec, check, finding
+from mxdoctor.diagnosis import Finding, Seen, Severity
 from mxdoctor.evidence import Outcome, SmtpProbe, SmtpStage
 
 # The view whose exchanger addresses were probed, as ``probe_evidence`` records it in Evidence.options.

@@ -171,6 +171,9 @@ def running(
     lab (default: 53 when root and free, else a free high port); ``smtp_port`` likewise (25 or high).
     Raises ScenarioError for a malformed scenario and LabError when the servers cannot start.
     """
+    if os.name != "posix":
+        # The lab binds many 127.0.0.x addresses and locks files the POSIX way; Windows has neither.
+        raise LabError("the lab needs a POSIX host (Linux, BSD or macOS); diagnose, audit, queue and watch do not")
     lab = Lab(resolve_scenario(scenario), port=port, smtp_port=smtp_port)
     card = lab.start()
     try:

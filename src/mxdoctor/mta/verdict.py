@@ -5,47 +5,13 @@ Pure: reads a Route (through the view that MTA uses), the findings and the SMTP 
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from mxdoctor.checks._registry import Finding
+from mxdoctor.diagnosis import Alternative, Decision, Finding, Verdict
 from mxdoctor.evidence import Lookup, Outcome, SmtpProbe
 from mxdoctor.mta.models import MODELS, Failure, MtaModel, OnFailure, OnNxdomain
 from mxdoctor.route import Exchanger, Route, RouteKind
-
-
-class Decision(enum.StrEnum):
-    DELIVER = "deliver"
-    DEFER = "defer"
-    BOUNCE = "bounce"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True)
-class Alternative:
-    """'With this change, it delivers': a knob and the outcome it leads to."""
-
-    knob: str
-    outcome: Decision
-    how: str
-    text: str
-
-
-@dataclass(frozen=True)
-class Verdict:
-    mta: str
-    title: str
-    outcome: Decision
-    status: str  # enhanced status code (RFC 3463), "" when delivering
-    text: str  # what the MTA would log
-    because: tuple[str, ...] = ()  # finding codes that cause it
-    view: str = ""  # the view the MTA's lookups went through
-    knobs: tuple[str, ...] = ()  # knobs applied
-    host: str | None = None  # the exchanger used or that failed
-    alternatives: tuple[Alternative, ...] = ()
-    notes: tuple[str, ...] = ()
-
 
 _DNS_STATUS = {
     Outcome.SERVFAIL: "ServerFailure",

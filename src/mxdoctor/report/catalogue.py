@@ -8,6 +8,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from mxdoctor import diagnosis
 from mxdoctor.checks import _registry as registry
 
 
@@ -51,7 +52,7 @@ def markdown() -> str:
         "Codes never change once released. Severities (overridable by profile):",
         "",
     ]
-    doc = registry.Severity.__doc__ or ""
+    doc = diagnosis.Severity.__doc__ or ""
     lines += [doc.strip().replace("\n    ", " "), ""]
     lines += ["| code | severity | family | title |", "|---|---|---|---|"]
     specs = registry.catalogue()

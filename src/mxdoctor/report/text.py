@@ -10,11 +10,10 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from mxdoctor.analysis import Diagnosis
+from mxdoctor import diagnosis
 from mxdoctor.checks import _registry as registry
-from mxdoctor.checks._registry import Finding, Severity
+from mxdoctor.diagnosis import Decision, Diagnosis, Finding, Severity
 from mxdoctor.evidence import Lookup, ViewKind
-from mxdoctor.mta.verdict import Decision
 from mxdoctor.route import Question, fqdn
 
 _OUTCOME_STYLE = {
@@ -145,7 +144,7 @@ def _finding(f: Finding, console: Console) -> None:
     console.print()
 
 
-def _seen(s: registry.Seen) -> str:
+def _seen(s: diagnosis.Seen) -> str:
     out = s.view + (f" {s.server}" if s.server else "")
     return out + (f": {s.detail}" if s.detail else "")
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from mxdoctor import analysis, evidence
+from mxdoctor import analysis, diagnosis, evidence
 from mxdoctor.audit import report, run
 from mxdoctor.errors import ConfigError, MxdoctorError
 from mxdoctor.mta.models import MODELS
@@ -60,7 +60,7 @@ def run_audit(args: argparse.Namespace) -> int:
     return emit(analysis.analyse(ev, mtas=mtas), args)
 
 
-def emit(d: analysis.Diagnosis, args: argparse.Namespace) -> int:
+def emit(d: diagnosis.Diagnosis, args: argparse.Namespace) -> int:
     """Print an audit diagnosis as the arguments ask (also used by ``explain`` for audit evidence)."""
     if getattr(args, "json", False):
         sys.stdout.write(report.dumps(d) + "\n")

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from mxdoctor import analysis, api, evidence
-from mxdoctor.analysis import Diagnosis
+from mxdoctor.diagnosis import Diagnosis
 from mxdoctor.errors import ConfigError, MxdoctorError
 from mxdoctor.mta.models import MODELS
 from mxdoctor.report import catalogue, text
@@ -133,7 +133,7 @@ def run_diagnose(args: argparse.Namespace) -> int:
 def run_explain(args: argparse.Namespace) -> int:
     d = api.explain(args.file, mtas=_mtas(args), knobs=_knobs(args))
     if d.evidence.command == "audit":
-        from mxdoctor.audit import _cli as audit_cli  # audit evidence gets the audit report
+        from mxdoctor.cli import audit as audit_cli  # audit evidence gets the audit report
 
         return audit_cli.emit(d, args)
     return _render(d, args)

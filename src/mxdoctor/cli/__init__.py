@@ -1,6 +1,6 @@
 """Command line: parse arguments, call the library, render. Nothing else lives here.
 
-Each command family registers its sub-commands from its own ``_cli`` module, so adding a command
+One module per command family in this package registers its sub-commands, so adding a command
 touches one file; every MxdoctorError becomes one line on stderr and exit status 3.
 """
 
@@ -19,12 +19,13 @@ EXIT_UNKNOWN = 3
 
 # Modules that provide ``register(subparsers)``; each sets ``func`` on its parsers.
 COMMAND_MODULES = (
-    "mxdoctor.report._cli",  # diagnose, explain, checks, demo
-    "mxdoctor.audit._cli",  # audit
-    "mxdoctor.smtp._cli",  # smtp
-    "mxdoctor.queues._cli",  # queue
-    "mxdoctor.monitor._cli",  # watch
-    "mxdoctor.lab._cli",  # lab list / lab serve
+    "mxdoctor.cli.diagnose",  # diagnose, explain, checks, models, demo
+    "mxdoctor.cli.audit",  # audit
+    "mxdoctor.cli.smtp",  # smtp
+    "mxdoctor.cli.queue",  # queue
+    "mxdoctor.cli.watch",  # watch
+    "mxdoctor.cli.lab",  # lab list / show / serve
+    "mxdoctor.cli.exchange",  # exchange-collector
 )
 
 

@@ -10,10 +10,10 @@ import sys
 from functools import partial
 from typing import Any
 
+from mxdoctor.cli import queue as queue_cli
 from mxdoctor.errors import ConfigError
 from mxdoctor.monitor import config, state, watch
 from mxdoctor.monitor import metrics as metrics_mod
-from mxdoctor.queues import _cli as queue_cli
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

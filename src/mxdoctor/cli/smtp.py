@@ -21,7 +21,7 @@ from mxdoctor import _codec, evidence, route
 from mxdoctor import probe as dns_probe
 from mxdoctor.checks import _registry as registry
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import Finding, Severity
+from mxdoctor.diagnosis import Finding, Severity
 from mxdoctor.dns.exchange import Engine, Recorder
 from mxdoctor.errors import ConfigError, InvalidTarget
 from mxdoctor.smtp import probe, render
