@@ -95,6 +95,18 @@ def test_a_state_of_the_first_schema_is_adopted(tmp_path: Path) -> None:
     assert [e.id for e in adopted.pending("webhook")] == [clear.id]
 
 
+def test_a_file_the_history_made_first_is_adopted(tmp_path: Path) -> None:
+    from mxdoctor.monitor import history
+
+    path = tmp_path / "watch.sqlite"
+    kept = history.History(str(path))
+    kept.record(1.0, [history.Sample("deferred", "a.example", 1, 60.0)])
+    kept.close()
+    adopted = state.State(path)
+    assert adopted.fresh_start is None and not list(tmp_path.glob("*.corrupt-*"))
+    assert adopted.db.execute("SELECT COUNT(*) FROM history").fetchone()[0] == 1
+
+
 def test_a_state_path_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(ConfigError, match="state directory"):

@@ -73,6 +73,8 @@ CREATE TABLE IF NOT EXISTS diagnoses (
 """
 
 _V1_TABLES = {"alerts", "events", "deliveries", "diagnoses"}
+# Tables that other parts of the watch keep in the same file (monitor.history): not a foreign database.
+_SHARED_TABLES = {"history", "reports"}
 
 
 @dataclass(frozen=True)
@@ -201,7 +203,7 @@ class State:
             return
         if app_id != 0:
             raise NotAState(f"application id {app_id:#x}")
-        if not tables:
+        if tables <= _SHARED_TABLES:
             self._initialise(db, 0)
             return
         if _V1_TABLES <= tables:
