@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from watch_helpers import FlakyReceiver, wait_for, write_queue
+from watch_helpers import FlakyReceiver, WebhookReceiver, wait_for, write_queue
 
 from mxdoctor.monitor import metrics, notify, state, watch
 from mxdoctor.queues import formats
@@ -266,3 +266,30 @@ def test_down_trickling_up_and_ten_kill_9s_deliver_everything_once_in_order(
     assert len(ids) - len(first_seen) <= kills, ids
     print(f"delivered {len(first_seen)} events ({len(ids) - len(first_seen)} resent), {receiver.trickled} trickled "
           f"sends, {kills} kills, {time.monotonic() - began:.1f}s")
+
+
+def test_an_event_id_cannot_inject_a_header(webhook: WebhookReceiver) -> None:
+    hostile = "a.example\r\nX-Injected: yes#e.1:alert"
+    notify.WebhookNotifier(webhook.url, timeout=5).send({"id": hostile, "event": "alert", "domain": "a.example"})
+    (headers,) = webhook.headers
+    assert "X-Injected" not in headers and headers["Idempotency-Key"] == "a.example??X-Injected: yes#e.1:alert"
+    assert webhook.bodies[0]["id"] == hostile  # the body, JSON, carries it as it is
+
+
+def test_a_notifier_that_raises_anything_keeps_its_event(tmp_path: Path) -> None:
+    class Broken:
+        name = "broken"
+        calls = 0
+
+        def send(self, payload: dict[str, object]) -> None:
+            Broken.calls += 1
+            if Broken.calls == 1:
+                raise KeyError("surprise")
+
+    clock = Clock(1_800_000_000.0)
+    write_queue(tmp_path / "queue.jsonl", clock.now, [("m@a.example", STUCK, CONN)])
+    options = watch.WatchOptions(source=formats.Source(path=str(tmp_path / "queue.jsonl")), alert_age=1800)
+    w = watch.Watcher(options, state.State(tmp_path / "s.sqlite"), [Broken()], clock=clock)
+    assert w.poll().failed == 1 and w.backlog() == {"broken": 1}
+    clock.now += 60
+    assert w.poll().sent == 1 and w.backlog() == {"broken": 0}

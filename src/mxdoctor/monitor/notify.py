@@ -99,7 +99,9 @@ class WebhookNotifier:
     def send(self, payload: dict[str, Any]) -> None:
         body = json.dumps({"text": headline(payload), **payload}, default=str).encode()
         try:
-            status = run_bounded(self._post(body, str(payload.get("id", ""))), self.timeout)
+            # The id names a domain from a queue listing: no byte of it may end the header line early.
+            event_id = "".join(ch if " " <= ch < "\x7f" else "?" for ch in str(payload.get("id", "")))
+            status = run_bounded(self._post(body, event_id), self.timeout)
         except TimeoutError:
             raise NotifyError(f"webhook did not answer within {self.timeout:g}s") from None
         except ssl.SSLError as exc:

@@ -97,7 +97,9 @@ class Courier:
         self.state.attempt(event.id, self.name)
         try:
             self.notifier.send(event.payload)
-        except NotifyError as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever a notifier raises, the event stays and is retried
+            if not isinstance(exc, NotifyError):
+                exc = NotifyError(f"{type(exc).__name__}: {exc}")
             delay = self.backoff(head.attempts + 1)
             self._last_error = str(exc)
             self.state.mark_failed(event.id, self.name, str(exc), self.clock() + delay)
