@@ -293,3 +293,12 @@ def test_a_notifier_that_raises_anything_keeps_its_event(tmp_path: Path) -> None
     assert w.poll().failed == 1 and w.backlog() == {"broken": 1}
     clock.now += 60
     assert w.poll().sent == 1 and w.backlog() == {"broken": 0}
+
+
+def test_the_log_line_escapes_terminal_controls() -> None:
+    import io
+
+    out = io.StringIO()
+    notify.LogNotifier(out).send({"event": "alert", "domain": "a.example\x1b[2J", "messages": 1, "oldest_age": "2h"})
+    line = out.getvalue()
+    assert "\x1b" not in line and "a.example\\x1b[2J" in line and line.count("\n") == 1

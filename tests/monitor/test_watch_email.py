@@ -115,3 +115,12 @@ def test_require_tls_refuses_even_without_credentials(relay: Relay) -> None:
     assert relay.messages == []
     notify.EmailNotifier("127.0.0.1", relay.port, "watch@example.org", ("ops@example.org",), timeout=10).send(PAYLOAD)
     assert len(relay.messages) == 1  # no credentials, nothing required: a local relay without TLS still works
+
+
+@pytest.mark.parametrize("relay", ["plain"], indirect=True)
+def test_a_hostile_domain_cannot_break_the_headers(relay: Relay) -> None:
+    hostile = {**PAYLOAD, "id": "x\r\nBcc: evil@example.net#e.1:alert", "domain": "x\r\nBcc: evil@example.net"}
+    notify.EmailNotifier("127.0.0.1", relay.port, "watch@example.org", ("ops@example.org",), timeout=10).send(hostile)
+    (raw,) = relay.messages
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert b"\nBcc:" not in head and b"x\\r\\nBcc: evil@example.net" in head

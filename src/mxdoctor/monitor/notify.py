@@ -39,8 +39,18 @@ class Notifier(Protocol):
     def send(self, payload: dict[str, Any]) -> None: ...
 
 
+def one_line(text: str) -> str:
+    """``text`` with every character that is not printable (line breaks, terminal escapes) escaped."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
 def headline(payload: dict[str, Any]) -> str:
-    """One line for people: what, where, how old, why, and the diagnosed root cause."""
+    """One line for people: what, where, how old, why, and the diagnosed root cause (domains and reasons
+    come from queue listings, so any control character in them is escaped)."""
+    return one_line(_headline(payload))
+
+
+def _headline(payload: dict[str, Any]) -> str:
     domain = payload.get("domain", "?")
     if payload.get("event") == "clear":
         return f"RESOLVED: mail to {domain} is flowing again (queue drained below {payload.get('threshold')})"
@@ -171,7 +181,7 @@ class EmailNotifier:
         msg["From"] = self.sender
         msg["To"] = ", ".join(self.recipients)
         msg["Subject"] = f"[mxdoctor] {headline(payload)[:120]}"
-        msg["X-Mxdoctor-Event"] = str(payload.get("id", ""))
+        msg["X-Mxdoctor-Event"] = one_line(str(payload.get("id", "")))
         msg.set_content(headline(payload) + "\n\n" + json.dumps(payload, indent=2, default=str) + "\n")
         return msg
 
