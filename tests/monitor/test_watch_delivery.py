@@ -213,6 +213,7 @@ def expected_events() -> dict[str, list[tuple[str, int]]]:
     return out
 
 
+@pytest.mark.slow  # 13-22 s, by the machine's load
 def test_down_trickling_up_and_ten_kill_9s_deliver_everything_once_in_order(
         tmp_path: Path, receiver: FlakyReceiver, daemons: list[subprocess.Popen[bytes]]) -> None:
     state_file = tmp_path / "state.sqlite"
