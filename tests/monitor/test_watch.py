@@ -20,6 +20,8 @@ from aiosmtpd.controller import Controller
 from watch_helpers import WebhookReceiver, wait_for, write_queue
 
 from mxdoctor.cli import watch as watch_cli
+from mxdoctor.errors import ConfigError
+from mxdoctor.monitor import config as watch_config
 from mxdoctor.monitor import metrics, notify, state, watch
 from mxdoctor.queues import formats
 
@@ -92,7 +94,8 @@ def test_alert_once_diagnose_once_clear_on_drain(tmp_path: Path, webhook: Webhoo
     write_queue(queue, clock.now, [("a@stuck.example", 4000, DNS)])  # stuck again: a new alert
     again = w.poll()
     assert again.raised == ["stuck.example"] and again.cleared == ["slow.example"]
-    assert [b["id"] for b in webhook.bodies][-2:] == ["stuck.example#2:alert", "slow.example#1:clear"]
+    epoch = w.state.epoch
+    assert [b["id"] for b in webhook.bodies][-2:] == [f"stuck.example#{epoch}.2:alert", f"slow.example#{epoch}.1:clear"]
 
 
 def test_unreadable_queue_changes_no_alert(tmp_path: Path, webhook: WebhookReceiver) -> None:
@@ -161,7 +164,7 @@ def test_email_alert_through_a_loopback_relay(tmp_path: Path) -> None:
     (raw,) = received
     msg = message_from_bytes(raw)
     assert "stuck.example" in msg["Subject"] and msg["To"] == "ops@example.org"
-    assert msg["X-Mxdoctor-Event"] == "stuck.example#1:alert"
+    assert msg["X-Mxdoctor-Event"] == f"stuck.example#{w.state.epoch}.1:alert"
 
 
 def test_unreachable_relay_is_a_failed_delivery(tmp_path: Path) -> None:
@@ -206,14 +209,14 @@ def test_config_file_and_command_line(tmp_path: Path) -> None:
     )
     parser = watch_cli_parser()
     opts = watch_cli.merged(parser.parse_args(["watch", "--config", str(config), "--interval", "30s"]))
-    assert opts["interval"] == "30s" and opts["alert_age"] == "1h" and opts["source"] == "/var/tmp/q.json"
-    assert opts["webhooks"] == ["http://127.0.0.1:9/hook"] and opts["email_to"] == ["ops@x.example"]
-    names = [n.name for n in watch_cli.notifiers_from(opts)]
+    assert opts.interval == 30 and opts.alert_age == 3600 and opts.source == "/var/tmp/q.json"
+    assert opts.webhooks == ("http://127.0.0.1:9/hook",) and opts.email and opts.email.recipients == ("ops@x.example",)
+    names = [n.name for n in watch_config.notifiers(opts)]
     assert names == ["log", "webhook", "email"]
     opts = watch_cli.merged(parser.parse_args(["watch", "--config", str(config), "--postfix", "/etc/pf"]))
-    assert opts["postfix"] == "/etc/pf" and opts["source"] is None
+    assert opts.postfix == "/etc/pf" and opts.source is None
     config.write_text('intervall = "5m"\n')
-    with pytest.raises(Exception, match="unknown option 'intervall'"):
+    with pytest.raises(ConfigError, match="intervall: unknown key"):
         watch_cli.merged(parser.parse_args(["watch", "--config", str(config)]))
 
 
@@ -262,7 +265,9 @@ def test_kill_9_and_restart_send_no_duplicate(tmp_path: Path, webhook: WebhookRe
         time.sleep(0.7)  # several more polls, mid-run
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
-    assert sorted(b["id"] for b in webhook.bodies) == ["slow.example#1:alert", "stuck.example#1:alert"]
+    assert sorted(b["id"].split("#")[0] + b["id"][-6:] for b in webhook.bodies) == [
+        "slow.example:alert", "stuck.example:alert"]
+    assert len({b["id"] for b in webhook.bodies}) == 2
 
     write_queue(tmp_path / "queue.jsonl", time.time(), [("b@slow.example", 5500, CONN)])
     proc = start_daemon(tmp_path, webhook)
@@ -271,7 +276,8 @@ def test_kill_9_and_restart_send_no_duplicate(tmp_path: Path, webhook: WebhookRe
     time.sleep(0.7)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
-    assert [b["id"] for b in webhook.bodies][2:] == ["stuck.example#1:clear"]
+    assert [b["id"] for b in webhook.bodies][2:] == [
+        next(b["id"] for b in webhook.bodies if b["domain"] == "stuck.example").replace(":alert", ":clear")]
 
 
 def test_daemon_once_with_bad_options_exits_3(tmp_path: Path) -> None:
@@ -308,3 +314,33 @@ def test_old_events_are_pruned_but_alert_state_kept(tmp_path: Path, webhook: Web
     assert w.poll().raised == []  # still firing: no second alert although its event was forgotten
     assert w.state.db.execute("SELECT COUNT(*) FROM events").fetchone()[0] == 0
     assert len(webhook.bodies) == 1 and w.state.firing() == {"stuck.example"}
+
+
+def test_a_slow_diagnosis_does_not_hold_the_poll_and_is_not_started_twice(tmp_path: Path) -> None:
+    import threading
+
+    release = threading.Event()
+    calls: list[str] = []
+
+    def slow(domain: str) -> dict[str, Any]:
+        calls.append(domain)
+        release.wait(30)
+        return {"domain": domain, "root_cause": "AAAA_SERVFAIL"}
+
+    clock = Clock(1_800_000_000.0)
+    write_queue(tmp_path / "queue.jsonl", clock.now, [("a@stuck.example", 7200, DNS)])
+    options = watch.WatchOptions(source=formats.Source(path=str(tmp_path / "queue.jsonl")), alert_age=1800,
+                                 diagnose_wait=0.3)
+    w = watch.Watcher(options, state.State(tmp_path / "s.sqlite"), [], slow, clock=clock)
+    started = time.monotonic()
+    first = w.poll()
+    assert first.raised == ["stuck.example"] and first.diagnosed == [] and time.monotonic() - started < 5
+    clock.now += 120
+    assert w.poll().diagnosed == [] and calls == ["stuck.example"]  # still running: not started again
+    release.set()
+    wait_for(lambda: not w._in_flight, 10, "the diagnosis to finish")
+    clock.now += 120
+    late = w.poll()
+    assert late.diagnosed == ["stuck.example"]
+    assert w.state.last_diagnosis("stuck.example") == {
+        "domain": "stuck.example", "root_cause": "AAAA_SERVFAIL", "diagnosed_at": "2027-01-15T08:04:00+00:00"}

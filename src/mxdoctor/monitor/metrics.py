@@ -46,8 +46,8 @@ class QueueTally:
 def parse_address(text: str) -> tuple[str, int]:
     """``ADDR:PORT`` or ``[v6]:PORT`` -> (addr, port); raises ConfigError."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not host:
-        raise ConfigError(f"--metrics wants ADDR:PORT, got {text!r}")
+    if not sep or not port.isdigit() or not host or int(port) > 65535:
+        raise ConfigError(f"--metrics wants ADDR:PORT (port up to 65535), got {text!r}")
     return host.strip("[]"), int(port)
 
 
@@ -78,6 +78,9 @@ class WatchMetrics:
         self.polls = Counter("mxdoctor_watch_polls", "Polls of the queue source", ["result"], registry=r)
         self.notifications = Counter("mxdoctor_watch_notifications", "Notifications attempted",
                                      ["notifier", "result"], registry=r)
+        self.pending = Gauge("mxdoctor_watch_notifications_pending",
+                             "Events waiting to be delivered per notifier (the outbox backlog)", ["notifier"],
+                             registry=r)
         self.last_poll = Gauge("mxdoctor_watch_last_poll_timestamp_seconds", "When the last good poll ended",
                                registry=r)
 
@@ -110,11 +113,11 @@ class WatchMetrics:
         self.last_poll.set(now)
 
 
-def serve(metrics: WatchMetrics, address: str) -> Any:
+def serve(metrics: WatchMetrics, address: str | tuple[str, int]) -> Any:
     """Start the HTTP exporter on ``ADDR:PORT``; returns the server (``shutdown()`` stops it)."""
-    host, port = parse_address(address)
+    host, port = parse_address(address) if isinstance(address, str) else address
     try:
         server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
-    except OSError as exc:
-        raise ConfigError(f"--metrics {address}: {exc.strerror or exc}") from None
+    except (OSError, OverflowError) as exc:
+        raise ConfigError(f"--metrics {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
     return server

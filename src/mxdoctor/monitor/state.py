@@ -1,24 +1,46 @@
 """The watch's persistent state in SQLite (WAL): which domains are alerting, the notification outbox
-with a per-notifier "sent" marker, and the diagnosis cache.
+(one delivery row per event and notifier, with its attempts and next retry), the diagnosis cache,
+and the state's epoch, a random tag in every event id so that ids are never reused, even after a reset.
 
-Every change of alert state and the event it causes are written in one transaction before anything
+Every change of alert state and the events it causes are written in one transaction before anything
 is sent; a notifier's delivery is marked after it succeeds. A restart (or ``kill -9``) therefore
 never loses an alert and never raises one twice; the only resend is an event whose send was cut
 off before its marker was written, and it carries the same ``id`` so a receiver can drop it.
+A file that is not a mxdoctor state database (random bytes, emptied, another program's database)
+is renamed aside with a timestamp and a fresh state begins, with one log line saying so.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import secrets
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mxdoctor.errors import ConfigError
+
+log = logging.getLogger("mxdoctor.watch")
+
+# "MXDW" in the SQLite header: tells our state files from any other database.
+APPLICATION_ID = 0x4D584457
+SCHEMA_VERSION = 2
+
+SYSTEM_STATE_DIR = "/var/lib/mxdoctor"
+STATE_FILE = "watch.sqlite"
+
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS alerts (
     domain TEXT PRIMARY KEY,
     firing INTEGER NOT NULL,
@@ -39,14 +61,20 @@ CREATE TABLE IF NOT EXISTS deliveries (
     attempts INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     sent_at REAL,
+    next_at REAL,
     PRIMARY KEY (event_id, notifier)
 );
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (notifier, sent_at);
 CREATE TABLE IF NOT EXISTS diagnoses (
     domain TEXT PRIMARY KEY,
     at REAL NOT NULL,
     summary TEXT NOT NULL
 );
 """
+
+_V1_TABLES = {"alerts", "events", "deliveries", "diagnoses"}
+# Tables that other parts of the watch keep in the same file (monitor.history): not a foreign database.
+_SHARED_TABLES = {"history", "reports"}
 
 
 @dataclass(frozen=True)
@@ -58,33 +86,197 @@ class Event:
     payload: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """The oldest undelivered event of one notifier: what to send next, and when it may be tried."""
+
+    event: Event
+    attempts: int
+    next_at: float | None
+    last_error: str | None
+
+
+class NotAState(Exception):
+    """The file is not a usable mxdoctor state database (the reason is the message)."""
+
+
+def default_path(environ: dict[str, str] | None = None) -> Path:
+    """The state file: the system directory when it is writable, else the user's XDG state directory.
+
+    Raises ConfigError when neither can be used.
+    """
+    env = os.environ if environ is None else environ
+    system = Path(SYSTEM_STATE_DIR)
+    if _writable_dir(system):
+        return system / STATE_FILE
+    xdg = env.get("XDG_STATE_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        user = Path(xdg) / "mxdoctor"
+    else:
+        home = env.get("HOME") or os.path.expanduser("~")
+        if not home or home == "~" or not os.path.isabs(home):
+            raise ConfigError(f"{SYSTEM_STATE_DIR} is not writable and no home directory is known: give --state FILE")
+        user = Path(home) / ".local" / "state" / "mxdoctor"
+    if _writable_dir(user):
+        return user / STATE_FILE
+    raise ConfigError(f"neither {SYSTEM_STATE_DIR} nor {user} is writable: give --state FILE")
+
+
+def _writable_dir(path: Path) -> bool:
+    """True if ``path`` is a directory this process may create files in, or its nearest existing
+    ancestor is one (so that it can be made)."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            return False
+        probe = probe.parent
+    return probe.is_dir() and os.access(probe, os.W_OK | os.X_OK)
+
+
 class State:
-    """One SQLite file; safe to reopen after any crash."""
+    """One SQLite file; safe to reopen after any crash, and shared by the poll and the delivery threads."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.executescript(SCHEMA)
+        self.fresh_start: str | None = None  # why an unusable file was moved aside, if one was
+        self.notifiers: tuple[str, ...] = ()
+        self._lock = threading.RLock()
+        self.db = self._open()
+        self.epoch = self._epoch()
+
+    # -- opening --------------------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        if self.path == ":memory:":
+            db = self._connect()
+            self._initialise(db, 0)
+            return db
+        target = Path(self.path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"state directory {target.parent}: {exc.strerror or exc}") from None
+        if target.exists() and not target.is_file():
+            raise ConfigError(f"state file {target}: not a regular file")
+        try:
+            if target.exists() and target.stat().st_size == 0:
+                # An emptied state file: the alert state is gone; say so rather than start silently.
+                raise NotAState("empty file")
+            db = self._connect()
+            try:
+                self._adopt(db, target)
+            except NotAState:
+                db.close()
+                raise
+            return db
+        except NotAState as exc:
+            aside = self._move_aside(target)
+            self.fresh_start = f"{exc}; moved aside to {aside}"
+            log.warning("state file %s is not a mxdoctor state database (%s); moved aside to %s; starting fresh",
+                        target, exc, aside)
+            db = self._connect()
+            self._adopt(db, target)
+            return db
+        except sqlite3.Error as exc:
+            raise ConfigError(f"state file {target}: {exc}") from None
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise ConfigError(f"state file {self.path}: {exc}") from None
+
+    def _adopt(self, db: sqlite3.Connection, target: Path) -> None:
+        """Check that ``db`` is ours (or new, or of the first schema) and bring it to the current schema."""
+        try:
+            app_id = db.execute("PRAGMA application_id").fetchone()[0]
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            check = db.execute("PRAGMA quick_check").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise NotAState(str(exc)) from None
+        if check != "ok":
+            raise NotAState(f"damaged: {check}")
+        if app_id == APPLICATION_ID:
+            if version > SCHEMA_VERSION:
+                raise ConfigError(f"state file {target}: written by a newer mxdoctor (schema {version})")
+            self._initialise(db, version)
+            return
+        if app_id != 0:
+            raise NotAState(f"application id {app_id:#x}")
+        if tables <= _SHARED_TABLES:
+            self._initialise(db, 0)
+            return
+        if _V1_TABLES <= tables:
+            self._initialise(db, 1)  # the first schema had no header tag: adopt it
+            return
+        raise NotAState(f"tables {', '.join(sorted(tables))}")
+
+    def _initialise(self, db: sqlite3.Connection, version: int) -> None:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("BEGIN IMMEDIATE")
+            if version == 1:
+                columns = {r[1] for r in db.execute("PRAGMA table_info(deliveries)")}
+                if "next_at" not in columns:
+                    db.execute("ALTER TABLE deliveries ADD COLUMN next_at REAL")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (secrets.token_hex(4),))
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise ConfigError(f"state file {self.path}: {exc}") from None
+
+    def _move_aside(self, target: Path) -> Path:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        aside = target.with_name(f"{target.name}.corrupt-{stamp}")
+        n = 1
+        while aside.exists():
+            n += 1
+            aside = target.with_name(f"{target.name}.corrupt-{stamp}-{n}")
+        try:
+            target.rename(aside)
+            for suffix in ("-wal", "-shm"):
+                side = Path(f"{target}{suffix}")
+                if side.exists():
+                    side.rename(Path(f"{aside}{suffix}"))
+        except OSError as exc:
+            raise ConfigError(f"state file {target} is unusable and cannot be moved aside: "
+                              f"{exc.strerror or exc}") from None
+        return aside
+
+    def _epoch(self) -> str:
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()
+        return str(row[0])
 
     def close(self) -> None:
-        self.db.close()
+        with self._lock:
+            self.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+        with self._lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    # -- alerts and their events ----------------------------------------------------------------
+    def set_notifiers(self, names: Iterable[str]) -> None:
+        """The notifiers each new event is queued for (one outbox row per notifier)."""
+        self.notifiers = tuple(names)
 
     def firing(self) -> set[str]:
-        return {row[0] for row in self.db.execute("SELECT domain FROM alerts WHERE firing = 1")}
+        with self._lock:
+            return {row[0] for row in self.db.execute("SELECT domain FROM alerts WHERE firing = 1")}
 
     def raise_alert(self, domain: str, payload: dict[str, Any], now: float) -> Event | None:
         """Mark ``domain`` firing and queue its alert event, in one transaction; None if already firing."""
@@ -99,7 +291,7 @@ class State:
                 " cleared_at = NULL, generation = excluded.generation",
                 (domain, now, generation),
             )
-            return self._event(db, f"{domain}#{generation}:alert", domain, "alert", payload, now)
+            return self._event(db, self.event_id(domain, generation, "alert"), domain, "alert", payload, now)
 
     def clear_alert(self, domain: str, payload: dict[str, Any], now: float) -> Event | None:
         """Mark ``domain`` cleared and queue its clear event; None if it was not firing."""
@@ -108,7 +300,11 @@ class State:
             if row is None or not row[0]:
                 return None
             db.execute("UPDATE alerts SET firing = 0, cleared_at = ? WHERE domain = ?", (now, domain))
-            return self._event(db, f"{domain}#{row[1]}:clear", domain, "clear", payload, now)
+            return self._event(db, self.event_id(domain, row[1], "clear"), domain, "clear", payload, now)
+
+    def event_id(self, domain: str, generation: int, kind: str) -> str:
+        """``domain#EPOCH.GENERATION:kind``: unique across resets, since each state has its own epoch."""
+        return f"{domain}#{self.epoch}.{generation}:{kind}"
 
     def _event(self, db: sqlite3.Connection, event_id: str, domain: str, kind: str, payload: dict[str, Any],
                now: float) -> Event:
@@ -117,36 +313,65 @@ class State:
             "INSERT INTO events (id, domain, kind, created_at, payload) VALUES (?, ?, ?, ?, ?)",
             (event_id, domain, kind, now, json.dumps(payload, sort_keys=True)),
         )
+        db.executemany("INSERT INTO deliveries (event_id, notifier) VALUES (?, ?)",
+                       [(event_id, name) for name in self.notifiers])
         return Event(event_id, domain, kind, now, payload)
 
-    def pending(self, notifier: str, *, max_attempts: int = 20) -> list[Event]:
-        """Events this notifier has not delivered yet, oldest first."""
-        rows = self.db.execute(
-            "SELECT e.id, e.domain, e.kind, e.created_at, e.payload FROM events e"
-            " LEFT JOIN deliveries d ON d.event_id = e.id AND d.notifier = ?"
-            " WHERE d.sent_at IS NULL AND COALESCE(d.attempts, 0) < ? ORDER BY e.created_at, e.rowid",
-            (notifier, max_attempts),
-        ).fetchall()
+    # -- the outbox -----------------------------------------------------------------------------
+    def pending(self, notifier: str) -> list[Event]:
+        """Events this notifier has not delivered yet, in the order they were raised."""
+        with self._lock:
+            rows = self.db.execute(
+                "SELECT e.id, e.domain, e.kind, e.created_at, e.payload FROM deliveries d"
+                " JOIN events e ON e.id = d.event_id WHERE d.notifier = ? AND d.sent_at IS NULL ORDER BY e.rowid",
+                (notifier,),
+            ).fetchall()
         return [Event(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def head(self, notifier: str) -> Delivery | None:
+        """The oldest event this notifier has not delivered: later ones wait for it, to keep their order."""
+        with self._lock:
+            r = self.db.execute(
+                "SELECT e.id, e.domain, e.kind, e.created_at, e.payload, d.attempts, d.next_at, d.last_error"
+                " FROM deliveries d JOIN events e ON e.id = d.event_id"
+                " WHERE d.notifier = ? AND d.sent_at IS NULL ORDER BY e.rowid LIMIT 1",
+                (notifier,),
+            ).fetchone()
+        if r is None:
+            return None
+        return Delivery(Event(r[0], r[1], r[2], r[3], json.loads(r[4])), int(r[5]), r[6], r[7])
+
+    def backlog(self, notifier: str) -> int:
+        """How many events wait for this notifier."""
+        with self._lock:
+            row = self.db.execute("SELECT COUNT(*) FROM deliveries WHERE notifier = ? AND sent_at IS NULL",
+                                  (notifier,)).fetchone()
+        return int(row[0])
 
     def attempt(self, event_id: str, notifier: str) -> None:
         """Record an attempt before sending, so repeated failures are counted across restarts."""
-        self.db.execute(
-            "INSERT INTO deliveries (event_id, notifier, attempts) VALUES (?, ?, 1)"
-            " ON CONFLICT(event_id, notifier) DO UPDATE SET attempts = attempts + 1",
-            (event_id, notifier),
-        )
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO deliveries (event_id, notifier, attempts) VALUES (?, ?, 1)"
+                " ON CONFLICT(event_id, notifier) DO UPDATE SET attempts = attempts + 1",
+                (event_id, notifier),
+            )
 
     def mark_sent(self, event_id: str, notifier: str, now: float) -> None:
-        self.db.execute(
-            "UPDATE deliveries SET sent_at = ?, last_error = NULL WHERE event_id = ? AND notifier = ?",
-            (now, event_id, notifier),
-        )
+        with self._lock:
+            self.db.execute(
+                "UPDATE deliveries SET sent_at = ?, last_error = NULL, next_at = NULL"
+                " WHERE event_id = ? AND notifier = ?",
+                (now, event_id, notifier),
+            )
 
-    def mark_failed(self, event_id: str, notifier: str, error: str) -> None:
-        self.db.execute(
-            "UPDATE deliveries SET last_error = ? WHERE event_id = ? AND notifier = ?", (error, event_id, notifier)
-        )
+    def mark_failed(self, event_id: str, notifier: str, error: str, next_at: float | None = None) -> None:
+        """Keep the event pending; ``next_at`` is the earliest time to try it again."""
+        with self._lock:
+            self.db.execute(
+                "UPDATE deliveries SET last_error = ?, next_at = ? WHERE event_id = ? AND notifier = ?",
+                (error, next_at, event_id, notifier),
+            )
 
     def sent_count(self, kind: str | None = None) -> int:
         sql = "SELECT COUNT(*) FROM deliveries d JOIN events e ON e.id = d.event_id WHERE d.sent_at IS NOT NULL"
@@ -154,32 +379,44 @@ class State:
         if kind:
             sql += " AND e.kind = ?"
             args = (kind,)
-        return int(self.db.execute(sql, args).fetchone()[0])
+        with self._lock:
+            return int(self.db.execute(sql, args).fetchone()[0])
 
     def prune(self, before: float) -> int:
-        """Forget events and diagnoses older than ``before`` (alert state is kept); returns events removed."""
+        """Forget delivered events and diagnoses older than ``before``; events still waiting for one of the
+        current notifiers are kept, however old. Alert state is kept. Returns the events removed."""
+        names = list(self.notifiers)
+        marks = ", ".join("?" for _ in names) or "NULL"
         with self.transaction() as db:
-            db.execute("DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE created_at < ?)",
-                       (before,))
-            removed = db.execute("DELETE FROM events WHERE created_at < ?", (before,)).rowcount
+            old = [r[0] for r in db.execute(
+                "SELECT e.id FROM events e WHERE e.created_at < ? AND NOT EXISTS (SELECT 1 FROM deliveries d"
+                f" WHERE d.event_id = e.id AND d.sent_at IS NULL AND d.notifier IN ({marks}))",
+                (before, *names),
+            )]
+            db.executemany("DELETE FROM deliveries WHERE event_id = ?", [(i,) for i in old])
+            db.executemany("DELETE FROM events WHERE id = ?", [(i,) for i in old])
             db.execute("DELETE FROM diagnoses WHERE at < ?", (before,))
-        return int(removed)
+        return len(old)
 
+    # -- the diagnosis cache --------------------------------------------------------------------
     def cached_diagnosis(self, domain: str, max_age: float, now: float | None = None) -> dict[str, Any] | None:
         now = time.time() if now is None else now
-        row = self.db.execute("SELECT at, summary FROM diagnoses WHERE domain = ?", (domain,)).fetchone()
+        with self._lock:
+            row = self.db.execute("SELECT at, summary FROM diagnoses WHERE domain = ?", (domain,)).fetchone()
         if row is None or now - row[0] >= max_age:
             return None
         value: dict[str, Any] = json.loads(row[1])
         return value
 
     def last_diagnosis(self, domain: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT summary FROM diagnoses WHERE domain = ?", (domain,)).fetchone()
+        with self._lock:
+            row = self.db.execute("SELECT summary FROM diagnoses WHERE domain = ?", (domain,)).fetchone()
         return None if row is None else dict(json.loads(row[0]))
 
     def store_diagnosis(self, domain: str, summary: dict[str, Any], now: float) -> None:
-        self.db.execute(
-            "INSERT INTO diagnoses (domain, at, summary) VALUES (?, ?, ?)"
-            " ON CONFLICT(domain) DO UPDATE SET at = excluded.at, summary = excluded.summary",
-            (domain, now, json.dumps(summary, sort_keys=True, default=str)),
-        )
+        with self._lock:
+            self.db.execute(
+                "INSERT INTO diagnoses (domain, at, summary) VALUES (?, ?, ?)"
+                " ON CONFLICT(domain) DO UPDATE SET at = excluded.at, summary = excluded.summary",
+                (domain, now, json.dumps(summary, sort_keys=True, default=str)),
+            )
