@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mxdoctor import analysis, evidence, probe, route
+from mxdoctor.audit import probes as audit_probes
 from mxdoctor.diagnosis import Decision, Diagnosis
 from mxdoctor.errors import EvidenceError
 from mxdoctor.evidence import ViewKind
@@ -96,15 +97,13 @@ def diagnose(
 
 
 def explain(path: str | Path, **kwargs: Any) -> Diagnosis:
-    """Re-analyse saved evidence offline."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EvidenceError(f"{p}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise EvidenceError(f"{p}: not a text file") from None
-    return analysis.analyse(evidence.loads(text, source=str(p)), **kwargs)
+    """Re-analyse saved evidence offline; raise EvidenceError if the file cannot be used."""
+    ev = evidence.load(path)
+    for i, run in enumerate(ev.audit):
+        # The audit's renderers look each probe up by name: one they do not know is bad evidence.
+        if run.name not in audit_probes.BY_NAME:
+            raise EvidenceError(f"{path}: audit[{i}].name: not an audit probe of this mxdoctor")
+    return analysis.analyse(ev, **kwargs)
 
 
 def diagnose_summary(domain: str, **probe_options: Any) -> dict[str, Any]:
