@@ -41,6 +41,7 @@ lint: $(BIN)/mxdoctor
 docs: $(BIN)/mxdoctor
 	$(BIN)/mxdoctor checks --markdown > docs/checks.md
 	$(BIN)/mxdoctor models --markdown > docs/mta-behaviour.md
+	$(BIN)/python -m mxdoctor.lab.faults docs/lab.md
 
 # Real Postfix, Exim, OpenSMTPD and Sendmail against the lab scenarios (root); rewrites docs/conformance.md.
 conformance: $(BIN)/mxdoctor debs

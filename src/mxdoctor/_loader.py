@@ -73,7 +73,7 @@ def _fail(error: type[MxdoctorError], source: str, path: str, problem: str) -> M
     return error(f"{source}: {where}: {problem}" if where else f"{source}: {problem}")
 
 
-def _key(key: Any) -> str:
+def shown_key(key: Any) -> str:
     """A key as it goes into a key path: a user's own key name, bounded and printable."""
     text = str(key)
     return text if len(text) <= SHOWN_VALUE and text.isprintable() and text else "<key>"
@@ -237,7 +237,7 @@ def _check_keys(data: Any, tp: Any, path: str, source: str, error: type[Mxdoctor
     if origin is dict and isinstance(data, dict):
         _, vt = get_args(tp)
         for k, v in data.items():
-            _check_keys(v, vt, f"{path}.{_key(k)}", source, error)
+            _check_keys(v, vt, f"{path}.{shown_key(k)}", source, error)
         return
     if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(data, dict):
         hints = _hints(tp)
@@ -245,5 +245,5 @@ def _check_keys(data: Any, tp: Any, path: str, source: str, error: type[Mxdoctor
         for key, value in data.items():
             if key not in known:
                 known_keys = ", ".join(sorted(known))
-                raise _fail(error, source, f"{path}.{_key(key)}", f"unknown key (known: {known_keys})")
+                raise _fail(error, source, f"{path}.{shown_key(key)}", f"unknown key (known: {known_keys})")
             _check_keys(value, hints[key], f"{path}.{key}", source, error)

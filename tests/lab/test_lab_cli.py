@@ -34,7 +34,7 @@ def test_lab_list_names_every_builtin_with_its_description(capsys: pytest.Captur
 def test_lab_show_prints_servers_faults_and_expected_diagnosis(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lab", "show", "aaaa-servfail", "--zones"]) == 0
     out = capsys.readouterr().out
-    assert "fault rcode (name=mail.example.net., qtype=AAAA)" in out
+    assert "fault rcode (name=mail.example.net., qtype=AAAA, rcode=SERVFAIL)" in out
     assert "findings:  AAAA_SERVFAIL" in out
     assert "exchange2010 defer" in out
     assert "; zone example.net." in out and "mail.example.net. 3600 IN A 127.0.0.25" in out

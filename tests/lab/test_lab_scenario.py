@@ -7,22 +7,12 @@ from pathlib import Path
 import dns.rdatatype
 import pytest
 
+from _helpers import MINIMAL_SCENARIO
 from mxdoctor.checks import _registry as registry
 from mxdoctor.errors import ScenarioError
 from mxdoctor.lab import scenario
 
-MINIMAL = """
-description = "minimal"
-domains = ["example.com"]
-
-[zones."example.com"]
-text = "@ MX 10 mx1\\nmx1 A 127.0.0.25"
-
-[[servers]]
-name = "ns1.example.com"
-address = "127.0.0.11"
-zones = ["example.com"]
-"""
+MINIMAL = MINIMAL_SCENARIO
 
 
 def catalogue_codes() -> set[str]:
@@ -159,10 +149,11 @@ MALFORMED: list[tuple[str, str, str, str]] = [
      "servers[0].zones[0]", "not declared"),
     ("zone-without-server", _replace('zones = ["example.com"]', "zones = []"),
      "zones.example.com", "no authoritative server"),
-    ("fault-kind", MINIMAL + 'faults = [{ kind = "explode" }]\n', "servers[0].faults[0].kind", "must be one of"),
+    ("fault-kind", MINIMAL + 'faults = [{ kind = "explode" }]\n', "servers[0].faults[0].kind",
+     "expected one of rcode, drop"),
     ("fault-no-rcode", MINIMAL + 'faults = [{ kind = "rcode" }]\n', "servers[0].faults[0].rcode", "missing"),
     ("fault-bad-rcode", MINIMAL + 'faults = [{ kind = "rcode", rcode = "OOPS" }]\n',
-     "servers[0].faults[0].rcode", "must be one of"),
+     "servers[0].faults[0].rcode", "expected one of SERVFAIL, NXDOMAIN"),
     ("fault-bad-qtype", MINIMAL + 'faults = [{ kind = "drop", qtype = "BOGUS" }]\n',
      "servers[0].faults[0].qtype", "unknown record type"),
     ("fault-unknown-key", MINIMAL + 'faults = [{ kind = "drop", when = "always" }]\n',
