@@ -47,7 +47,7 @@ def test_every_recorded_evidence_file_loads_and_round_trips(path: Path) -> None:
         ({"schema": "other"}, "schema: not mxdoctor evidence"),
         ({"version": "2.0"}, "version: evidence version '2.0' is not readable"),
         ({"version": 1}, "version: evidence version 1 is not readable"),
-        ({"exchanges": [{"id": 1}]}, "exchanges[0]: object missing required field `view`"),
+        ({"exchanges": [{"id": 1}]}, "exchanges[0].view: missing: a required key"),
         ({"views": [{"name": "x", "kind": "elsewhere"}]}, "views[0].kind: expected one of system, resolver"),
         ({"deadline_hit": "yes"}, "deadline_hit: expected `bool`, got `str`"),
         ({"typo": 1}, "typo: unknown key"),

@@ -28,7 +28,8 @@ MAX_DEPTH = 64
 
 _AT = re.compile(r"^(?P<what>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
 # A __post_init__ names the field it rejects as "`field`: problem" (see ``field_error``).
-_FIELD = re.compile(r"^`(?P<field>[A-Za-z_][A-Za-z0-9_]*)`: (?P<problem>.*)$", re.S)
+_FIELD = re.compile(r"^`(?P<field>[^`]+)`: (?P<problem>.*)$", re.S)
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 _ENUM = re.compile(r"^Invalid enum value (?P<value>.*)$", re.S)
 SHOWN_VALUE = 40  # longest value quoted back in an error; past it only its type is named
 
@@ -140,8 +141,11 @@ def convert(
         what = m.group("what") if m else str(exc)
         where = (m.group("path") or "") if m else ""
         field = _FIELD.match(what)
+        missing = _MISSING.match(what)
         if field:
             where, what = f"{where}.{field.group('field')}", field.group("problem")
+        elif missing:
+            where, what = f"{where}.{missing.group('field')}", "missing: a required key"
         else:
             what = _explain(type_, where, what)
         raise _fail(error, source, prefix + where, _one_line(_lower_first(what))) from None

@@ -46,7 +46,7 @@ def test_malformed_scenario_is_one_line_and_exit_3(tmp_path: Path, capsys: pytes
     assert main(["lab", "show", str(path)]) == 3
     assert main(["lab", "serve", str(path)]) == 3
     err = capsys.readouterr().err.splitlines()
-    problem = "must be one of authoritative, recursive, forwarder; got 'cache'"
+    problem = "expected one of authoritative, recursive, forwarder; got 'cache'"
     assert err == [f"mxdoctor: {path}: servers[0].role: {problem}"] * 2
 
 
