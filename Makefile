@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEBS   := unbound dnsutils postfix jq iproute2
 
-.PHONY: demo test test-fast lint typecheck docs debs bench clean conformance
+.PHONY: demo test test-fast lint typecheck docs debs bench clean conformance fuzz
 
 $(BIN)/mxdoctor: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test: $(BIN)/mxdoctor debs
 
 test-fast: $(BIN)/mxdoctor
 	$(BIN)/pytest -m "not slow and not conformance"
+
+# The property tests (test_fuzz_*) at length: FUZZ_EXAMPLES inputs per property, a fresh random seed each
+# run (repeat one with MXDOCTOR_FUZZ_SEED=N); `make test` runs them on a small fixed budget.
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(BIN)/mxdoctor
+	MXDOCTOR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider -k fuzz tests
 
 lint: $(BIN)/mxdoctor
 	$(BIN)/ruff check src tests bench
