@@ -105,15 +105,16 @@ def parse_json(data: bytes | str, *, source: str, error: type[MxdoctorError]) ->
 
 
 def _depth_exceeds(value: Any, limit: int) -> bool:
+    if not isinstance(value, dict | list):
+        return False
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
         if depth > limit:
             return True
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+        for child in item.values() if isinstance(item, dict) else item:
+            if isinstance(child, dict | list):  # only containers go deeper
+                stack.append((child, depth + 1))
     return False
 
 
@@ -224,8 +225,24 @@ def _hints(tp: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(tp)}
 
 
+@functools.cache
+def _nested(tp: type) -> dict[str, Any]:
+    """The fields of a dataclass whose values may hold dataclasses: the only ones to look into."""
+    return {name: hint for name, hint in _hints(tp).items() if _holds_dataclass(hint)}
+
+
+@functools.cache
+def _holds_dataclass(tp: Any) -> bool:
+    """Whether a value of type ``tp`` may contain a dataclass (else its keys need no check)."""
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return True
+    return any(_holds_dataclass(arg) for arg in get_args(tp) if arg is not Ellipsis)
+
+
 def _check_keys(data: Any, tp: Any, path: str, source: str, error: type[MxdoctorError]) -> None:
     """Reject keys that a dataclass does not declare, with their path (msgspec ignores them)."""
+    if not _holds_dataclass(tp):
+        return
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         for arg in get_args(tp):
@@ -245,9 +262,10 @@ def _check_keys(data: Any, tp: Any, path: str, source: str, error: type[Mxdoctor
         return
     if isinstance(tp, type) and dataclasses.is_dataclass(tp) and isinstance(data, dict):
         hints = _hints(tp)
-        known = hints.keys()
-        for key, value in data.items():
-            if key not in known:
-                known_keys = ", ".join(sorted(known))
-                raise _fail(error, source, f"{path}.{shown_key(key)}", f"unknown key (known: {known_keys})")
-            _check_keys(value, hints[key], f"{path}.{key}", source, error)
+        if not data.keys() <= hints.keys():
+            key = next(k for k in data if k not in hints)
+            known_keys = ", ".join(sorted(hints))
+            raise _fail(error, source, f"{path}.{shown_key(key)}", f"unknown key (known: {known_keys})")
+        for key, hint in _nested(tp).items():
+            if key in data:
+                _check_keys(data[key], hint, f"{path}.{key}", source, error)
