@@ -186,7 +186,7 @@ def _unwrap(tp: Any) -> tuple[Any, ...]:
     return (tp,)
 
 
-_STEP = re.compile(r"\.([^.\[]+)|\[(\d+)\]")
+_STEP = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")  # msgspec writes a mapping's key as [...]
 
 
 def _type_at(tp: Any, path: str) -> Any:
@@ -198,7 +198,7 @@ def _type_at(tp: Any, path: str) -> Any:
             origin = get_origin(arg)
             if index is not None and origin in (tuple, list):
                 nxt = get_args(arg)[0]
-            elif key is not None and origin is dict:
+            elif (key is not None or index == "...") and origin is dict:
                 nxt = get_args(arg)[1]
             elif key is not None and isinstance(arg, type) and dataclasses.is_dataclass(arg):
                 nxt = _hints(arg).get(key)
@@ -245,9 +245,9 @@ def _check_keys(data: Any, tp: Any, path: str, source: str, error: type[Mxdoctor
         return
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
+        # Each branch below looks only at data of its own shape (msgspec allows one object-like type).
         for arg in get_args(tp):
-            if dataclasses.is_dataclass(arg) and isinstance(data, dict):
-                _check_keys(data, arg, path, source, error)
+            _check_keys(data, arg, path, source, error)
         return
     if origin in (tuple, list) and isinstance(data, list):
         args = [a for a in get_args(tp) if a is not Ellipsis]
