@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
-from mxdoctor import api
+from mxdoctor import analysis, api, evidence
+from mxdoctor.checks import _registry as registry
+from mxdoctor.checks import address, mx, smtp
+from mxdoctor.checks._registry import Role
 from mxdoctor.diagnosis import Decision
 
 DATA = Path(__file__).parent / "data" / "evidence"
@@ -45,7 +49,7 @@ def test_alternatives_name_the_change_that_delivers() -> None:
     ex = next(v for v in d.verdicts if v.mta == "exchange2010")
     assert [(a.knob, a.outcome) for a in ex.alternatives] == [("UseExternalDNSServersEnabled", Decision.DELIVER)]
     assert "Set-SendConnector" in ex.alternatives[0].how
-    assert ex.because == ("AAAA_SERVFAIL",)
+    assert ex.because == (address.AAAA_SERVFAIL.code,)
 
 
 def test_a_timeout_defers_exchange2013_but_a_servfail_does_not() -> None:
@@ -72,3 +76,37 @@ def test_every_verdict_carries_a_dsn_status_when_not_delivering() -> None:
         for v in api.explain(path).verdicts:
             if v.outcome in (Decision.DEFER, Decision.BOUNCE):
                 assert v.status[:1] == ("4" if v.outcome is Decision.DEFER else "5"), (path.stem, v)
+
+
+def test_verdicts_name_their_causes_by_role_never_a_passing_or_untested_finding() -> None:
+    for path in sorted(DATA.glob("*.json")):
+        for v in api.explain(path).verdicts:
+            if v.outcome in (Decision.DEFER, Decision.BOUNCE):
+                roles = {registry.spec(code).role for code in v.because}
+                assert not roles & {Role.POSITIVE, Role.UNTESTED}, (path.stem, v.mta, v.because)
+
+
+def test_an_smtp_defer_is_blamed_on_the_failing_session_not_on_another_address_that_passes() -> None:
+    """smtp-tempfail, plus a probe of some other address that greets: its SMTP_OK is no cause of the
+    defer (the verdict once listed every SMTP_* code it saw)."""
+    ev = evidence.loads((DATA / "smtp-tempfail.json").read_text(encoding="utf-8"))
+    (tempfail,) = ev.smtp
+    greets = dataclasses.replace(
+        tempfail,
+        address="127.0.0.99",
+        stages=(evidence.SmtpStage("connect", True), evidence.SmtpStage("greeting", True, 220, "ready")),
+    )
+    d = analysis.analyse(dataclasses.replace(ev, smtp=(tempfail, greets)))
+    assert smtp.SMTP_OK.code in {f.code for f in d.findings}
+    postfix = next(v for v in d.verdicts if v.mta == "postfix")
+    assert postfix.outcome is Decision.DEFER
+    assert postfix.because == (smtp.SMTP_GREETING_TEMPFAIL.code,)
+
+
+def test_every_finding_spec_has_a_role_and_the_roles_the_verdicts_read_are_populated() -> None:
+    by_role: dict[Role, set[str]] = {}
+    for spec in registry.catalogue():
+        by_role.setdefault(spec.role, set()).add(spec.code)
+    assert set(by_role) == set(Role)
+    assert address.AAAA_SERVFAIL.code in by_role[Role.DNS_FAULT]
+    assert mx.NULL_MX.code in by_role[Role.DOMAIN_PERMANENT]

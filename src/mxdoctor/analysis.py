@@ -11,6 +11,7 @@ from typing import Any
 
 from mxdoctor import _codec, evidence
 from mxdoctor.checks import _registry as registry
+from mxdoctor.checks import mx
 from mxdoctor.checks._context import Context
 from mxdoctor.diagnosis import Diagnosis, Severity
 from mxdoctor.evidence import Evidence, ViewKind
@@ -31,11 +32,11 @@ def analyse(
     ctx = Context.build(ev)
     findings = registry.run(ctx)
     dns_problem = any(
-        f.severity.rank >= Severity.WARNING.rank and f.code != "MAIL_ROUTE_OK" for f in findings
+        f.severity.rank >= Severity.WARNING.rank and not mx.MAIL_ROUTE_OK.matches(f) for f in findings
     )
     ref_route = ctx.reference_route()
     if not dns_problem and ref_route is not None and any(x.addresses for x in ref_route.exchangers):
-        findings.append(registry.spec("MAIL_ROUTE_OK").emit(ctx.domain, domain=ctx.domain))
+        findings.append(mx.MAIL_ROUTE_OK.emit(ctx.domain, domain=ctx.domain))
     externals = [v.name for v in ev.views if v.kind is ViewKind.EXTERNAL]
     reference = ctx.reference or ctx.authoritative
     verdicts = verdict_mod.predict(

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from mxdoctor import analysis, evidence, probe, route
-from mxdoctor.audit import probes as audit_probes
 from mxdoctor.diagnosis import Decision, Diagnosis
+from mxdoctor.dns import probeset
 from mxdoctor.errors import EvidenceError
 from mxdoctor.evidence import ViewKind
 
@@ -101,14 +101,18 @@ def explain(path: str | Path, **kwargs: Any) -> Diagnosis:
     ev = evidence.load(path)
     for i, run in enumerate(ev.audit):
         # The audit's renderers look each probe up by name: one they do not know is bad evidence.
-        if run.name not in audit_probes.BY_NAME:
+        if run.name not in probeset.BY_NAME:
             raise EvidenceError(f"{path}: audit[{i}].name: not an audit probe of this mxdoctor")
     return analysis.analyse(ev, **kwargs)
 
 
 def diagnose_summary(domain: str, **probe_options: Any) -> dict[str, Any]:
     """A short summary for alerts: root cause, who defers, and the fix for each side."""
-    d = diagnose(domain, **probe_options)
+    return summarise(diagnose(domain, **probe_options))
+
+
+def summarise(d: Diagnosis) -> dict[str, Any]:
+    """The short form of a diagnosis that alerts and the dashboard carry."""
     causes = d.root_causes() or [f for f in d.findings if f.severity.rank >= 2]
     cause = causes[0] if causes else None
     return {

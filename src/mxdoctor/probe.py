@@ -60,7 +60,7 @@ def build_views(options: ProbeOptions, engine: Engine) -> list[views.View]:
     port = options.dns_port
     built: list[views.View] = []
     if options.system_enabled:
-        servers = system.resolv_conf_servers(options.resolv_conf, port)
+        servers = system.system_servers(options.resolv_conf, port)
         built.append(views.RecursiveView("system", ViewKind.SYSTEM, servers, engine))
     for i, text in enumerate(options.resolvers):
         name = "internal" if i == 0 else f"internal#{i + 1}"

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from mxdoctor import cli, evidence, lab
-from mxdoctor.audit import probes, run
+from mxdoctor.audit import run
 from mxdoctor.checks import address
+from mxdoctor.dns import probeset
 
 TIMEOUT = "0.3"
 
@@ -118,7 +119,7 @@ def test_per_server_limit_is_respected_at_the_server(limit: int) -> None:
             server.answer = counting  # type: ignore[method-assign]
         ev = run.collect(card.domains[0], run.AuditOptions(root_hints=card.root_hints, dns_port=card.dns_port,
                                                           timeout=2.0, per_server=limit))
-    assert len(ev.audit) >= 2 * len(probes.PROBES)
+    assert len(ev.audit) >= 2 * len(probeset.PROBES)
     assert dict(peak) == {"ns1.example.com": limit, "ns2.example.com": limit}
 
 

@@ -13,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mxdoctor import analysis, diagnosis, evidence
-from mxdoctor.audit import probes
-from mxdoctor.audit.judge import Judge, Result, Status
+from mxdoctor.checks.audit import Judge, Result, Status
+from mxdoctor.dns import probeset
 from mxdoctor.evidence import AuditProbe, Evidence, Server, ViewKind
 from mxdoctor.report import text
 
@@ -50,7 +50,7 @@ def zones(ev: Evidence) -> list[tuple[str, list[Server]]]:
 
 def row_label(p: AuditProbe) -> str:
     """The probe's name, with the name asked (relative to the zone) for name probes and ``ent``."""
-    if probes.BY_NAME[p.name].scope is probes.Scope.ZONE and p.name != "ent":
+    if probeset.BY_NAME[p.name].scope is probeset.Scope.ZONE and p.name != "ent":
         return p.name
     qname = p.qname.lower()
     if qname == p.zone:
@@ -106,7 +106,7 @@ def render(d: diagnosis.Diagnosis, console: Console) -> None:
                            style="red"))
     for zone, servers in found:
         names = sorted({p.qname.lower() for p in ev.audit if p.zone == zone and
-                        probes.BY_NAME[p.name].scope is probes.Scope.NAME})
+                        probeset.BY_NAME[p.name].scope is probeset.Scope.NAME})
         console.print(Text(f"{zone}: {len(servers)} server address(es); names probed: {', '.join(names)}",
                            style="dim"))
     console.print()
@@ -144,13 +144,13 @@ def to_dict(d: diagnosis.Diagnosis) -> dict[str, Any]:
                 "probe": r.probe.name,
                 "zone": r.probe.zone,
                 "qname": r.probe.qname,
-                "qtype": r.exchange.qtype if r.exchange else probes.BY_NAME[r.probe.name].qtype,
+                "qtype": r.exchange.qtype if r.exchange else probeset.BY_NAME[r.probe.name].qtype,
                 "server": r.probe.server.name,
                 "address": r.probe.server.address,
                 "status": r.status.value,
                 "rcode": r.rcode,
                 "detail": r.detail,
-                "code": r.code if not r.ok else "",
+                "code": r.spec.code if r.spec is not None and not r.ok else "",
                 "exchanges": list(r.probe.exchanges),
             }
             for r in judge.results

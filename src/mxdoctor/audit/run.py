@@ -9,11 +9,13 @@ import dataclasses
 from dataclasses import dataclass
 
 from mxdoctor import evidence, probe, route
-from mxdoctor.audit import probes, send
-from mxdoctor.dns import exchange, system, views
+from mxdoctor.audit import probes
+from mxdoctor.dns import exchange, probeset, system, views
 from mxdoctor.errors import ConfigError
 from mxdoctor.evidence import AuditProbe, Evidence, Outcome, Server
 from mxdoctor.route import fqdn
+
+AUDIT_VIEW = "audit"  # the view name of every probe exchange
 
 
 @dataclass(frozen=True)
@@ -91,27 +93,19 @@ class _Scheduler:
     def __init__(self, recorder: exchange.Recorder, options: AuditOptions) -> None:
         self.recorder = recorder
         self.options = options
-        self.limits: dict[tuple[str, int], asyncio.Semaphore] = {}
+        # the one engine of the run: the probes and the lookups of child-only servers share its
+        # per-server limit, so no server ever has more than ``per_server`` queries in flight
+        self.engine = exchange.Engine(recorder, timeout=options.timeout, per_server_concurrency=options.per_server)
         self.done: list[AuditProbe] = []
 
-    def limit(self, server: Server) -> asyncio.Semaphore:
-        key = (server.address, server.port)
-        sem = self.limits.get(key)
-        if sem is None:
-            sem = self.limits[key] = asyncio.Semaphore(self.options.per_server)
-        return sem
-
-    async def one(self, target: Target, server: Server, spec: probes.ProbeSpec, qname: str, qtype: str) -> None:
-        query = send.Query(spec, qname, qtype)
-        ids = await send.send(
-            self.recorder, server, query, timeout=self.options.timeout, limit=self.limit(server)
-        )
-        self.done.append(AuditProbe(spec.name, target.zone, qname, server, ids))
+    async def one(self, target: Target, server: Server, spec: probeset.ProbeSpec, qname: str, qtype: str) -> None:
+        answer = await self.engine.exchange(AUDIT_VIEW, server, qname, qtype, spec.shape, probe=spec.name)
+        self.done.append(AuditProbe(spec.name, target.zone, qname, server, answer.exchanges))
 
     def first_phase(self, target: Target, server: Server) -> list[asyncio.Future[None]]:
         jobs = []
-        for spec in probes.PROBES:
-            if spec.scope is probes.Scope.NAME:
+        for spec in probeset.PROBES:
+            if spec.scope is probeset.Scope.NAME:
                 for name in target.names:
                     qname = probes.mixed_case(name) if spec.name == "case" else name
                     if spec.name == "case" and qname == name:
@@ -155,23 +149,19 @@ async def _child_only(sched: _Scheduler, found: list[Target]) -> list[Target]:
     wanted = {t.zone: sorted(apex_ns(sched.recorder, t.zone) - {s.name for s in t.servers}) for t in found}
     if not any(wanted.values()):
         return []
-    engine = exchange.Engine(sched.recorder, timeout=options.timeout, per_server_concurrency=options.per_server)
-    view = views.AuthoritativeView(engine, system.load_root_hints(options.root_hints), options.dns_port)
+    view = views.AuthoritativeView(sched.engine, system.load_root_hints(options.root_hints), options.dns_port)
     extra: list[Target] = []
-    try:
-        for t in found:
-            questions = [route.Question(name, qtype) for name in wanted[t.zone] for qtype in route.ADDRESS_TYPES]
-            lookups = await asyncio.gather(*(view.lookup(q) for q in questions))
-            servers = tuple(
-                Server(address, options.dns_port, q.qname)
-                for q, lk in zip(questions, lookups, strict=True)
-                if lk.outcome is Outcome.NOERROR
-                for address in lk.records
-            )
-            if servers:
-                extra.append(Target(t.zone, servers, t.names))
-    finally:
-        await engine.close()
+    for t in found:
+        questions = [route.Question(name, qtype) for name in wanted[t.zone] for qtype in route.ADDRESS_TYPES]
+        lookups = await asyncio.gather(*(view.lookup(q) for q in questions))
+        servers = tuple(
+            Server(address, options.dns_port, q.qname)
+            for q, lk in zip(questions, lookups, strict=True)
+            if lk.outcome is Outcome.NOERROR
+            for address in lk.records
+        )
+        if servers:
+            extra.append(Target(t.zone, servers, t.names))
     return extra
 
 
@@ -183,7 +173,7 @@ async def _run_probes(sched: _Scheduler, found: list[Target]) -> None:
     more = [f for t in extra for s in t.servers for f in sched.first_phase(t, s)]
     if more:
         await asyncio.gather(*more)
-    do512 = probes.BY_NAME["do512"]
+    do512 = probeset.BY_NAME["do512"]
     second = [
         asyncio.ensure_future(sched.one(t, s, do512, t.zone, sched.large_type(t)))
         for t in found + extra
@@ -210,6 +200,8 @@ async def audit_domain(target: str, options: AuditOptions) -> Evidence:
         await asyncio.wait_for(task, timeout=max(0.0, options.deadline - (loop.time() - started)))
     except TimeoutError:
         deadline_hit = True
+    finally:
+        await sched.engine.close()
     # continue the discovery's clock and exchange ids, so the evidence reads as one run
     id_base = max((x.id for x in ev.exchanges), default=0)
     t_base = max((x.started + x.duration for x in ev.exchanges), default=0.0)
@@ -224,7 +216,7 @@ async def audit_domain(target: str, options: AuditOptions) -> Evidence:
     )
     audit = sorted(
         (dataclasses.replace(p, exchanges=tuple(i + id_base for i in p.exchanges)) for p in sched.done),
-        key=lambda p: (p.zone, p.server.address, probes.ORDER.get(p.name, 99), p.qname.lower()),
+        key=lambda p: (p.zone, p.server.address, probeset.ORDER.get(p.name, 99), p.qname.lower()),
     )
     return dataclasses.replace(
         ev,

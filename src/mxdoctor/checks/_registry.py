@@ -2,11 +2,14 @@
 beside the check function that emits it, so the catalogue and its docs page follow by themselves.
 
 A check is ``@check(spec, ...)`` over ``def fn(ctx: Context) -> Iterable[Finding]``; it builds its
-findings with ``spec.emit(...)``, which fails loudly when a template argument is missing.
+findings with ``spec.emit(...)``, which fails loudly when a template argument is missing. Other modules
+pick findings by spec object or by ``Role`` (``codes(findings, mx.NULL_MX, Role.SMTP)``), never by a
+code string.
 """
 
 from __future__ import annotations
 
+import enum
 import importlib
 import pkgutil
 import string
@@ -47,6 +50,43 @@ VOCABULARY: Mapping[str, str] = {
 }
 
 
+class Role(enum.StrEnum):
+    """What a finding means for mail on its way: the MTA verdicts pick their causes by role."""
+
+    DNS_FAULT = "dns-fault"
+    RESOLVER_FAULT = "resolver-fault"
+    DOMAIN_PERMANENT = "domain-permanent"
+    ROUTE_PERMANENT = "route-permanent"
+    SMTP = "smtp"
+    SMTP_ENVELOPE = "smtp-envelope"
+    TLS = "tls"
+    SERVER_DEFECT = "server-defect"
+    INCONSISTENT = "inconsistent"
+    CONFIGURATION = "configuration"
+    UNTESTED = "untested"
+    POSITIVE = "positive"
+
+    @property
+    def meaning(self) -> str:
+        return ROLE_MEANINGS[self]
+
+
+ROLE_MEANINGS: Mapping[Role, str] = {
+    Role.DNS_FAULT: "a lookup on the mail route fails at the zone's servers, for now",
+    Role.RESOLVER_FAULT: "a resolver fails or differs where the zone's servers answer",
+    Role.DOMAIN_PERMANENT: "the domain takes no mail at all: no such domain, null MX",
+    Role.ROUTE_PERMANENT: "the mail exchangers have no usable address, for good",
+    Role.SMTP: "the SMTP session with an exchanger fails before a message can be offered",
+    Role.SMTP_ENVELOPE: "the server refuses the sender or the recipient",
+    Role.TLS: "the server's certificate is wrong for a sender that verifies it",
+    Role.SERVER_DEFECT: "a name server breaks a protocol rule: a risk for some resolvers, not yet a failure",
+    Role.INCONSISTENT: "the servers of a zone disagree with each other or with the parent",
+    Role.CONFIGURATION: "the records break a rule that MTAs tolerate",
+    Role.UNTESTED: "something could not be observed from here",
+    Role.POSITIVE: "a check ran and found nothing wrong",
+}
+
+
 def _fields(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
@@ -57,6 +97,7 @@ class FindingSpec:
 
     code: str
     severity: Severity
+    role: Role
     title: str
     message: str  # template over VOCABULARY names
     explanation: str
@@ -88,10 +129,9 @@ class FindingSpec:
         missing = self.required - set(args)
         if missing:
             raise KeyError(f"{self.code}: missing template arguments {sorted(missing)}")
-        severity = _PROFILE.get(self.code, self.severity)
         return Finding(
             code=self.code,
-            severity=severity,
+            severity=self.severity,
             subject=subject,
             title=self.title,
             message=self.message.format(**args),
@@ -102,6 +142,10 @@ class FindingSpec:
             args=dict(args),
             exchanges=tuple(sorted(set(exchanges))),
         )
+
+    def matches(self, f: Finding) -> bool:
+        """``f`` states this spec's fact."""
+        return f.code == self.code
 
 
 CheckFn = Callable[["Context"], Iterable[Finding]]
@@ -117,12 +161,12 @@ class Check:
 
 _SPECS: dict[str, FindingSpec] = {}
 _CHECKS: list[Check] = []
-_PROFILE: dict[str, Severity] = {}
 
 
 def finding(
     code: str,
     severity: Severity,
+    role: Role,
     title: str,
     message: str,
     explanation: str,
@@ -136,7 +180,7 @@ def finding(
         raise ValueError(f"finding code {code} declared twice")
     # The family is the declaring module, so a code emitted outside any check still has one.
     family = str(sys._getframe(1).f_globals.get("__name__", "")).rsplit(".", 1)[-1]
-    spec = FindingSpec(code, severity, title, message, explanation, sender, receiver, rfcs, family)
+    spec = FindingSpec(code, severity, role, title, message, explanation, sender, receiver, rfcs, family)
     _SPECS[code] = spec
     return spec
 
@@ -176,14 +220,15 @@ def checks() -> list[Check]:
     return list(_CHECKS)
 
 
-def set_profile(overrides: Mapping[str, Severity]) -> None:
-    """Override severities per code (a profile); unknown codes are an error."""
+def codes(findings: Iterable[Finding], *wanted: FindingSpec | Role) -> tuple[str, ...]:
+    """The codes, sorted and once each, of the findings that are one of the ``wanted`` specs or have
+    one of the ``wanted`` roles."""
     load_families()
-    unknown = set(overrides) - set(_SPECS)
-    if unknown:
-        raise KeyError(f"unknown finding codes in profile: {sorted(unknown)}")
-    _PROFILE.clear()
-    _PROFILE.update(overrides)
+    specs = {w.code for w in wanted if isinstance(w, FindingSpec)}
+    roles = {w for w in wanted if isinstance(w, Role)}
+    return tuple(
+        sorted({f.code for f in findings if f.code in specs or (f.code in _SPECS and _SPECS[f.code].role in roles)})
+    )
 
 
 def run(ctx: Context, *, families: Iterable[str] | None = None) -> list[Finding]:

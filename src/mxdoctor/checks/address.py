@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from mxdoctor.checks._common import failing_places, outcome_text, with_result
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import FindingSpec, check, finding
+from mxdoctor.checks._registry import FindingSpec, Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
 from mxdoctor.evidence import Lookup, Outcome
 from mxdoctor.route import Question
@@ -32,6 +32,7 @@ _SENDER_AAAA = (
 AAAA_SERVFAIL = finding(
     "AAAA_SERVFAIL",
     Severity.ERROR,
+    Role.DNS_FAULT,
     "AAAA query answered SERVFAIL",
     "The AAAA query for {qname} is answered SERVFAIL instead of NOERROR/no data.",
     "A server failure is a temporary error: a resolver passes it on and does not cache it for long, "
@@ -45,6 +46,7 @@ AAAA_SERVFAIL = finding(
 AAAA_NXDOMAIN = finding(
     "AAAA_NXDOMAIN",
     Severity.ERROR,
+    Role.DNS_FAULT,
     "AAAA query answered NXDOMAIN for a name that exists",
     "The AAAA query for {qname} is answered NXDOMAIN although the name has other records.",
     "NXDOMAIN says the name does not exist at all; resolvers cache it for the whole name and below "
@@ -58,6 +60,7 @@ AAAA_NXDOMAIN = finding(
 AAAA_TIMEOUT = finding(
     "AAAA_TIMEOUT",
     Severity.ERROR,
+    Role.DNS_FAULT,
     "AAAA query gets no answer",
     "The AAAA query for {qname} gets no answer (the server ignores it).",
     "A server that drops AAAA queries makes every resolver wait and retry; the resolver finally "
@@ -69,6 +72,7 @@ AAAA_TIMEOUT = finding(
 AAAA_UNEXPECTED_RCODE = finding(
     "AAAA_UNEXPECTED_RCODE",
     Severity.ERROR,
+    Role.DNS_FAULT,
     "AAAA query answered with an error code",
     "The AAAA query for {qname} is answered {rcode} instead of NOERROR/no data.",
     "REFUSED, NOTIMP or FORMERR for a query type the server does not hold is an error answer; "
@@ -80,6 +84,7 @@ AAAA_UNEXPECTED_RCODE = finding(
 AAAA_BROKEN_RESPONSE = finding(
     "AAAA_BROKEN_RESPONSE",
     Severity.ERROR,
+    Role.DNS_FAULT,
     "AAAA query gets a broken answer",
     "The AAAA query for {qname} gets a broken answer: {detail}.",
     "An AAAA record must carry 16 bytes of address, and the answer must be of the type asked; "
@@ -91,6 +96,7 @@ AAAA_BROKEN_RESPONSE = finding(
 A_LOOKUP_FAILED = finding(
     "A_LOOKUP_FAILED",
     Severity.ERROR,
+    Role.DNS_FAULT,
     "A query of a mail exchanger fails",
     "The A query for {qname} fails with {rcode}.",
     "Without its A record the exchanger has no IPv4 address; if no other address is found the MTA "

@@ -1,22 +1,25 @@
 """Audit findings: how each authoritative server of the mail domain's and the MX hosts' zones answers
 the probe set (RFC 3597, 6891, 7766, 8020, 4343, 1035), and whether the servers agree with each other.
 
-Reads only ``Evidence.audit`` (empty for diagnose runs, so these checks say nothing there); reuses the
-AAAA, lame-delegation, EDNS, TCP and disagreement codes of the other families for the same facts.
+``Judge`` judges every probe of an Evidence (pass, fail or no answer, with the finding spec a failure
+maps to); the checks and the audit matrix read it. Reads only ``Evidence.audit`` (empty for diagnose
+runs, so these checks say nothing there); reuses the AAAA, lame-delegation, EDNS, TCP and
+disagreement codes of the other families for the same facts.
 """
 
 from __future__ import annotations
 
+import enum
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
-from mxdoctor.audit import probes
-from mxdoctor.audit.judge import Judge, Result, Status
 from mxdoctor.checks import address, mx, nameserver
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import FindingSpec, check, finding
+from mxdoctor.checks._registry import FindingSpec, Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
-from mxdoctor.evidence import AuditProbe, Exchange, Outcome, Server
+from mxdoctor.dns import probeset
+from mxdoctor.evidence import AuditProbe, Evidence, Exchange, Outcome, Server, Transport
 
 AUDIT_VIEW = "authoritative"
 _NOTHING = "Nothing to change on the sending side."
@@ -33,6 +36,7 @@ def _server_fix(what: str) -> str:
 UNKNOWN_TYPE_MISHANDLED = finding(
     "UNKNOWN_TYPE_MISHANDLED",
     Severity.ERROR,
+    Role.SERVER_DEFECT,
     "Queries for an unknown record type are mishandled",
     "Queries for a type unknown to the server ({qtype}, e.g. {qname}) are answered {rcode} instead of "
     "NOERROR with no data by {servers}.",
@@ -47,6 +51,7 @@ UNKNOWN_TYPE_MISHANDLED = finding(
 EDNS_VERSION_IGNORED = finding(
     "EDNS_VERSION_IGNORED",
     Severity.WARNING,
+    Role.SERVER_DEFECT,
     "EDNS version is not negotiated (no BADVERS)",
     "An EDNS version 1 query is not answered BADVERS by {servers}: {detail}.",
     "RFC 6891 §6.1.3: a server that does not implement the EDNS version asked must answer BADVERS and "
@@ -59,6 +64,7 @@ EDNS_VERSION_IGNORED = finding(
 EDNS_OPTION_MISHANDLED = finding(
     "EDNS_OPTION_MISHANDLED",
     Severity.ERROR,
+    Role.SERVER_DEFECT,
     "Queries with an unknown EDNS option are mishandled",
     "A query carrying an unknown EDNS option is mishandled by {servers}: {detail}.",
     "RFC 6891 §6.1.2: options a server does not understand must be ignored. Resolvers send options "
@@ -71,6 +77,7 @@ EDNS_OPTION_MISHANDLED = finding(
 EDNS_FLAG_MISHANDLED = finding(
     "EDNS_FLAG_MISHANDLED",
     Severity.WARNING,
+    Role.SERVER_DEFECT,
     "Queries with an undefined EDNS flag are mishandled",
     "A query with an undefined EDNS flag set is mishandled by {servers}: {detail}.",
     "RFC 6891 §6.1.4: undefined EDNS flags must be ignored by the server and left clear in the reply; "
@@ -82,6 +89,7 @@ EDNS_FLAG_MISHANDLED = finding(
 NO_TRUNCATION = finding(
     "NO_TRUNCATION",
     Severity.WARNING,
+    Role.SERVER_DEFECT,
     "Answers are not truncated for a small UDP buffer",
     "{qname} {qtype} asked with DO and a 512-byte buffer is answered wrongly by {servers}: {detail}.",
     "A server must keep a UDP reply within the buffer size the query advertises and set TC when the "
@@ -94,6 +102,7 @@ NO_TRUNCATION = finding(
 QNAME_CASE_MISHANDLED = finding(
     "QNAME_CASE_MISHANDLED",
     Severity.WARNING,
+    Role.SERVER_DEFECT,
     "The letter case of the question is not preserved",
     "Names asked in mixed case (e.g. {qname}) are mishandled by {servers}: {detail}.",
     "Names compare without regard to case, and the question must come back exactly as it was asked. "
@@ -106,6 +115,7 @@ QNAME_CASE_MISHANDLED = finding(
 NXDOMAIN_FOR_EMPTY_NONTERMINAL = finding(
     "NXDOMAIN_FOR_EMPTY_NONTERMINAL",
     Severity.ERROR,
+    Role.SERVER_DEFECT,
     "NXDOMAIN for a name that has names below it",
     "{qname} is answered NXDOMAIN by {servers}, although names below it exist.",
     "RFC 8020: NXDOMAIN means nothing exists at or below the name, and resolvers may cache it so for "
@@ -118,6 +128,7 @@ NXDOMAIN_FOR_EMPTY_NONTERMINAL = finding(
 NXDOMAIN_MISHANDLED = finding(
     "NXDOMAIN_MISHANDLED",
     Severity.WARNING,
+    Role.SERVER_DEFECT,
     "A name that does not exist is not answered NXDOMAIN with the SOA",
     "The non-existent name {qname} is answered badly by {servers}: {detail}.",
     "A name that does not exist must get NXDOMAIN with the zone's SOA in the authority section, so "
@@ -130,6 +141,7 @@ NXDOMAIN_MISHANDLED = finding(
 SOA_SERIAL_MISMATCH = finding(
     "SOA_SERIAL_MISMATCH",
     Severity.WARNING,
+    Role.INCONSISTENT,
     "The servers of a zone serve different SOA serials",
     "The servers of {zone} serve different SOA serials: {detail}.",
     "Different serials mean some secondaries have not loaded the latest zone: a record just changed "
@@ -142,6 +154,7 @@ SOA_SERIAL_MISMATCH = finding(
 NS_SET_MISMATCH = finding(
     "NS_SET_MISMATCH",
     Severity.WARNING,
+    Role.INCONSISTENT,
     "The NS set differs between servers or from the parent",
     "The NS set of {zone} differs ({detail}).",
     "The parent's delegation and the zone's own NS records must name the same servers, and every "
@@ -154,6 +167,7 @@ NS_SET_MISMATCH = finding(
 OPCODE_MISHANDLED = finding(
     "OPCODE_MISHANDLED",
     Severity.WARNING,
+    Role.SERVER_DEFECT,
     "An unknown opcode is not answered NOTIMP",
     "A query with an unknown opcode gets {rcode} instead of NOTIMP from {servers}.",
     "A server must answer NOTIMP to an opcode it does not implement; silence or an answer makes new "
@@ -165,6 +179,7 @@ OPCODE_MISHANDLED = finding(
 ZFLAG_MISHANDLED = finding(
     "ZFLAG_MISHANDLED",
     Severity.WARNING,
+    Role.SERVER_DEFECT,
     "Queries with the Z bit set are mishandled",
     "A query with the reserved Z bit set is mishandled by {servers}: {detail}.",
     "The Z bit is reserved: a server must ignore it in queries and leave it clear in replies. A server "
@@ -176,6 +191,7 @@ ZFLAG_MISHANDLED = finding(
 NOT_AUTHORITATIVE = finding(
     "NOT_AUTHORITATIVE",
     Severity.ERROR,
+    Role.SERVER_DEFECT,
     "Answers without the AA bit from a server of the zone",
     "Answers for {zone} from {servers} lack the AA bit: {detail}.",
     "Every answer from a server of the zone for the zone's own data must carry AA; resolvers treat "
@@ -187,6 +203,7 @@ NOT_AUTHORITATIVE = finding(
 TCP_UNSUPPORTED = finding(
     "TCP_UNSUPPORTED",
     Severity.ERROR,
+    Role.SERVER_DEFECT,
     "DNS over TCP does not work",
     "Queries over TCP get no answer from {servers} ({rcode}).",
     "RFC 7766 §5: authoritative servers MUST answer over TCP. Resolvers switch to TCP for any answer "
@@ -199,6 +216,7 @@ TCP_UNSUPPORTED = finding(
 QUERY_FAILED = finding(
     "QUERY_FAILED",
     Severity.ERROR,
+    Role.SERVER_DEFECT,
     "An ordinary query fails at a server of the zone",
     "{qname} {qtype} fails at {servers}: {detail}.",
     "A server of the zone must answer every query about the zone's data with the data or with no "
@@ -211,6 +229,7 @@ QUERY_FAILED = finding(
 NS_UNREACHABLE = finding(
     "NS_UNREACHABLE",
     Severity.ERROR,
+    Role.SERVER_DEFECT,
     "A server of the zone answers nothing",
     "{ns_name} ({ns_ip}), a server of {zone}, answers no query at all ({rcode}).",
     "Resolvers spend their time-outs on a dead server before trying the next one; when the others "
@@ -223,6 +242,7 @@ NS_UNREACHABLE = finding(
 AUDIT_OK = finding(
     "AUDIT_OK",
     Severity.INFO,
+    Role.POSITIVE,
     "Every server passes every audit probe",
     "Every authoritative server of {zone} answers every audit probe as the RFCs expect.",
     "The servers answer A, AAAA, MX, TXT and unknown types, non-existent names and empty non-terminals, "
@@ -231,20 +251,10 @@ AUDIT_OK = finding(
     rfcs=("RFC 4074", "RFC 6891", "RFC 7766"),
 )
 
-_SPECS: dict[str, FindingSpec] = {
-    s.code: s
-    for s in (
-        UNKNOWN_TYPE_MISHANDLED, EDNS_VERSION_IGNORED, EDNS_OPTION_MISHANDLED, EDNS_FLAG_MISHANDLED,
-        NO_TRUNCATION, QNAME_CASE_MISHANDLED, NXDOMAIN_FOR_EMPTY_NONTERMINAL, NXDOMAIN_MISHANDLED,
-        OPCODE_MISHANDLED, ZFLAG_MISHANDLED, NOT_AUTHORITATIVE, TCP_UNSUPPORTED, QUERY_FAILED,
-        address.AAAA_SERVFAIL, address.AAAA_NXDOMAIN, address.AAAA_TIMEOUT, address.AAAA_UNEXPECTED_RCODE,
-        address.AAAA_BROKEN_RESPONSE,
-    )
-}  # fmt: skip
 # facts about one name (subject "qname qtype"); the rest are facts about a zone's servers
-_NAME_CODES = {
-    "NXDOMAIN_FOR_EMPTY_NONTERMINAL", "QUERY_FAILED", "AAAA_SERVFAIL", "AAAA_NXDOMAIN", "AAAA_TIMEOUT",
-    "AAAA_UNEXPECTED_RCODE", "AAAA_BROKEN_RESPONSE",
+_NAME_SPECS = {
+    NXDOMAIN_FOR_EMPTY_NONTERMINAL, QUERY_FAILED, address.AAAA_SERVFAIL, address.AAAA_NXDOMAIN,
+    address.AAAA_TIMEOUT, address.AAAA_UNEXPECTED_RCODE, address.AAAA_BROKEN_RESPONSE,
 }  # fmt: skip
 
 
@@ -252,9 +262,244 @@ def ns_label(server: Server) -> str:
     return f"{server.name or server.address} ({server.address})"
 
 
-# codes other families emit for the same fact: their seen/reproduce format, so merged lines dedupe
-_SHARED = {"AAAA_SERVFAIL", "AAAA_NXDOMAIN", "AAAA_TIMEOUT", "AAAA_UNEXPECTED_RCODE", "AAAA_BROKEN_RESPONSE",
-           "A_LOOKUP_FAILED", "MX_LOOKUP_FAILED"}
+# specs other families emit for the same fact: their seen/reproduce format, so merged lines dedupe
+_SHARED = {
+    address.AAAA_SERVFAIL, address.AAAA_NXDOMAIN, address.AAAA_TIMEOUT, address.AAAA_UNEXPECTED_RCODE,
+    address.AAAA_BROKEN_RESPONSE, address.A_LOOKUP_FAILED, mx.MX_LOOKUP_FAILED,
+}  # fmt: skip
+
+
+# -- the judgement of each probe ----------------------------------------------------------------------
+
+
+class Status(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+    NO_ANSWER = "no answer"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What one probe got from one server address, judged."""
+
+    probe: AuditProbe
+    exchange: Exchange | None  # the last attempt
+    status: Status
+    rcode: str  # RCODE of the reply, or TIMEOUT / NETWORK_ERROR / MALFORMED
+    detail: str = ""  # why it failed, in words
+    spec: FindingSpec | None = None  # the finding a failure maps to (None when it passes)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is Status.PASS
+
+
+_SILENT = (Outcome.TIMEOUT, Outcome.NETWORK_ERROR)
+_DATA = (Outcome.NOERROR, Outcome.NODATA)
+_AAAA_SPECS = {
+    Outcome.SERVFAIL: address.AAAA_SERVFAIL,
+    Outcome.TIMEOUT: address.AAAA_TIMEOUT,
+    Outcome.NETWORK_ERROR: address.AAAA_TIMEOUT,
+    Outcome.NXDOMAIN: address.AAAA_NXDOMAIN,
+    Outcome.BROKEN: address.AAAA_BROKEN_RESPONSE,
+    Outcome.MALFORMED: address.AAAA_BROKEN_RESPONSE,
+}
+# the finding a failed probe maps to, unless a rule below says otherwise
+_FAILURE_SPECS: dict[str, FindingSpec] = {
+    "a": QUERY_FAILED,
+    "aaaa": address.AAAA_UNEXPECTED_RCODE,
+    "mx": QUERY_FAILED,
+    "txt": QUERY_FAILED,
+    "unknown-type": UNKNOWN_TYPE_MISHANDLED,
+    "case": QNAME_CASE_MISHANDLED,
+    "soa": QUERY_FAILED,
+    "ns": QUERY_FAILED,
+    "nxdomain": NXDOMAIN_MISHANDLED,
+    "ent": NXDOMAIN_FOR_EMPTY_NONTERMINAL,
+    "plain": QUERY_FAILED,
+    "edns": nameserver.EDNS_INTOLERANT,
+    "edns1": EDNS_VERSION_IGNORED,
+    "ednsopt": EDNS_OPTION_MISHANDLED,
+    "ednsflags": EDNS_FLAG_MISHANDLED,
+    "do512": NO_TRUNCATION,
+    "tcp": TCP_UNSUPPORTED,
+    "ednstcp": TCP_UNSUPPORTED,
+    "opcode": OPCODE_MISHANDLED,
+    "zflag": ZFLAG_MISHANDLED,
+}
+# Probes whose answers must carry AA: every query for data the server is authoritative for.
+AUTHORITATIVE_PROBES = frozenset(
+    {"a", "aaaa", "mx", "txt", "unknown-type", "case", "soa", "ns", "nxdomain", "ent", "plain", "edns",
+     "ednsopt", "ednsflags", "tcp", "ednstcp", "zflag"}
+)  # fmt: skip
+
+
+def rcode_of(x: Exchange | None) -> str:
+    if x is None:
+        return "NOT SENT"
+    if x.rcode is not None:
+        return x.rcode
+    return x.outcome.value
+
+
+def _has_soa(x: Exchange) -> bool:
+    return any(" SOA " in f" {rr} " for rr in x.authority)
+
+
+class Judge:
+    """Judges every probe of an Evidence; some judgements compare probes of the same server."""
+
+    def __init__(self, ev: Evidence) -> None:
+        self.ev = ev
+        self.by_id = {x.id: x for x in ev.exchanges if x.probe is not None}
+        self.index: dict[tuple[str, str, str, str], AuditProbe] = {}
+        for p in ev.audit:
+            self.index[(p.server.address, p.name, p.qname.lower(), p.zone)] = p
+        self.results = [self._judge(p) for p in ev.audit]
+        self.lame = self._lame_servers()
+        self.edns_broken = {
+            r.probe.server.address for r in self.results if r.probe.name == "edns" and not r.ok
+        }
+
+    def last(self, p: AuditProbe) -> Exchange | None:
+        return self.by_id.get(p.exchanges[-1]) if p.exchanges else None
+
+    def sibling(self, p: AuditProbe, name: str, qname: str | None = None) -> Exchange | None:
+        other = self.index.get((p.server.address, name, (qname or p.qname).lower(), p.zone))
+        return self.last(other) if other is not None else None
+
+    def _lame_servers(self) -> set[str]:
+        """Addresses that answered no probe authoritatively: lame, not a pile of separate faults."""
+        answered: dict[str, bool] = defaultdict(bool)
+        asked: set[str] = set()
+        for r in self.results:
+            if r.probe.name not in AUTHORITATIVE_PROBES or r.exchange is None:
+                continue
+            addr = r.probe.server.address
+            asked.add(addr)
+            x = r.exchange
+            if x.outcome.is_answer and "AA" in x.flags:
+                answered[addr] = True
+        replied = {
+            r.probe.server.address for r in self.results if r.exchange and r.exchange.outcome not in _SILENT
+        }
+        return {a for a in asked if not answered[a] and a in replied}
+
+    def _judge(self, p: AuditProbe) -> Result:
+        x = self.last(p)
+        rcode = rcode_of(x)
+        spec = _FAILURE_SPECS.get(p.name, QUERY_FAILED)
+        if x is None:
+            return Result(p, None, Status.NO_ANSWER, rcode, "not sent", spec)
+        if p.name == "aaaa":
+            spec = _AAAA_SPECS.get(x.outcome, spec)
+        if x.outcome in _SILENT:
+            return Result(p, x, Status.NO_ANSWER, x.outcome.value, x.error or "no reply", spec)
+        problem = self._problem(p, x)
+        if problem is None:
+            return Result(p, x, Status.PASS, rcode)
+        detail, override = problem
+        return Result(p, x, Status.FAIL, rcode, detail, override or spec)
+
+    def _problem(self, p: AuditProbe, x: Exchange) -> tuple[str, FindingSpec | None] | None:
+        """(what is wrong, the finding or None for the probe's own) or None when the reply is right."""
+        name = p.name
+        if x.outcome in (Outcome.MALFORMED, Outcome.BROKEN):
+            return (x.error or "unreadable reply", None)
+        if name == "case":
+            plain = self.sibling(p, "a", p.qname.lower())
+            if plain is not None and (plain.outcome, _answer_rdata(plain)) == (x.outcome, _answer_rdata(x)):
+                return self._case(p, x)  # the same answer as the lower-case name: only the echo counts
+        expects_data = name in ("a", "aaaa", "mx", "txt", "unknown-type", "case", "ent")
+        if expects_data:
+            if x.outcome is Outcome.NXDOMAIN:
+                if name == "ent":
+                    return ("NXDOMAIN for a name that has names below it", None)
+                exists = self._exists_at(p)
+                if exists:
+                    return (f"NXDOMAIN for a name that has {exists}", None)
+            elif x.outcome not in _DATA:
+                return (f"{rcode_of(x)} instead of NOERROR", QUERY_FAILED if name == "ent" else None)
+        if name in AUTHORITATIVE_PROBES and x.outcome.is_answer and "AA" not in x.flags:
+            return (f"{x.qtype} {x.outcome.value} answer without the AA bit", NOT_AUTHORITATIVE)
+        if name == "case":
+            return self._case(p, x)
+        if name in ("soa", "ns", "plain", "edns", "ednsopt", "ednsflags", "tcp", "ednstcp", "zflag"):
+            if x.outcome is not Outcome.NOERROR:
+                return (f"{rcode_of(x)} instead of NOERROR with the {x.qtype}", None)
+        if name == "nxdomain":
+            if x.outcome in _DATA:
+                return None  # a wildcard may cover the name: nothing to say
+            if x.outcome is not Outcome.NXDOMAIN:
+                return (f"{rcode_of(x)} instead of NXDOMAIN", None)
+            if not _has_soa(x):
+                return ("NXDOMAIN without the SOA in the authority section", None)
+        if name == "plain" and x.reply_edns is not None:
+            return ("an OPT record in the reply to a query without EDNS", None)
+        if name in ("edns", "ednstcp", "ednsopt", "ednsflags") and x.reply_edns is None:
+            return ("no OPT record in the reply: EDNS ignored", None)
+        if name == "edns1":
+            if x.rcode == "BADVERS" and x.reply_edns == 0:
+                return None
+            if x.rcode == "BADVERS":
+                return (f"BADVERS with an OPT record of version {x.reply_edns}", None)
+            return (f"{rcode_of(x)} instead of BADVERS: the version is not negotiated", None)
+        if name == "ednsopt" and any(f.startswith("OPTION=") for f in x.flags):
+            return ("the unknown option is echoed in the reply", None)
+        if name == "ednsflags" and any(f.startswith("EDNSFLAGS=") for f in x.flags):
+            return ("the undefined EDNS flag is echoed in the reply", None)
+        if name == "zflag" and "Z" in x.flags:
+            return ("the Z bit is set in the reply", None)
+        if name == "opcode" and x.outcome is not Outcome.NOTIMP:
+            return (f"{rcode_of(x)} instead of NOTIMP", None)
+        if name == "do512":
+            return self._do512(p, x)
+        return None
+
+    def _exists_at(self, p: AuditProbe) -> str:
+        """Which other type the same server answered with data for this name ("" if none)."""
+        for other in ("a", "aaaa", "mx", "txt"):
+            x = self.sibling(p, other)
+            if x is not None and x.outcome is Outcome.NOERROR:
+                return f"{x.qtype} records"
+        return ""
+
+    def _case(self, p: AuditProbe, x: Exchange) -> tuple[str, FindingSpec | None] | None:
+        if x.reply_qname is not None and x.reply_qname != p.qname:
+            return (f"question echoed as {x.reply_qname}, asked as {p.qname}", None)
+        plain = self.sibling(p, "a", p.qname.lower())
+        if plain is not None and plain.outcome.is_answer:
+            if (plain.outcome, _answer_rdata(plain)) != (x.outcome, _answer_rdata(x)):
+                return (f"{x.outcome.value} where the lower-case name gets {plain.outcome.value}", None)
+        return None
+
+    def _do512(self, p: AuditProbe, x: Exchange) -> tuple[str, FindingSpec | None] | None:
+        buffer = probeset.BY_NAME[p.name].shape.payload
+        if x.size is not None and x.size > buffer:
+            return (f"a reply of {x.size} bytes to a {buffer}-byte buffer, without TC", None)
+        if x.outcome not in _DATA:
+            return (f"{rcode_of(x)} instead of an answer or TC", None)
+        truncated = "TC" in x.flags
+        full = self.sibling(p, x.qtype.lower(), p.qname) if x.qtype in ("MX", "TXT", "NS", "SOA") else None
+        if full is not None and not truncated and full.answer and len(x.answer) < len(full.answer):
+            return (f"{len(x.answer)} of {len(full.answer)} records without TC", None)
+        return None
+
+    # -- views over the results -----------------------------------------------------------------------
+
+    def failures(self) -> Iterable[Result]:
+        return (r for r in self.results if not r.ok)
+
+    def truncates(self, address: str) -> bool:
+        """The server set TC on some UDP reply (so it relies on TCP working)."""
+        return any(
+            x.server.address == address and x.transport is Transport.UDP and "TC" in x.flags
+            for x in self.ev.exchanges
+        )
+
+
+def _answer_rdata(x: Exchange) -> list[str]:
+    return sorted(" ".join(rr.split()[4:]).lower() for rr in x.answer)
 
 
 def _outcome(r: Result) -> str:
@@ -267,8 +512,8 @@ def _outcome(r: Result) -> str:
 def dig_for(result: Result, *, shared: bool = False) -> str:
     p = result.probe
     x = result.exchange
-    qtype = x.qtype if x is not None else probes.BY_NAME[p.name].qtype
-    cmd = probes.dig_command(probes.BY_NAME[p.name], p.server.address, p.server.port, p.qname, qtype)
+    qtype = x.qtype if x is not None else probeset.BY_NAME[p.name].qtype
+    cmd = probeset.dig_command(probeset.BY_NAME[p.name], p.server.address, p.server.port, p.qname, qtype)
     if shared:
         return f"{cmd}   # -> {_outcome(result)}"
     return f"{cmd}   # -> {result.rcode}"
@@ -288,7 +533,7 @@ def _dead_servers(judge: Judge) -> dict[str, list[Result]]:
 
 
 def _qtype(r: Result) -> str:
-    return r.exchange.qtype if r.exchange is not None else probes.BY_NAME[r.probe.name].qtype
+    return r.exchange.qtype if r.exchange is not None else probeset.BY_NAME[r.probe.name].qtype
 
 
 @check(
@@ -321,38 +566,41 @@ def _findings(judge: Judge, domain: str, route_codes: dict[tuple[str, str], Find
         addr = r.probe.server.address
         if addr in dead or addr in judge.lame:
             continue
-        if addr in judge.edns_broken and r.probe.name != "edns" and probes.BY_NAME[r.probe.name].edns is not None:
+        edns_sent = probeset.BY_NAME[r.probe.name].shape.edns is not None
+        if addr in judge.edns_broken and r.probe.name != "edns" and edns_sent:
             continue  # EDNS_INTOLERANT explains every failure of a query that carried EDNS
-        if r.code == "EDNS_INTOLERANT":
+        assert r.spec is not None  # every failure maps to a finding
+        if r.spec is nameserver.EDNS_INTOLERANT:
             yield _per_server(nameserver.EDNS_INTOLERANT, r)
             continue
-        if r.code == "TCP_UNSUPPORTED" and judge.truncates(addr):
+        if r.spec is TCP_UNSUPPORTED and judge.truncates(addr):
             yield _per_server(nameserver.TCP_FAILS, r)
             continue
-        if r.code in _NAME_CODES:
+        if r.spec in _NAME_SPECS:
             subject = f"{r.probe.qname.lower()} {_qtype(r)}"
         else:
             subject = r.probe.zone
-        groups[(r.code, subject)].append(r)
-    for (code, subject), rs in sorted(groups.items()):
-        spec = _SPECS[code]
+        groups[(r.spec.code, subject)].append(r)
+    for (_, subject), rs in sorted(groups.items()):
         first = rs[0]
+        assert first.spec is not None
+        spec = first.spec
         qname, qtype = first.probe.qname.lower(), _qtype(first)
         asked = {r.probe.server.address for r in judge.results
                  if (r.probe.name, r.probe.qname.lower()) == (first.probe.name, qname)}
-        if code == "QUERY_FAILED" and (qname, qtype) in route_codes and asked <= {r.probe.server.address for r in rs}:
+        if spec is QUERY_FAILED and (qname, qtype) in route_codes and asked <= {r.probe.server.address for r in rs}:
             spec = route_codes[(qname, qtype)]  # every server fails it: the route's own finding
         servers = ", ".join(dict.fromkeys(ns_label(r.probe.server) for r in rs))
         rcodes = ", ".join(dict.fromkeys(r.rcode for r in rs))
         details = "; ".join(dict.fromkeys(r.detail for r in rs if r.detail))
-        shared = spec.code in _SHARED
+        shared = spec in _SHARED
         yield spec.emit(
             subject,
             seen=[_seen(r, shared=shared) for r in rs],
             reproduce=[dig_for(r, shared=shared) for r in rs],
             exchanges=[i for r in rs for i in r.probe.exchanges],
             servers=servers, zone=first.probe.zone, rcode=rcodes, detail=details or rcodes, domain=domain,
-            qname=first.probe.qname if code != "QNAME_CASE_MISHANDLED" else first.probe.qname.lower(),
+            qname=first.probe.qname if first.spec is not QNAME_CASE_MISHANDLED else first.probe.qname.lower(),
             qtype=_qtype(first),
         )  # fmt: skip
 
@@ -419,7 +667,7 @@ def consistency(ctx: Context) -> Iterable[Finding]:
             yield SOA_SERIAL_MISMATCH.emit(
                 zone,
                 seen=[Seen(AUDIT_VIEW, str(p.server), f"serial {s}") for s, ps in serials.items() for p in ps],
-                reproduce=[probes.dig_command(probes.BY_NAME["soa"], p.server.address, p.server.port, zone, "SOA")
+                reproduce=[probeset.dig_command(probeset.BY_NAME["soa"], p.server.address, p.server.port, zone, "SOA")
                            for ps in serials.values() for p in ps],
                 zone=zone, detail=detail,
             )  # fmt: skip
@@ -437,7 +685,7 @@ def consistency(ctx: Context) -> Iterable[Finding]:
                 zone,
                 seen=[Seen(AUDIT_VIEW, str(p.server), "NS " + " ".join(sorted(_rdata(r) for r in x.answer)))
                       for p, x in items],
-                reproduce=[probes.dig_command(probes.BY_NAME["ns"], p.server.address, p.server.port, zone, "NS")
+                reproduce=[probeset.dig_command(probeset.BY_NAME["ns"], p.server.address, p.server.port, zone, "NS")
                            for p, _ in items],
                 zone=zone, detail="; ".join(parts),
             )  # fmt: skip
@@ -460,7 +708,7 @@ def consistency(ctx: Context) -> Iterable[Finding]:
             yield nameserver.NS_DISAGREE.emit(
                 f"{qname} {qtype}",
                 seen=[Seen(AUDIT_VIEW, str(p.server), x.outcome.value) for p, x in items],
-                reproduce=[probes.dig_command(probes.BY_NAME[name], p.server.address, p.server.port, qname, qtype)
+                reproduce=[probeset.dig_command(probeset.BY_NAME[name], p.server.address, p.server.port, qname, qtype)
                            + f"   # -> {x.outcome.value}" for p, x in items],
                 qname=qname, qtype=qtype, detail=detail,
             )  # fmt: skip

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 from mxdoctor.checks._common import failing_places, outcome_text, with_result
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import check, finding
+from mxdoctor.checks._registry import Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
 from mxdoctor.evidence import Outcome
 from mxdoctor.route import Question, RouteKind
@@ -14,6 +14,7 @@ from mxdoctor.route import Question, RouteKind
 MX_LOOKUP_FAILED = finding(
     "MX_LOOKUP_FAILED",
     Severity.CRITICAL,
+    Role.DNS_FAULT,
     "MX lookup fails",
     "The MX query for {domain} fails with {rcode}.",
     "RFC 5321 §5.1: if a temporary error is returned, the message MUST be queued and retried later. "
@@ -27,6 +28,7 @@ MX_LOOKUP_FAILED = finding(
 DOMAIN_NXDOMAIN = finding(
     "DOMAIN_NXDOMAIN",
     Severity.CRITICAL,
+    Role.DOMAIN_PERMANENT,
     "The mail domain does not exist",
     "{domain} does not exist in the DNS (NXDOMAIN).",
     "RFC 5321 §5.1: a non-existent domain MUST be reported as an error: every MTA bounces the mail.",
@@ -37,6 +39,7 @@ DOMAIN_NXDOMAIN = finding(
 NULL_MX = finding(
     "NULL_MX",
     Severity.CRITICAL,
+    Role.DOMAIN_PERMANENT,
     "The domain publishes a null MX: it accepts no mail",
     "{domain} publishes 'MX 0 .': it declares that it accepts no mail.",
     "A null MX (RFC 7505) tells senders to bounce at once instead of retrying for days.",
@@ -47,6 +50,7 @@ NULL_MX = finding(
 NULL_MX_WITH_OTHER_MX = finding(
     "NULL_MX_WITH_OTHER_MX",
     Severity.ERROR,
+    Role.CONFIGURATION,
     "A null MX beside other MX records",
     "{domain} publishes 'MX 0 .' together with other MX records: {records}.",
     "RFC 7505 §3: a domain that advertises a null MX MUST NOT advertise any other MX RR; senders "
@@ -58,6 +62,7 @@ NULL_MX_WITH_OTHER_MX = finding(
 IMPLICIT_MX = finding(
     "IMPLICIT_MX",
     Severity.NOTICE,
+    Role.CONFIGURATION,
     "No MX records: mail goes to the domain's own address",
     "{domain} has no MX records; mail is delivered to its own address records (implicit MX).",
     "RFC 5321 §5.1: with no MX, the domain itself is treated as an MX with preference 0. It works, "
@@ -69,6 +74,7 @@ IMPLICIT_MX = finding(
 MX_TARGET_IS_CNAME = finding(
     "MX_TARGET_IS_CNAME",
     Severity.WARNING,
+    Role.CONFIGURATION,
     "MX target is an alias (CNAME)",
     "The MX target {host} is a CNAME to {target}.",
     "RFC 2181 §10.3: the target of an MX MUST NOT be an alias; most MTAs follow it, some refuse it.",
@@ -79,6 +85,7 @@ MX_TARGET_IS_CNAME = finding(
 MX_TARGET_IS_ADDRESS = finding(
     "MX_TARGET_IS_ADDRESS",
     Severity.ERROR,
+    Role.ROUTE_PERMANENT,
     "MX target is an IP address",
     "The MX target of {domain} is written as an address: {host}.",
     "An MX names a host, not an address; MTAs look the 'name' up as a host name, find nothing and "
@@ -90,6 +97,7 @@ MX_TARGET_IS_ADDRESS = finding(
 MX_TARGET_NXDOMAIN = finding(
     "MX_TARGET_NXDOMAIN",
     Severity.ERROR,
+    Role.ROUTE_PERMANENT,
     "MX target does not exist",
     "The MX target {host} does not exist (NXDOMAIN for A and AAAA).",
     "RFC 5321 §5.1: the MX target MUST resolve to at least one address record.",
@@ -101,6 +109,7 @@ MX_TARGET_NXDOMAIN = finding(
 NO_ADDRESSES = finding(
     "NO_ADDRESSES",
     Severity.CRITICAL,
+    Role.ROUTE_PERMANENT,
     "No mail exchanger has an address",
     "No exchanger of {domain} has an A or AAAA record.",
     "RFC 5321 §5.1: if MX records are present but none of them are usable, this MUST be reported as "
@@ -112,6 +121,7 @@ NO_ADDRESSES = finding(
 MAIL_ROUTE_OK = finding(
     "MAIL_ROUTE_OK",
     Severity.INFO,
+    Role.POSITIVE,
     "The mail route resolves",
     "{domain} resolves to at least one exchanger with an address, and every lookup on the way answered.",
     "Every MX, A and AAAA question got a definite answer from every server asked.",

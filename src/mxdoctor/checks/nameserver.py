@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from mxdoctor.checks._common import outcome_text, records_key
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import check, finding
+from mxdoctor.checks._registry import Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
 from mxdoctor.evidence import Lookup, Outcome, Transport
 from mxdoctor.route import Question, fqdn
@@ -15,6 +15,7 @@ from mxdoctor.route import Question, fqdn
 LAME_DELEGATION = finding(
     "LAME_DELEGATION",
     Severity.ERROR,
+    Role.DNS_FAULT,
     "Lame delegation: a delegated server does not serve the zone",
     "{ns_name} ({ns_ip}) is delegated for the zone but answers {rcode} instead of authoritative answers.",
     "Resolvers that pick this server get no usable answer, retry elsewhere, and may answer SERVFAIL "
@@ -27,6 +28,7 @@ LAME_DELEGATION = finding(
 NS_DISAGREE = finding(
     "NS_DISAGREE",
     Severity.WARNING,
+    Role.INCONSISTENT,
     "Authoritative servers disagree",
     "The authoritative servers give different answers to {qname} {qtype}: {detail}.",
     "Every server of a zone must give the same answer. Which one a resolver asks is chance, so some "
@@ -38,6 +40,7 @@ NS_DISAGREE = finding(
 EDNS_INTOLERANT = finding(
     "EDNS_INTOLERANT",
     Severity.WARNING,
+    Role.DNS_FAULT,
     "Server does not handle EDNS",
     "{ns_name} ({ns_ip}) fails queries with EDNS ({rcode}) and answers only without it.",
     "RFC 6891 §7: a server that does not support EDNS must answer FORMERR without an OPT record, not "
@@ -51,6 +54,7 @@ EDNS_INTOLERANT = finding(
 TCP_FAILS = finding(
     "TCP_FAILS",
     Severity.ERROR,
+    Role.DNS_FAULT,
     "DNS over TCP fails",
     "{ns_name} ({ns_ip}) truncates an answer over UDP but refuses or drops TCP ({rcode}).",
     "RFC 7766 §5: authoritative servers MUST support TCP; an answer too large for UDP can then never "
@@ -64,6 +68,7 @@ TCP_FAILS = finding(
 IPV6_TRANSPORT_UNAVAILABLE = finding(
     "IPV6_TRANSPORT_UNAVAILABLE",
     Severity.NOTICE,
+    Role.UNTESTED,
     "This host has no IPv6 path to the name servers",
     "No IPv6 address of any name server could be reached from this host ({count} lookups); those servers "
     "were judged over IPv4 only.",

@@ -6,13 +6,14 @@ from collections.abc import Iterable
 
 from mxdoctor.checks._common import outcome_text, records_key
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import check, finding
+from mxdoctor.checks._registry import Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
 from mxdoctor.evidence import ViewKind
 
 RESOLVER_UNREACHABLE = finding(
     "RESOLVER_UNREACHABLE",
     Severity.ERROR,
+    Role.UNTESTED,
     "Resolver does not answer",
     "The resolver of view {view} ({servers}) answered no question at all.",
     "An MTA that uses this resolver can resolve nothing: every domain defers. mxdoctor cannot say what "
@@ -25,6 +26,7 @@ RESOLVER_UNREACHABLE = finding(
 RESOLVER_FAILS = finding(
     "RESOLVER_FAILS",
     Severity.ERROR,
+    Role.RESOLVER_FAULT,
     "Resolver fails where the authoritative servers answer",
     "Resolver {view} fails {count} question(s) that the authoritative servers answer: {detail}.",
     "The fault is on the sending side: the authoritative servers answer correctly, but the resolver "
@@ -40,6 +42,7 @@ RESOLVER_FAILS = finding(
 RESOLVER_DISAGREES = finding(
     "RESOLVER_DISAGREES",
     Severity.WARNING,
+    Role.RESOLVER_FAULT,
     "Resolver answers differently from the authoritative servers",
     "Resolver {view} answers {qname} {qtype} with {records}, the authoritative servers with {expected}.",
     "The resolver serves an answer the zone no longer (or never) had: a stale cache, a local override, "

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from mxdoctor.checks._context import Context
-from mxdoctor.checks._registry import FindingSpec, check, finding
+from mxdoctor.checks._registry import FindingSpec, Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
 from mxdoctor.evidence import Outcome, SmtpProbe, SmtpStage
 
@@ -22,6 +22,7 @@ _SENDER_WAIT = (
 SMTP_UNREACHABLE = finding(
     "SMTP_UNREACHABLE",
     Severity.ERROR,
+    Role.SMTP,
     "SMTP server cannot be reached",
     "{host} at {address} port {port}: no SMTP conversation, the {stage} stage failed: {detail}.",
     "A sending MTA that cannot connect, or gets no valid greeting, treats the address as temporarily "
@@ -37,6 +38,7 @@ SMTP_UNREACHABLE = finding(
 SMTP_GREETING_TEMPFAIL = finding(
     "SMTP_GREETING_TEMPFAIL",
     Severity.ERROR,
+    Role.SMTP,
     "SMTP server greets with a temporary failure",
     "{host} at {address} port {port} greets with {code}: {reply}",
     "A 4xx greeting (usually 421) says the server will not take mail now: overloaded, rate limiting "
@@ -50,6 +52,7 @@ SMTP_GREETING_TEMPFAIL = finding(
 SMTP_GREETING_REJECT = finding(
     "SMTP_GREETING_REJECT",
     Severity.ERROR,
+    Role.SMTP,
     "SMTP server refuses every session",
     "{host} at {address} port {port} greets with {code}: {reply}",
     "A 554 greeting means the server accepts no mail from this client at all (often a block list of "
@@ -63,6 +66,7 @@ SMTP_GREETING_REJECT = finding(
 SMTP_EHLO_FAILED = finding(
     "SMTP_EHLO_FAILED",
     Severity.ERROR,
+    Role.SMTP,
     "SMTP server refuses the client's hello",
     "{host} at {address} port {port}: {stage} failed: {detail}",
     "Without an accepted EHLO or HELO there is no mail transaction. Servers refuse a hello name that "
@@ -75,6 +79,7 @@ SMTP_EHLO_FAILED = finding(
 STARTTLS_FAILED = finding(
     "STARTTLS_FAILED",
     Severity.WARNING,
+    Role.SMTP,
     "STARTTLS is offered but fails",
     "{host} at {address} port {port} offers STARTTLS but it fails: {detail}",
     "Opportunistic senders (Postfix and Exim by default) retry the address without TLS, so mail still "
@@ -90,6 +95,7 @@ STARTTLS_FAILED = finding(
 TLS_CERT_MISMATCH = finding(
     "TLS_CERT_MISMATCH",
     Severity.WARNING,
+    Role.TLS,
     "TLS certificate does not name the MX host",
     "The certificate of {host} at {address} port {port} does not name {host}: it names {detail}.",
     "Opportunistic senders do not check the name, so mail flows; senders that verify (MTA-STS in "
@@ -101,6 +107,7 @@ TLS_CERT_MISMATCH = finding(
 TLS_CERT_EXPIRED = finding(
     "TLS_CERT_EXPIRED",
     Severity.WARNING,
+    Role.TLS,
     "TLS certificate has expired",
     "The certificate of {host} at {address} port {port} expired on {detail}.",
     "Opportunistic senders ignore the expiry; senders that verify (MTA-STS enforce, DANE-TA, a "
@@ -112,6 +119,7 @@ TLS_CERT_EXPIRED = finding(
 TLS_CERT_UNVERIFIED = finding(
     "TLS_CERT_UNVERIFIED",
     Severity.NOTICE,
+    Role.TLS,
     "TLS certificate chain cannot be verified",
     "The certificate chain of {host} at {address} port {port} does not verify: {detail}.",
     "Most MX hosts are reached with opportunistic TLS, where a self-signed or incomplete chain is "
@@ -124,6 +132,7 @@ TLS_CERT_UNVERIFIED = finding(
 MAIL_FROM_REFUSED = finding(
     "MAIL_FROM_REFUSED",
     Severity.WARNING,
+    Role.SMTP_ENVELOPE,
     "SMTP server refuses the probe's sender",
     "{host} at {address} port {port} answers MAIL FROM with {code}: {reply}",
     "The sender address of the probe was refused, so RCPT was not tried. The reason may be the probe's "
@@ -136,6 +145,7 @@ MAIL_FROM_REFUSED = finding(
 RCPT_REJECTED = finding(
     "RCPT_REJECTED",
     Severity.ERROR,
+    Role.SMTP_ENVELOPE,
     "SMTP server rejects the recipient",
     "{host} at {address} port {port} rejects the recipient with {code}: {reply}",
     "A 5xx reply to RCPT TO is permanent: the sending MTA bounces the mail for this recipient.",
@@ -147,6 +157,7 @@ RCPT_REJECTED = finding(
 RCPT_TEMPFAIL = finding(
     "RCPT_TEMPFAIL",
     Severity.WARNING,
+    Role.SMTP_ENVELOPE,
     "SMTP server defers the recipient",
     "{host} at {address} port {port} defers the recipient with {code}: {reply}",
     "A 4xx reply to RCPT TO (greylisting, a recipient check that cannot be done now, a full mailbox) "
@@ -158,6 +169,7 @@ RCPT_TEMPFAIL = finding(
 SMTP_OK = finding(
     "SMTP_OK",
     Severity.INFO,
+    Role.POSITIVE,
     "SMTP server answers",
     "{host} at {address} port {port} answers: {detail}.",
     "Every stage of the probe passed: the address accepts SMTP sessions.",
@@ -166,6 +178,7 @@ SMTP_OK = finding(
 SMTP_ADDRESS_NOT_PROBED = finding(
     "SMTP_ADDRESS_NOT_PROBED",
     Severity.NOTICE,
+    Role.UNTESTED,
     "An address family of an MX host was never probed",
     "No {qtype} address of {host} was probed: its {qtype} lookup in view {view} ended in {rcode}.",
     "The SMTP probe reaches only the addresses the DNS gave; when the address lookup fails the "

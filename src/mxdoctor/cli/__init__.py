@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "mxdoctor.cli.queue",  # queue
     "mxdoctor.cli.watch",  # watch
     "mxdoctor.cli.lab",  # lab list / show / serve
+    "mxdoctor.cli.exchange",  # exchange-collector
 )
 
 

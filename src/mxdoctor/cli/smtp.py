@@ -20,6 +20,7 @@ from rich.text import Text
 from mxdoctor import _codec, evidence, route
 from mxdoctor import probe as dns_probe
 from mxdoctor.checks import _registry as registry
+from mxdoctor.checks import smtp as smtp_checks
 from mxdoctor.checks._context import Context
 from mxdoctor.diagnosis import Finding, Severity
 from mxdoctor.dns.exchange import Engine, Recorder
@@ -30,7 +31,7 @@ SCHEMA = "mxdoctor.smtp"
 SCHEMA_VERSION = "1.0"
 EXIT_OK, EXIT_WARNING, EXIT_CRITICAL = 0, 1, 2
 # A deferred recipient is a delivery that does not happen now: as bad as a refusal for this command.
-_CRITICAL_CODES = {"RCPT_TEMPFAIL"}
+_CRITICAL = (smtp_checks.RCPT_TEMPFAIL,)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,7 +77,7 @@ class Result:
         if not self.evidence.smtp:
             return EXIT_CRITICAL
         worst = max((f.severity.rank for f in self.findings), default=0)
-        if worst >= Severity.ERROR.rank or any(f.code in _CRITICAL_CODES for f in self.findings):
+        if worst >= Severity.ERROR.rank or any(s.matches(f) for s in _CRITICAL for f in self.findings):
             return EXIT_CRITICAL
         return EXIT_WARNING if worst >= Severity.WARNING.rank else EXIT_OK
 

@@ -1,6 +1,7 @@
 """One question to one server on the wire: its attempts (UDP, TCP on truncation, EDNS fallbacks), the
 classification of what came back, per-server concurrency and the per-run cache. Every attempt becomes
-one ``evidence.Exchange``; nothing here raises for a network fault.
+one ``evidence.Exchange``; nothing here raises for a network fault. A ``QueryShape`` sends one query
+exactly as given (EDNS version, options, flags, opcode, Z bit, transport): the audit's probes.
 """
 
 from __future__ import annotations
@@ -8,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import secrets
 import time
 from dataclasses import dataclass, field
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.name
+import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
@@ -124,6 +128,77 @@ class AttemptPlan:
         return None
 
 
+Z_FLAG = 0x0040  # the header's Z bit (RFC 1035 §4.1.1: must be zero); dnspython has no name for it
+
+
+@dataclass(frozen=True)
+class QueryShape:
+    """One query as a probe wants it on the wire, sent as given: no EDNS fallback and no TCP on
+    truncation, only one resend of the same query on UDP silence (a lost datagram is no fault)."""
+
+    transport: Transport = Transport.UDP
+    rd: bool = False
+    edns: int | None = 0  # EDNS version, None for no OPT record
+    payload: int = wire.EDNS_PAYLOAD
+    do: bool = False
+    ednsflags: int = 0  # EDNS flag bits besides DO
+    options: tuple[tuple[int, bytes], ...] = ()  # EDNS options as (code, data)
+    opcode: int = 0
+    z: bool = False  # the header's reserved Z bit
+    udp_attempts: int = 2
+
+    def encode(self, ident: int, qname: str, qtype: str) -> bytes:
+        """The query's bytes; ``qname`` keeps its letter case."""
+        msg = dns.message.make_query(
+            dns.name.from_text(qname),
+            dns.rdatatype.RdataType.make(qtype),
+            use_edns=self.edns if self.edns is not None else False,
+            payload=self.payload,
+            want_dnssec=self.do,
+            ednsflags=self.ednsflags,
+            options=[dns.edns.GenericOption(dns.edns.OptionType.make(c), d) for c, d in self.options] or None,
+            id=ident,
+        )
+        if not self.rd:
+            msg.flags &= ~dns.flags.RD
+        if self.z:
+            msg.flags |= Z_FLAG
+        if self.opcode:
+            msg.set_opcode(dns.opcode.Opcode.make(self.opcode))
+        data: bytes = msg.to_wire()
+        return data
+
+
+class ShapedPlan(AttemptPlan):
+    """The attempts of a ``QueryShape``: the query as given, resent once over UDP on silence."""
+
+    def __init__(self, shape: QueryShape) -> None:
+        super().__init__()
+        self.shape = shape
+        self._next = Attempt(1, shape.transport, shape.edns)
+
+    def _after(self, a: Attempt, r: AttemptResult) -> Attempt | None:
+        n = a.number + 1
+        if r.outcome is Outcome.TIMEOUT and a.transport is Transport.UDP and n <= self.shape.udp_attempts:
+            return Attempt(n, a.transport, a.edns, "RetryOnTimeout")
+        return None
+
+
+def reply_flags(msg: dns.message.Message) -> tuple[str, ...]:
+    """Header flags, plus the Z bit, EDNS flags and EDNS option codes the reply carries."""
+    out = [f for f in wire.flags_text(msg) if not f.startswith("FLAG")]
+    if msg.flags & Z_FLAG:
+        out.append("Z")
+    if msg.edns >= 0:
+        if msg.ednsflags & dns.flags.DO:
+            out.append("DO")
+        other = msg.ednsflags & ~dns.flags.DO & 0xFFFF
+        if other:
+            out.append(f"EDNSFLAGS=0x{other:04x}")
+        out.extend(f"OPTION={int(o.otype)}" for o in msg.options)
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Classified:
     outcome: Outcome
@@ -175,13 +250,14 @@ def classify(msg: dns.message.Message, qname: str, qtype: str) -> Classified:
 
 
 class _Waiter:
-    __slots__ = ("qname", "qtype", "future", "strays")
+    __slots__ = ("qname", "qtype", "future", "strays", "size")
 
     def __init__(self, qname: str, qtype: str, future: asyncio.Future[_Reply]) -> None:
         self.qname = qname
         self.qtype = qtype
         self.future = future
         self.strays: list[str] = []
+        self.size: int | None = None  # bytes of the reply as received
 
     def stray(self, detail: str) -> None:
         if len(self.strays) < MAX_STRAYS:
@@ -244,6 +320,7 @@ class UdpChannel(asyncio.DatagramProtocol):
             or (isinstance(decoded, dns.message.Message) and wire.matches(decoded, waiter.qname, waiter.qtype))
         ):
             if not waiter.future.done():
+                waiter.size = len(data)
                 waiter.future.set_result(decoded)
             return
         if isinstance(decoded, wire.Undecodable) and decoded.qname is None:
@@ -256,16 +333,22 @@ class UdpChannel(asyncio.DatagramProtocol):
         for w in [waiter] if waiter is not None else list(self.waiters.values()):
             w.stray(detail)
 
-    async def send(self, qname: str, qtype: str, *, rd: bool, edns: int | None) -> tuple[int, _Waiter]:
-        """Send one query; its waiter's future gets the reply (or the socket's error)."""
+    async def send(
+        self, qname: str, qtype: str, *, rd: bool, edns: int | None, shape: QueryShape | None = None
+    ) -> tuple[int, _Waiter]:
+        """Send one query (``shape`` builds it when given); its waiter's future gets the reply (or the
+        socket's error). Replies match the question whatever its letter case."""
         transport = await self._ensure_open()
         ident = secrets.randbits(16)
         while ident in self.waiters or ident in self.retired:
             ident = secrets.randbits(16)
         future: asyncio.Future[_Reply] = asyncio.get_running_loop().create_future()
-        waiter = _Waiter(qname, qtype, future)
+        waiter = _Waiter(qname.lower(), qtype, future)
         self.waiters[ident] = waiter
-        transport.sendto(wire.encode_query(ident, qname, qtype, rd=rd, edns=edns))
+        if shape is not None:
+            transport.sendto(shape.encode(ident, qname, qtype))
+        else:
+            transport.sendto(wire.encode_query(ident, qname, qtype, rd=rd, edns=edns))
         return ident, waiter
 
     def forget(self, ident: int) -> None:
@@ -310,6 +393,11 @@ async def tcp_query(
     ident = secrets.randbits(16)
     query = wire.encode_query(ident, qname, qtype, rd=rd, edns=edns)
     data = await tcp_exchange(address, port, query, timeout)
+    return _tcp_reply(data, ident, qname, qtype)
+
+
+def _tcp_reply(data: bytes | OSError | None, ident: int, qname: str, qtype: str) -> _Reply | None:
+    """What a TCP exchange got, checked against the query's ID and question (``qname`` lower case)."""
     if data is None or isinstance(data, OSError):
         return data
     decoded = wire.decode(data)
@@ -408,8 +496,25 @@ class Engine:
             self._cache[key] = task
         return await asyncio.shield(task)
 
-    async def _ask(self, view: str, server: evidence.Server, qname: str, qtype: str, rd: bool) -> ServerAnswer:
-        plan = AttemptPlan()
+    async def exchange(
+        self, view: str, server: evidence.Server, qname: str, qtype: str, shape: QueryShape, *, probe: str | None = None
+    ) -> ServerAnswer:
+        """Send (qname, qtype) to ``server`` exactly as ``shape`` says (letter case kept), never from
+        the cache; every attempt is recorded with ``probe`` as its probe name."""
+        return await self._ask(view, server, qname, qtype, shape.rd, shape=shape, probe=probe)
+
+    async def _ask(
+        self,
+        view: str,
+        server: evidence.Server,
+        qname: str,
+        qtype: str,
+        rd: bool,
+        *,
+        shape: QueryShape | None = None,
+        probe: str | None = None,
+    ) -> ServerAnswer:
+        plan = AttemptPlan() if shape is None else ShapedPlan(shape)
         recorded: list[tuple[int, int]] = []  # (attempt number, exchange id)
         # UDP attempts past their timeout: a late reply to one still counts, as it does for a stub
         # that retries with the same ID (glibc), so a slow server is not mistaken for a dead one
@@ -419,16 +524,28 @@ class Engine:
             while (attempt := plan.next()) is not None:
                 async with self._limit(server):
                     if attempt.transport is Transport.UDP:
-                        last = await self._udp_attempt(view, server, qname, qtype, rd, attempt, lingering, recorded)
+                        last = await self._udp_attempt(
+                            view, server, qname, qtype, rd, attempt, lingering, recorded, shape, probe
+                        )
                     else:
                         started = self.recorder.now()
-                        reply = await tcp_query(
-                            server.address, server.port, qname, qtype, rd=rd, edns=attempt.edns,
-                            timeout=self.timeout,
-                        )  # fmt: skip
+                        size: int | None = None
+                        if shape is None:
+                            reply = await tcp_query(
+                                server.address, server.port, qname, qtype, rd=rd, edns=attempt.edns,
+                                timeout=self.timeout,
+                            )  # fmt: skip
+                        else:
+                            query_id = secrets.randbits(16)
+                            data = await tcp_exchange(
+                                server.address, server.port, shape.encode(query_id, qname, qtype), self.timeout
+                            )
+                            reply = _tcp_reply(data, query_id, qname.lower(), qtype)
+                            size = len(data) if isinstance(data, bytes) else None
                         ident, last = self._record(
-                            view, server, qname, qtype, rd, attempt, started, reply, [], self.timeout
-                        )
+                            view, server, qname, qtype, rd, attempt, started, reply, [], self.timeout,
+                            shape=shape, probe=probe, size=size,
+                        )  # fmt: skip
                         recorded.append((attempt.number, ident))
                 plan.give(last.result)
         finally:
@@ -440,7 +557,7 @@ class Engine:
                 reply = future.result() if future.done() else None  # one that came with the winner
                 ident, _ = self._record(
                     view, server, qname, qtype, rd, sent.attempt, sent.started, reply, sent.waiter.strays,
-                    sent.timeout,
+                    sent.timeout, shape=shape, probe=probe, size=sent.waiter.size,
                 )  # fmt: skip
                 recorded.append((sent.attempt.number, ident))
         assert last is not None
@@ -461,21 +578,35 @@ class Engine:
         attempt: Attempt,
         lingering: list[_Sent],
         recorded: list[tuple[int, int]],
+        shape: QueryShape | None = None,
+        probe: str | None = None,
     ) -> _AttemptOutcome:
-        """Send one UDP attempt and wait for it or any lingering earlier one; record what is settled."""
+        """Send one UDP attempt and wait for it or any lingering earlier one; record what is settled.
+
+        A shaped query waits the same time on each attempt and does not linger: each attempt is
+        judged on its own, as the probe that sent it asks."""
         started = self.recorder.now()
         channel = self._channel(server)
         # the wait doubles on each retry, as glibc's and Windows' stubs back off
-        timeout = self.timeout * (2 if attempt.number > 1 else 1)
+        timeout = self.timeout * (2 if attempt.number > 1 and shape is None else 1)
         try:
-            ident, waiter = await channel.send(qname, qtype, rd=rd, edns=attempt.edns)
+            ident, waiter = await channel.send(qname, qtype, rd=rd, edns=attempt.edns, shape=shape)
         except OSError as exc:  # the socket could not even be opened (no route, bad family)
-            ident, out = self._record(view, server, qname, qtype, rd, attempt, started, exc, [], timeout)
+            ident, out = self._record(
+                view, server, qname, qtype, rd, attempt, started, exc, [], timeout, shape=shape, probe=probe
+            )
             recorded.append((attempt.number, ident))
             return out
         sent = _Sent(attempt, ident, waiter, started, timeout)
         listening = {s.waiter.future: s for s in (sent, *lingering)}
         done, _ = await asyncio.wait(listening, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if not done and shape is not None:
+            channel.forget(ident)
+            ident, out = self._record(
+                view, server, qname, qtype, rd, attempt, started, None, waiter.strays, timeout, shape=shape, probe=probe
+            )
+            recorded.append((attempt.number, ident))
+            return out
         if not done:
             lingering.append(sent)
             if waiter.strays:
@@ -489,7 +620,7 @@ class Engine:
         channel.forget(winner.ident)
         ident, out = self._record(
             view, server, qname, qtype, rd, winner.attempt, winner.started, winner.waiter.future.result(),
-            winner.waiter.strays, winner.timeout,
+            winner.waiter.strays, winner.timeout, shape=shape, probe=probe, size=winner.waiter.size,
         )  # fmt: skip
         recorded.append((winner.attempt.number, ident))
         return out
@@ -520,8 +651,13 @@ class Engine:
         reply: _Reply | None,
         strays: list[str],
         timeout: float,
+        *,
+        shape: QueryShape | None = None,
+        probe: str | None = None,
+        size: int | None = None,
     ) -> tuple[int, _AttemptOutcome]:
-        """Classify what one attempt got and record it as an Exchange."""
+        """Classify what one attempt got and record it as an Exchange (a shaped one with the reply's
+        size, question case and every flag and option it carries)."""
         duration = self.recorder.now() - started
         ident = self.recorder.next_id()
         msg: dns.message.Message | None = None
@@ -559,31 +695,39 @@ class Engine:
             if msg is not None
             else (isinstance(reply, wire.Undecodable) and reply.truncated)
         )
-        self.recorder.add_exchange(
-            evidence.Exchange(
-                id=ident,
-                view=view,
-                server=server,
-                transport=attempt.transport,
-                qname=qname,
-                qtype=qtype,
-                rd=rd,
-                edns=attempt.edns,
-                do=False,
-                started=round(started, 6),
-                duration=round(duration, 6),
-                outcome=classified.outcome,
-                rcode=rcode,
-                flags=wire.flags_text(msg) if msg is not None else (),
-                answer=wire.section_text(msg.answer) if msg is not None else (),
-                authority=wire.section_text(msg.authority) if msg is not None else (),
-                additional=wire.section_text(msg.additional) if msg is not None else (),
-                reply_edns=msg.edns if msg is not None and msg.edns >= 0 else None,
-                error=error,
-                workaround=attempt.workaround,
-                attempt=attempt.number,
-            )
+        x = evidence.Exchange(
+            id=ident,
+            view=view,
+            server=server,
+            transport=attempt.transport,
+            qname=qname,
+            qtype=qtype,
+            rd=rd,
+            edns=attempt.edns,
+            do=False,
+            started=round(started, 6),
+            duration=round(duration, 6),
+            outcome=classified.outcome,
+            rcode=rcode,
+            flags=wire.flags_text(msg) if msg is not None else (),
+            answer=wire.section_text(msg.answer) if msg is not None else (),
+            authority=wire.section_text(msg.authority) if msg is not None else (),
+            additional=wire.section_text(msg.additional) if msg is not None else (),
+            reply_edns=msg.edns if msg is not None and msg.edns >= 0 else None,
+            error=error,
+            workaround=attempt.workaround,
+            attempt=attempt.number,
         )
+        if shape is not None:
+            x = dataclasses.replace(
+                x,
+                do=shape.do,
+                flags=reply_flags(msg) if msg is not None else (),
+                probe=probe,
+                size=size if reply is not None and not isinstance(reply, OSError) else None,
+                reply_qname=msg.question[0].name.to_text() if msg is not None and msg.question else None,
+            )
+        self.recorder.add_exchange(x)
         aa = msg is not None and bool(msg.flags & dns.flags.AA)
         return ident, _AttemptOutcome(AttemptResult(classified.outcome, rcode, truncated), classified, aa, msg)
 

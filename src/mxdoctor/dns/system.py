@@ -5,6 +5,7 @@ named.root hint files, parsed into ``evidence.Server`` values.
 from __future__ import annotations
 
 import ipaddress
+import sys
 from pathlib import Path
 
 from mxdoctor import evidence
@@ -65,6 +66,33 @@ def resolv_conf_servers(path: str | Path = RESOLV_CONF, port: int = 53) -> tuple
                 continue
             servers.append(evidence.Server(address.compressed, port))
     return tuple(servers[:MAXNS]) or (evidence.Server("127.0.0.1", port),)
+
+
+def system_servers(path: str | Path = RESOLV_CONF, port: int = 53) -> tuple[evidence.Server, ...]:
+    """The servers the host's stub resolver asks: /etc/resolv.conf on POSIX; on Windows, the
+    adapters' DNS servers from the registry, as dnspython reads them (there is no resolv.conf)."""
+    if sys.platform == "win32" and Path(path) == Path(RESOLV_CONF):
+        return windows_servers(port)
+    return resolv_conf_servers(path, port)
+
+
+def windows_servers(port: int = 53) -> tuple[evidence.Server, ...]:
+    """The Windows resolver configuration through dnspython's registry reader."""
+    import dns.resolver
+
+    try:
+        names = dns.resolver.Resolver(configure=True).nameservers
+    except (dns.resolver.NoResolverConfiguration, OSError) as exc:
+        raise ConfigError(f"cannot read the Windows DNS client configuration: {exc}") from None
+    servers = []
+    for name in names:
+        try:
+            servers.append(evidence.Server(ipaddress.ip_address(str(name).split("%")[0]).compressed, port))
+        except ValueError:
+            continue  # a DNS-over-HTTPS URL or a name: not a classic server address
+    if not servers:
+        raise ConfigError("the Windows DNS client configuration names no DNS server")
+    return tuple(servers)
 
 
 def parse_root_hints(text: str, source: str = "root hints") -> dict[str, tuple[str, ...]]:

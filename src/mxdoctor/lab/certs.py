@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import fcntl
 import hashlib
 import ipaddress
 import os
@@ -183,6 +182,8 @@ def _write(path: Path, data: bytes, *, private: bool = False) -> None:
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     """Serialise creation across threads (several SMTP servers start at once) and processes."""
+    import fcntl  # POSIX only, like the whole lab; imported here so the CLI imports on Windows
+
     directory.mkdir(parents=True, exist_ok=True)
     with _thread_lock, open(directory / ".lock", "a") as lock_file:
         fcntl.flock(lock_file, fcntl.LOCK_EX)

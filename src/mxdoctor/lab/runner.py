@@ -174,6 +174,9 @@ def running(
     addresses) is refused unless ``allow_offbox``. Raises ScenarioError for a malformed or off-box
     scenario and LabError when the servers cannot start.
     """
+    if os.name != "posix":
+        # The lab binds many 127.0.0.x addresses and locks files the POSIX way; Windows has neither.
+        raise LabError("the lab needs a POSIX host (Linux, BSD or macOS); diagnose, audit, queue and watch do not")
     loaded = resolve_scenario(scenario)
     if not allow_offbox:
         refuse_offbox(loaded)

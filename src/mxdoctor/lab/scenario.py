@@ -28,8 +28,9 @@ from mxdoctor import _loader
 from mxdoctor.errors import ScenarioError
 from mxdoctor.lab import faults as faults_mod
 from mxdoctor.lab.resolver import StaleRecord
+from mxdoctor.mta import models as mta_models
 
-MTAS = ("exchange2010", "exchange2013", "postfix", "exim", "sendmail", "opensmtpd")
+MTAS = tuple(mta_models.MODELS)  # the names expect.verdicts may use
 VERDICTS = ("deliver", "defer", "bounce")
 ROLES = ("authoritative", "recursive", "forwarder")
 

@@ -1,7 +1,7 @@
-"""What each MTA does with each DNS answer, as data: one MtaModel per MTA, with its knobs.
-
-Every behaviour names its source key (see docs/mta-behaviour.md); ``inferred`` marks what is
-reasoned from sources rather than read in code or observed.
+"""What each MTA does with each DNS answer, as data: one MtaModel per MTA, with its knobs and its
+sources. A new MTA is one entry here; every list of MTA names (CLI choices, scenario verdicts, the
+docs) derives from ``MODELS``. ``inferred`` marks what is reasoned from sources rather than read in
+code or observed.
 """
 
 from __future__ import annotations
@@ -56,6 +56,14 @@ class Knob:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where a modelled behaviour comes from: a key the docs cite, and the source in words."""
+
+    key: str
+    text: str
+
+
+@dataclass(frozen=True)
 class MtaModel:
     name: str
     title: str
@@ -68,7 +76,7 @@ class MtaModel:
     uses_external_view: bool = False  # set by a knob: resolution goes through the external resolvers
     no_address_defers: bool = False  # every exchanger answered without an address: defer, not bounce
     null_mx_supported: bool = True  # False: "MX 0 ." is just an exchanger "." without an address
-    sources: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()
     notes: tuple[str, ...] = ()  # behaviours that are inferred, not confirmed
 
     def with_knobs(self, names: tuple[str, ...]) -> MtaModel:
@@ -81,6 +89,24 @@ class MtaModel:
     def knob(self, name: str) -> Knob | None:
         return next((k for k in self.knobs if k.name == name), None)
 
+
+_MS_SENS = Source(
+    "MS-SENS",
+    "Exchange 'DNS query failure sensitivity' (DnsFaultTolerance Lenient/Normal, 5 s per server, "
+    "1 min per query), technet Bb676467",
+)
+_MS_PS = Source(
+    "MS-PS",
+    "Exchange PowerShell reference: Set-SendConnector (UseExternalDNSServersEnabled, "
+    "ErrorPolicies), Set-TransportServer / Set-TransportService (ExternalDNSAdapterEnabled, "
+    "ExternalDNSServers), Get-Queue, Retry-Queue, Get-Message",
+)
+_CONFORMANCE = Source(
+    "CONFORMANCE",
+    "mxdoctor's conformance run: the real Postfix 3.7, Exim 4.96, OpenSMTPD 6.8.0p2 and Sendmail "
+    "8.17 (Debian 12) against the lab scenarios, outcomes and texts as logged "
+    "(docs/conformance.md)",
+)
 
 _ALL_NEXT = {f: OnFailure.NEXT_FAMILY for f in Failure}
 _ALL_HOST = {f: OnFailure.HOST_TEMPFAIL for f in Failure}
@@ -131,7 +157,26 @@ EXCHANGE2010 = MtaModel(
     on_aaaa_nxdomain=OnNxdomain.HOST_UNUSABLE,
     texts=_EXCHANGE_TEXTS,
     knobs=(_EXCHANGE_EXTERNAL, _fault_tolerance_normal(_ALL_DOMAIN, _ALL_DOMAIN)),
-    sources=("KB972744", "WF", "CIG", "MS-SENS", "MS-PS"),
+    sources=(
+        Source(
+            "KB972744",
+            "Microsoft KB 972744, Exchange 2007/2010 queues mail with '451 4.4.0 DNS query failed' when a "
+            "DNS server ignores AAAA queries or answers them unexpectedly; resolution: send connector "
+            "'Use External DNS Lookup' (https://support.microsoft.com/help/972744)",
+        ),
+        Source(
+            "WF",
+            "Field report, SBS 2011 / Exchange 2010 SP1 holding one domain with 451 4.4.0 because of AAAA "
+            "SERVFAIL (wfcastle33.wordpress.com/2011/06/26/exchangednserror451/)",
+        ),
+        Source(
+            "CIG",
+            "Observed Exchange 2010 Edge texts '...DNS query failed with error ServerFailure' and '...The "
+            "error was: ErrorTimeout' (kx.cloudingenium.com)",
+        ),
+        _MS_SENS,
+        _MS_PS,
+    ),
     notes=(
         "AAAA asked first and any AAAA failure defers the whole domain: from KB 972744 and field "
         "reports; 2010 code was not read (inferred).",
@@ -154,7 +199,17 @@ EXCHANGE2013 = MtaModel(
     on_aaaa_nxdomain=OnNxdomain.HOST_UNUSABLE,
     texts=_EXCHANGE_TEXTS,
     knobs=(_EXCHANGE_EXTERNAL, _fault_tolerance_normal(_EXCHANGE2013_AAAA, _ALL_HOST)),
-    sources=("EXD", "MS-SENS", "MS-PS", "MS-NDR"),
+    sources=(
+        Source(
+            "EXD",
+            "Exchange 15.x transport as published in unofficial decompiled trees (MxRequest.cs, "
+            "Request.cs, DnsStatus.cs, EnhancedDns): AAAA then A; ServerFailure on AAAA ignored; "
+            "ErrorTimeout fails the request unless FailureTolerant (external DNS + Lenient)",
+        ),
+        _MS_SENS,
+        _MS_PS,
+        Source("MS-NDR", "Exchange DSN/NDR table: 5.4.4 SMTPSEND.DNS.NonExistentDomain"),
+    ),
     notes=(
         "SERVFAIL on AAAA is ignored and A queried (MxRequest.HandleServerFailure, decompiled 15.x code).",
         "A timeout on the internal path ends the request with ErrorTimeout (decompiled code).",
@@ -191,7 +246,26 @@ POSTFIX = MtaModel(
             {"order": ("A",)},
         ),
     ),
-    sources=("PF-addr", "PF-types", "PF-28", "PF-lookup", "PF-strerror", "PF-inet"),
+    sources=(
+        Source(
+            "PF-addr",
+            "Postfix src/smtp/smtp_addr.c: 'As long as we are able to look up any host address, we ignore "
+            "problems with DNS lookups'; 4.4.3 for soft errors, 5.4.4 for not found",
+        ),
+        Source(
+            "PF-types",
+            "Postfix src/dns/dns_lookup_types.c and dns.h: every type queried, highest-priority status "
+            "wins",
+        ),
+        Source("PF-28", "Postfix 2.8 dns_lookup_v(): non_err ? DNS_OK : soft_err ? DNS_RETRY : status"),
+        Source(
+            "PF-lookup",
+            "Postfix src/dns/dns_lookup.c: 'Host or domain name not found. Name service error for name=%s "
+            "type=%s: %s'",
+        ),
+        Source("PF-strerror", "Postfix src/dns/dns_strerror.c: 'Host not found, try again' for TRY_AGAIN"),
+        Source("PF-inet", "Postfix src/util/inet_proto.c: inet_protocols=ipv4 asks A only"),
+    ),
     notes=("Any address found wins: 'As long as we are able to look up any host address, we ignore "
            "problems with DNS lookups' (smtp_addr.c).",),
 )
@@ -219,7 +293,25 @@ EXIM = MtaModel(
             {"order": ("A",)},
         ),
     ),
-    sources=("EX-host", "EX-dns", "EX-router", "EX-spec", "EX-testlog", "CONFORMANCE"),
+    sources=(
+        Source(
+            "EX-host",
+            "Exim src/src/host.c set_address_from_dns(): AAAA then A; 'We want to return HOST_FIND_AGAIN "
+            "if one of the A or AAAA lookups fails or times out, but not if another one succeeds'",
+        ),
+        Source("EX-dns", "Exim src/src/dns.c: TRY_AGAIN maps to DNS_AGAIN"),
+        Source(
+            "EX-router",
+            "Exim src/src/routers/dnslookup.c: 'host lookup did not complete', 'an MX or SRV record "
+            "indicated no SMTP service', 'all relevant MX records point to non-existent hosts'",
+        ),
+        Source("EX-spec", "Exim specification: dns_ipv4_lookup, disable_ipv6, dns_again_means_nonexist"),
+        Source(
+            "EX-testlog",
+            "Exim test suite logs: '== user@dom R=dnslookup defer (-1): host lookup did not complete'",
+        ),
+        _CONFORMANCE,
+    ),
     notes=("'We want to return HOST_FIND_AGAIN if one of the A or AAAA lookups fails or times out, but "
            "not if another one succeeds' (host.c).",
            "AAAA NXDOMAIN: Exim asks A next, but a caching resolver answers it from the NXDOMAIN it just "
@@ -257,7 +349,17 @@ SENDMAIL = MtaModel(
             {"on_aaaa_failure": _ALL_NEXT},
         ),
     ),
-    sources=("SM", "FS-bsd", "BH", "CONFORMANCE"),
+    sources=(
+        Source(
+            "SM",
+            "Sendmail 8.1x sources (conf.c, daemon.c, deliver.c, domain.c): AAAA then A per MX host; "
+            "TRY_AGAIN or ETIMEDOUT on AAAA tempfails the host (4.4.3) unless WorkAroundBrokenAAAA; "
+            "'Deferred: Name server: <host>: host name lookup failure'",
+        ),
+        Source("FS-bsd", "OpenBSD/MirOS/FreeBSD .mc files with define(`confBIND_OPTS', `WorkAroundBrokenAAAA')"),
+        Source("BH", "Field report: sendmail 'host map: lookup (domain): deferred' on AAAA SERVFAIL"),
+        _CONFORMANCE,
+    ),
     notes=(
         "REFUSED/broken AAAA answers map to NO_RECOVERY in the resolver library and fall back to A "
         "(inferred).",
@@ -296,7 +398,14 @@ OPENSMTPD = MtaModel(
             {"null_mx_supported": False},
         ),
     ),
-    sources=("OS", "CONFORMANCE"),
+    sources=(
+        Source(
+            "OS",
+            "OpenSMTPD 7.8.0p1 (dns.c, mta.c, libasr getaddrinfo_async.c): AAAA then A as separate "
+            "sub-queries; a failed family is skipped if any address is found; no address: TempFail",
+        ),
+        _CONFORMANCE,
+    ),
     notes=("No address at all is a temporary failure (DNS_ENOTFOUND → TempFail) in mta.c.",
            "AAAA NXDOMAIN: the A sub-query is answered from the resolver's cached NXDOMAIN (RFC 2308 §5), "
            "so no address is found: TempFail 'No MX found for domain' (observed with 6.8.0p2, "
@@ -308,3 +417,13 @@ OPENSMTPD = MtaModel(
 MODELS: dict[str, MtaModel] = {
     m.name: m for m in (EXCHANGE2010, EXCHANGE2013, POSTFIX, EXIM, SENDMAIL, OPENSMTPD)
 }
+
+
+def sources() -> dict[str, str]:
+    """Every source the models cite, key -> text, in the order the models first cite them."""
+    out: dict[str, str] = {}
+    for m in MODELS.values():
+        for src in m.sources:
+            if out.setdefault(src.key, src.text) != src.text:
+                raise ValueError(f"source {src.key} is cited with two different texts")
+    return out

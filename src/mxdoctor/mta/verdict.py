@@ -1,13 +1,18 @@
 """Verdicts: what one MTA model does with the route it would see (deliver, defer, bounce, unknown).
 
-Pure: reads a Route (through the view that MTA uses), the findings and the SMTP probes; no I/O.
+Pure: reads a Route (through the view that MTA uses), the findings and the SMTP probes; no I/O. The
+findings a verdict names as its causes are picked by spec object or by role, never by code string.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mxdoctor.checks import _registry as registry
+from mxdoctor.checks import address, mx, resolver
+from mxdoctor.checks import smtp as smtp_checks
+from mxdoctor.checks._registry import Role
 from mxdoctor.diagnosis import Alternative, Decision, Finding, Verdict
 from mxdoctor.evidence import Lookup, Outcome, SmtpProbe
 from mxdoctor.mta.models import MODELS, Failure, MtaModel, OnFailure, OnNxdomain
@@ -97,17 +102,6 @@ def _smtp_failure_text(probes: Sequence[SmtpProbe], address: str) -> str | None:
     return None
 
 
-def _codes(findings: Iterable[Finding], wanted: set[str]) -> tuple[str, ...]:
-    return tuple(sorted({f.code for f in findings if f.code in wanted}))
-
-
-_DNS_FAULT_CODES = {
-    "AAAA_SERVFAIL", "AAAA_NXDOMAIN", "AAAA_TIMEOUT", "AAAA_UNEXPECTED_RCODE", "AAAA_BROKEN_RESPONSE",
-    "A_LOOKUP_FAILED", "MX_LOOKUP_FAILED", "RESOLVER_FAILS", "RESOLVER_DISAGREES", "TCP_FAILS",
-    "EDNS_INTOLERANT", "LAME_DELEGATION",
-}
-
-
 def evaluate(
     model: MtaModel,
     route: Route | None,
@@ -129,25 +123,25 @@ def evaluate(
 
     if not view_reachable:
         text = f"resolver of view {view} does not answer"
-        return verdict(Decision.UNKNOWN, text, ("RESOLVER_UNREACHABLE",))
+        return verdict(Decision.UNKNOWN, text, (resolver.RESOLVER_UNREACHABLE.code,))
     if route is None or route.kind is RouteKind.INCOMPLETE:
         return verdict(Decision.UNKNOWN, "the lookups did not complete (deadline)", ())
     if route.kind is RouteKind.FAILED:
         error = _DNS_STATUS.get(route.mx.outcome, "ErrorRetry") if route.mx else "ErrorRetry"
         text = t.mx_tempfail.format(domain=domain, error=error, host=domain, qtype="MX")
-        return verdict(Decision.DEFER, text, _codes(findings, {"MX_LOOKUP_FAILED", "RESOLVER_FAILS"}))
+        return verdict(Decision.DEFER, text, registry.codes(findings, mx.MX_LOOKUP_FAILED, resolver.RESOLVER_FAILS))
     if route.kind is RouteKind.NXDOMAIN:
         text = t.nxdomain.format(domain=domain, qtype=model.order[-1], host=domain, error="")
-        return verdict(Decision.BOUNCE, text, _codes(findings, {"DOMAIN_NXDOMAIN", "RESOLVER_DISAGREES"}))
+        return verdict(Decision.BOUNCE, text, registry.codes(findings, mx.DOMAIN_NXDOMAIN, resolver.RESOLVER_DISAGREES))
     if route.kind is RouteKind.NULL_MX:
         if not model.null_mx_supported:
             text = t.no_address.format(domain=domain, host=".", qtype=model.order[-1])
             outcome = Decision.DEFER if model.no_address_defers else Decision.BOUNCE
-            return verdict(outcome, text, ("NULL_MX",))
-        return verdict(Decision.BOUNCE, t.null_mx.format(domain=domain), ("NULL_MX",))
+            return verdict(outcome, text, (mx.NULL_MX.code,))
+        return verdict(Decision.BOUNCE, t.null_mx.format(domain=domain), (mx.NULL_MX.code,))
 
     states = [(x, _host_state(model, x)) for x in route.exchangers]
-    dns_codes = _codes(findings, _DNS_FAULT_CODES)
+    dns_codes = registry.codes(findings, Role.DNS_FAULT, Role.RESOLVER_FAULT)
     for x, st in states:
         if st.kind == "domain-defer":
             assert st.lookup is not None
@@ -172,8 +166,8 @@ def evaluate(
     if smtp_fail is not None:
         x, words = smtp_fail
         text = t.unreachable.format(host=x.host.rstrip("."), address="") + (f" ({words})" if words else "")
-        smtp_codes = tuple(sorted({f.code for f in findings if f.code.startswith(("SMTP_", "STARTTLS_"))}))
-        return verdict(Decision.DEFER, text, smtp_codes or ("SMTP_UNREACHABLE",), x.host)
+        smtp_codes = registry.codes(findings, Role.SMTP)
+        return verdict(Decision.DEFER, text, smtp_codes or (smtp_checks.SMTP_UNREACHABLE.code,), x.host)
     temp = next(((x, st) for x, st in states if st.kind == "tempfail"), None)
     if temp is not None:
         x, st = temp
@@ -186,9 +180,7 @@ def evaluate(
     x0, st0 = states[0] if states else (None, None)
     host = x0.host.rstrip(".") if x0 else domain
     text = t.no_address.format(domain=domain, host=host, qtype=st0.qtype if st0 else "A")
-    perm_codes = _codes(
-        findings, {"NO_ADDRESSES", "MX_TARGET_NXDOMAIN", "MX_TARGET_IS_ADDRESS", "AAAA_NXDOMAIN"}
-    )
+    perm_codes = registry.codes(findings, Role.ROUTE_PERMANENT, address.AAAA_NXDOMAIN)
     return verdict(Decision.DEFER if model.no_address_defers else Decision.BOUNCE, text, perm_codes, host)
 
 

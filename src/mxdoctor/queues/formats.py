@@ -22,6 +22,7 @@ from mxdoctor.errors import QueueError
 from mxdoctor.queues import (
     exchange_csv,
     exchange_json,
+    exchange_snapshot,
     exim,
     opensmtpd,
     postfix_json,
@@ -33,6 +34,7 @@ from mxdoctor.queues.record import Item, Malformed, Mta
 
 _MODULES: tuple[ModuleType, ...] = (
     postfix_json,
+    exchange_snapshot,
     exchange_json,
     exchange_csv,
     opensmtpd,

@@ -1,0 +1,231 @@
+"""DNSSEC validation of recorded answers, pure: an RRset against its RRSIGs and the zone's DNSKEYs,
+a DNSKEY set against the parent's DS, and the NSEC/NSEC3 proofs of NODATA and NXDOMAIN answers.
+
+Each function returns the problems it found (none: the data is secure), each naming the zone, the
+owner and type, the key tag and the time that matters, so a finding can say exactly what to re-sign.
+dnspython's ``dns.dnssec`` does the cryptography; this module decides what a failure means.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import dns.dnssec
+import dns.exception
+import dns.name
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.DNSKEY
+import dns.rdtypes.ANY.DS
+import dns.rdtypes.ANY.RRSIG
+import dns.rrset
+
+# What validators implement (RFC 8624 MUST/RECOMMENDED to validate); others make a zone insecure.
+SUPPORTED_ALGORITHMS = frozenset({5, 7, 8, 10, 13, 14, 15, 16})
+SUPPORTED_DIGESTS = frozenset({1, 2, 4})
+
+
+class Status(enum.StrEnum):
+    SECURE = "secure"
+    INSECURE = "insecure"  # no DS, or only algorithms no validator implements: not validated, not bogus
+    BOGUS = "bogus"  # validation fails: validating resolvers answer SERVFAIL
+    INDETERMINATE = "indeterminate"  # the data needed to decide was not seen
+
+
+class Problem(enum.StrEnum):
+    RRSIG_MISSING = "RRSIG_MISSING"
+    RRSIG_EXPIRED = "RRSIG_EXPIRED"
+    RRSIG_NOT_YET_VALID = "RRSIG_NOT_YET_VALID"
+    RRSIG_INVALID = "RRSIG_INVALID"  # does not verify with the key it names
+    RRSIG_NO_KEY = "RRSIG_NO_KEY"  # names a key tag the DNSKEY set does not hold
+    DS_NO_MATCHING_DNSKEY = "DS_NO_MATCHING_DNSKEY"
+    DNSKEY_NOT_SELF_SIGNED = "DNSKEY_NOT_SELF_SIGNED"  # no valid RRSIG by a key the DS names
+    DENIAL_MISSING = "DENIAL_MISSING"  # a negative answer without the NSEC/NSEC3 that proves it
+    DENIAL_WRONG = "DENIAL_WRONG"  # the NSEC/NSEC3 given does not prove the answer
+
+
+@dataclass(frozen=True)
+class Failure:
+    problem: Problem
+    zone: str
+    owner: str
+    rdtype: str
+    key_tag: int | None = None
+    when: float | None = None  # the expiration (expired) or inception (not yet valid), epoch seconds
+    detail: str = ""
+
+
+def _tag(key: dns.rdtypes.ANY.DNSKEY.DNSKEY) -> int:
+    return int(dns.dnssec.key_id(key))
+
+
+def check_rrset(
+    rrset: dns.rrset.RRset,
+    rrsigs: Iterable[dns.rdtypes.ANY.RRSIG.RRSIG],
+    dnskeys: dns.rrset.RRset | None,
+    zone: dns.name.Name,
+    now: float,
+) -> list[Failure]:
+    """The RRset is secure when one RRSIG by a key of ``dnskeys`` verifies and is valid at ``now``."""
+    sigs = [s for s in rrsigs if s.type_covered == rrset.rdtype]
+    owner, rdtype = rrset.name.to_text(), dns.rdatatype.to_text(rrset.rdtype)
+    if not sigs:
+        return [Failure(Problem.RRSIG_MISSING, zone.to_text(), owner, rdtype, detail="no RRSIG covers it")]
+    keys = {_tag(k): k for k in (dnskeys or ())}
+    failures: list[Failure] = []
+    for sig in sigs:
+        if sig.key_tag not in keys:
+            failures.append(Failure(Problem.RRSIG_NO_KEY, zone.to_text(), owner, rdtype, sig.key_tag,
+                                    detail=f"signed by key {sig.key_tag}, not in the DNSKEY set"))
+            continue
+        if now > sig.expiration:
+            failures.append(Failure(Problem.RRSIG_EXPIRED, zone.to_text(), owner, rdtype, sig.key_tag,
+                                    float(sig.expiration)))
+            continue
+        if now < sig.inception:
+            failures.append(Failure(Problem.RRSIG_NOT_YET_VALID, zone.to_text(), owner, rdtype, sig.key_tag,
+                                    float(sig.inception)))
+            continue
+        assert dnskeys is not None
+        try:
+            dns.dnssec.validate_rrsig(rrset, sig, {zone: dnskeys}, now=now,
+                                      policy=dns.dnssec.allow_all_policy)
+        except dns.exception.DNSException as exc:  # ValidationFailure, UnsupportedAlgorithm
+            failures.append(Failure(Problem.RRSIG_INVALID, zone.to_text(), owner, rdtype, sig.key_tag,
+                                    detail=str(exc)))
+            continue
+        return []  # one valid signature is enough (RFC 4035 §5.3.3)
+    return failures
+
+
+def check_dnskeys(
+    dnskeys: dns.rrset.RRset,
+    rrsigs: Iterable[dns.rdtypes.ANY.RRSIG.RRSIG],
+    ds: Sequence[dns.rdtypes.ANY.DS.DS],
+    zone: dns.name.Name,
+    now: float,
+) -> tuple[Status, list[Failure]]:
+    """The zone's keys against the parent's DS: secure, insecure (nothing a validator can use), or bogus."""
+    usable = [d for d in ds if d.algorithm in SUPPORTED_ALGORITHMS and d.digest_type in SUPPORTED_DIGESTS]
+    if not usable:
+        return Status.INSECURE, []
+    name = zone.to_text()
+    matching = []
+    for key in dnskeys:
+        for d in usable:
+            if d.key_tag != _tag(key) or d.algorithm != key.algorithm:
+                continue
+            made = dns.dnssec.make_ds(zone, key, d.digest_type)
+            if made.digest == d.digest:
+                matching.append(key)
+    if not matching:
+        tags = ", ".join(str(d.key_tag) for d in usable)
+        return Status.BOGUS, [Failure(Problem.DS_NO_MATCHING_DNSKEY, name, name, "DNSKEY", usable[0].key_tag,
+                                      detail=f"the parent's DS names key tag {tags}; the zone's DNSKEY set has "
+                                             + ", ".join(str(_tag(k)) for k in dnskeys))]
+    sigs = [s for s in rrsigs if s.type_covered == dns.rdatatype.DNSKEY]
+    anchored = dns.rrset.from_rdata_list(dnskeys.name, dnskeys.ttl, matching)
+    by_anchor = [s for s in sigs if s.key_tag in {_tag(k) for k in matching}]
+    if not by_anchor:
+        return Status.BOGUS, [Failure(Problem.DNSKEY_NOT_SELF_SIGNED, name, name, "DNSKEY", _tag(matching[0]),
+                                      detail="no RRSIG over the DNSKEY set by the key the DS names")]
+    failures = check_rrset(dnskeys, by_anchor, anchored, zone, now)
+    return (Status.SECURE, []) if not failures else (Status.BOGUS, failures)
+
+
+def check_nodata(
+    qname: dns.name.Name,
+    qtype: dns.rdatatype.RdataType,
+    authority: Sequence[dns.rrset.RRset],
+    dnskeys: dns.rrset.RRset | None,
+    zone: dns.name.Name,
+    now: float,
+) -> list[Failure]:
+    """A NODATA answer is proven by a signed NSEC at ``qname`` (or NSEC3 at its hash) without ``qtype``."""
+    owner, rdtype = qname.to_text(), dns.rdatatype.to_text(qtype)
+    proofs = _denial(authority)
+    for rrset, sigs in proofs:
+        if rrset.rdtype == dns.rdatatype.NSEC and rrset.name == qname:
+            if _has_type(rrset[0], qtype) or _has_type(rrset[0], dns.rdatatype.CNAME):
+                return [Failure(Problem.DENIAL_WRONG, zone.to_text(), owner, rdtype,
+                                detail=f"the NSEC at {owner} says {rdtype} exists")]
+            return check_rrset(rrset, sigs, dnskeys, zone, now)
+        if rrset.rdtype == dns.rdatatype.NSEC3 and _nsec3_matches(rrset, qname, zone):
+            if _has_type(rrset[0], qtype):
+                return [Failure(Problem.DENIAL_WRONG, zone.to_text(), owner, rdtype,
+                                detail=f"the NSEC3 of {owner} says {rdtype} exists")]
+            return check_rrset(rrset, sigs, dnskeys, zone, now)
+    return [Failure(Problem.DENIAL_MISSING, zone.to_text(), owner, rdtype,
+                    detail=f"no NSEC or NSEC3 record for {owner} proves that it has no {rdtype} record")]
+
+
+def check_nxdomain(
+    qname: dns.name.Name,
+    authority: Sequence[dns.rrset.RRset],
+    dnskeys: dns.rrset.RRset | None,
+    zone: dns.name.Name,
+    now: float,
+) -> list[Failure]:
+    """An NXDOMAIN is proven by a signed NSEC whose span covers ``qname`` (or an NSEC3 covering its hash)."""
+    owner = qname.to_text()
+    for rrset, sigs in _denial(authority):
+        covered = (rrset.rdtype == dns.rdatatype.NSEC and _nsec_covers(rrset, qname)) or (
+            rrset.rdtype == dns.rdatatype.NSEC3 and _nsec3_covers(rrset, qname, zone))
+        if covered:
+            return check_rrset(rrset, sigs, dnskeys, zone, now)
+    return [Failure(Problem.DENIAL_MISSING, zone.to_text(), owner, "ANY",
+                    detail=f"no NSEC or NSEC3 record covers {owner}: the NXDOMAIN is not proven")]
+
+
+def _denial(authority: Sequence[dns.rrset.RRset]) -> list[tuple[dns.rrset.RRset, list[dns.rdtypes.ANY.RRSIG.RRSIG]]]:
+    sigs: dict[tuple[dns.name.Name, int], list[dns.rdtypes.ANY.RRSIG.RRSIG]] = {}
+    for rrset in authority:
+        if rrset.rdtype == dns.rdatatype.RRSIG:
+            for sig in rrset:
+                sigs.setdefault((rrset.name, sig.type_covered), []).append(sig)
+    return [(r, sigs.get((r.name, r.rdtype), [])) for r in authority
+            if r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)]
+
+
+def _has_type(rdata: object, rdtype: dns.rdatatype.RdataType) -> bool:
+    windows = getattr(rdata, "windows", ())
+    for window, bitmap in windows:
+        if rdtype // 256 != window:
+            continue
+        offset = (rdtype % 256) // 8
+        if offset < len(bitmap) and int(bitmap[offset]) & (0x80 >> (rdtype % 8)):
+            return True
+    return False
+
+
+def _nsec_covers(rrset: dns.rrset.RRset, qname: dns.name.Name) -> bool:
+    start, end = rrset.name, rrset[0].next
+    if start < end:
+        return bool(start < qname < end)
+    return bool(qname > start or qname < end)  # the last NSEC wraps to the apex
+
+
+def _hash_label(name: dns.name.Name, rdata: object) -> str:
+    salt = getattr(rdata, "salt", b"")
+    return dns.dnssec.nsec3_hash(name, salt or None, int(getattr(rdata, "iterations", 0)),
+                                 int(getattr(rdata, "algorithm", 1))).lower()
+
+
+def _nsec3_matches(rrset: dns.rrset.RRset, qname: dns.name.Name, zone: dns.name.Name) -> bool:
+    return rrset.name.labels[0].decode().lower() == _hash_label(qname, rrset[0])
+
+
+def _nsec3_covers(rrset: dns.rrset.RRset, qname: dns.name.Name, zone: dns.name.Name) -> bool:
+    import base64
+
+    start = rrset.name.labels[0].decode().lower()
+    end = base64.b32encode(rrset[0].next).decode().translate(_B32_TO_HEX).lower()
+    digest = _hash_label(qname, rrset[0])
+    if start < end:
+        return start < digest < end
+    return digest > start or digest < end
+
+
+_B32_TO_HEX = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", "0123456789ABCDEFGHIJKLMNOPQRSTUV")
