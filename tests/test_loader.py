@@ -47,9 +47,9 @@ def convert(data: object, **kwargs: object) -> Top:
          "leaves[1].rcode: expected one of SERVFAIL, REFUSED; got 'NOPE'"),
         ({"name": "x", "leaves": [{"colour": "green"}]}, "leaves[0].colour: expected one of red, blue; got 'green'"),
         ({"name": "x", "leaves": [{"size": 12}]}, "leaves[0].size: must be from 1 to 9"),
-        # msgspec does not name the key of a mapping it rejects a value of
-        ({"name": "x", "named": {"a": {"size": "big"}}}, "named[...].size: expected `int`, got `str`"),
-        ({"name": "x", "named": {"a": {"colour": "x"}}}, "named[...].colour: expected one of red, blue; got 'x'"),
+        # msgspec writes a mapping's key as [...]: the loader finds and names it
+        ({"name": "x", "named": {"a": {}, "b.c": {"size": "big"}}}, "named.b.c.size: expected `int`, got `str`"),
+        ({"name": "x", "named": {"a": {"colour": "x"}}}, "named.a.colour: expected one of red, blue; got 'x'"),
         ({"name": "x", "named": {"a": {"sise": 1}}}, "named.a.sise: unknown key (known: colour, rcode, size)"),
         ({"leaves": []}, "name: missing: a required key"),
         ({"name": "x", "leaves": [{"rcode": "x" * 100}]},

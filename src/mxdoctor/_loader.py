@@ -140,7 +140,8 @@ def convert(
     except msgspec.ValidationError as exc:
         m = _AT.match(str(exc))
         what = m.group("what") if m else str(exc)
-        where = (m.group("path") or "") if m else ""
+        raw = (m.group("path") or "") if m else ""
+        where = _name_mapping_keys(data, type_, raw)
         field = _FIELD.match(what)
         missing = _MISSING.match(what)
         if field:
@@ -148,7 +149,7 @@ def convert(
         elif missing:
             where, what = f"{where}.{missing.group('field')}", "missing: a required key"
         else:
-            what = _explain(type_, where, what)
+            what = _explain(type_, raw, what)
         raise _fail(error, source, prefix + where, _one_line(_lower_first(what))) from None
     except (TypeError, ValueError) as exc:  # a __post_init__ outside msgspec's reach
         raise _fail(error, source, prefix, _one_line(str(exc))) from None
@@ -208,6 +209,41 @@ def _type_at(tp: Any, path: str) -> Any:
             return None
         tp = nxt
     return tp
+
+
+def _name_mapping_keys(data: Any, tp: Any, path: str) -> str:
+    """msgspec's path with each ``[...]`` (a mapping's key, which it does not name) replaced by the
+    key whose value fails on its own (``zones[...].text`` -> ``zones.example.com.text``)."""
+    if "[...]" not in path:
+        return path
+    out = raw = ""  # the path as shown, and as msgspec writes it (for the type at each step)
+    for step in _STEP.finditer(path):
+        key, index = step.group(1), step.group(2)
+        value_type = _type_at(tp, raw)
+        raw += step.group(0)
+        if index == "..." and isinstance(data, dict):
+            vt = next((get_args(a)[1] for a in _unwrap(value_type) if get_origin(a) is dict), None)
+            bad = next((k for k, v in data.items() if vt is not None and not _converts(v, vt)), None)
+            if bad is None:
+                return out + path[step.start() :]
+            out, data = f"{out}.{shown_key(bad)}", data[bad]
+            continue
+        out += step.group(0)
+        if key is not None and isinstance(data, dict):
+            data = data.get(key)
+        elif index is not None and index != "..." and isinstance(data, list) and int(index) < len(data):
+            data = data[int(index)]
+        else:
+            data = None
+    return out
+
+
+def _converts(value: Any, tp: Any) -> bool:
+    try:
+        msgspec.convert(value, tp, strict=True)
+    except (msgspec.ValidationError, TypeError, ValueError, RecursionError):
+        return False
+    return True
 
 
 def _lower_first(text: str) -> str:
