@@ -103,8 +103,11 @@ def mutated(draw: st.DrawFn, data: Any, *, max_changes: int = 3) -> Any:
     for _ in range(draw(st.integers(1, max_changes))):
         paths = _paths(data)
         path = draw(st.sampled_from(paths))
-        action = draw(st.sampled_from(["replace", "replace", "delete", "add", "deepen"]))
-        if action == "delete" and path:
+        action = draw(st.sampled_from(["replace", "same-type", "same-type", "same-type", "delete", "add", "deepen"]))
+        if action == "same-type":
+            # Keeps the file loadable more often, so the layers behind the loader see odd values too.
+            data = _set(data, path, draw(_like(_get(data, path), data)))
+        elif action == "delete" and path:
             data = _delete(data, path)
         elif action == "add":
             target = _get(data, path)
@@ -121,6 +124,34 @@ def mutated(draw: st.DrawFn, data: Any, *, max_changes: int = 3) -> Any:
         else:
             data = _set(data, path, draw(json_values))
     return data
+
+
+def _strings(data: Any) -> list[str]:
+    if isinstance(data, str):
+        return [data]
+    if isinstance(data, dict):
+        return [s for v in data.values() for s in _strings(v)]
+    if isinstance(data, list):
+        return [s for v in data for s in _strings(v)]
+    return []
+
+
+def _like(value: Any, whole: Any) -> st.SearchStrategy[Any]:
+    """Another value of the same JSON type: a string from elsewhere in the file or a made-up one,
+    an odd number, a list cut, repeated or reordered."""
+    if isinstance(value, bool) or value is None:
+        return st.sampled_from([True, False, None])
+    if isinstance(value, int):
+        return st.one_of(st.integers(-(2**40), 2**40), st.sampled_from([0, -1, 2**31, 2**63 - 1, 65536]))
+    if isinstance(value, float):
+        return st.one_of(st.floats(-1e12, 1e12), st.sampled_from([0.0, -1.0, 1e300]))
+    if isinstance(value, str):
+        return st.one_of(st.sampled_from(sorted(set(_strings(whole)))[:500] or [""]), st.text(max_size=30))
+    if isinstance(value, list):
+        return st.one_of(
+            st.just(value[: len(value) // 2]), st.just(value + value), st.permutations(value).map(list)
+        )
+    return st.just(value)
 
 
 def _get(data: Any, path: tuple[Any, ...]) -> Any:

@@ -178,13 +178,13 @@ def _explain_survives(tmp_path: Path, text: bytes) -> None:
         assert err == "" or (status == 3 and err.startswith("mxdoctor: ") and err.count("\n") == 1), err
 
 
-@fuzz(60)
+@fuzz(120)
 @given(text=_mutated_evidence())
 def test_fuzz_explain_loads_or_says_why(tmp_path_factory: pytest.TempPathFactory, text: bytes) -> None:
     _explain_survives(tmp_path_factory.mktemp("ev"), text)
 
 
-@fuzz(150)
+@fuzz(200)
 @given(value=json_values)
 def test_fuzz_any_json_value_loads_or_raises_evidence_error(value: object) -> None:
     try:

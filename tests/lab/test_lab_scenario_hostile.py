@@ -206,13 +206,13 @@ def test_the_dumper_round_trips_every_builtin() -> None:
         assert tomllib.loads(_dump(data)) == data, name
 
 
-@fuzz(60)
+@fuzz(200)
 @given(text=_mutated_scenario())
 def test_fuzz_mutated_scenarios_load_or_say_why(text: str) -> None:
     _loads_or_one_line_error(text)
 
 
-@fuzz(100)
+@fuzz(150)
 @given(key=st.sampled_from(["servers", "zones", "smtp", "expect", "domains", "description"]), value=json_values)
 def test_fuzz_any_value_in_a_top_key_loads_or_says_why(key: str, value: Any) -> None:
     _loads_or_one_line_error(_dump({**PARSED["healthy"], key: value}))
