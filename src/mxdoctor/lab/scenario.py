@@ -1,7 +1,8 @@
-"""Lab scenarios: TOML files loaded into frozen dataclasses, with the DNS hierarchy filled in.
+"""Lab scenarios: TOML files typed by the one loader (``_loader``), checked against size limits,
+and completed into frozen dataclasses with the DNS hierarchy filled in.
 
 A scenario declares its leaf zones, their servers and faults, SMTP servers and the diagnosis it
-expects; the loader adds the root and TLD zones with their servers, NS and glue delegations, SOA
+expects; the builder adds the root and TLD zones with their servers, NS and glue delegations, SOA
 and NS records a zone lacks, and the healthy `internal` and `external` resolvers.
 """
 
