@@ -1,10 +1,6 @@
-"""Lab faults: the ways a lab DNS server misbehaves, one registered class per kind.
-
-A fault is declared per server and per (name pattern, query type, transport); its class holds its
-parameters as typed fields and its hooks (``on_tcp_connect``, ``on_query``, ``on_response``), which
-``DnsServer`` calls for every matching fault alike. A new kind is one class here (plus its test);
-the table of kinds in docs/lab.md is generated from the classes (``python -m mxdoctor.lab.faults``).
-"""
+"""Lab faults: the ways a lab DNS server misbehaves, one registered class per kind, its parameters as
+typed fields and its hooks called by ``DnsServer`` for every matching fault alike. A new kind is one
+class here (plus its test); the table of kinds in docs/lab.md is generated from the classes."""
 
 from __future__ import annotations
 

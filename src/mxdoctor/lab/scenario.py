@@ -1,10 +1,6 @@
-"""Lab scenarios: TOML files typed by the one loader (``_loader``), checked against size limits,
-and completed into frozen dataclasses with the DNS hierarchy filled in.
-
-A scenario declares its leaf zones, their servers and faults, SMTP servers and the diagnosis it
-expects; the builder adds the root and TLD zones with their servers, NS and glue delegations, SOA
-and NS records a zone lacks, and the healthy `internal` and `external` resolvers.
-"""
+"""Lab scenarios: TOML typed by the one loader, size-limited, completed into frozen dataclasses with the
+DNS hierarchy filled in (root and TLD zones and servers, delegations and glue, the SOA and NS a zone
+lacks, the healthy `internal` and `external` resolvers)."""
 
 from __future__ import annotations
 
