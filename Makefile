@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEBS   := unbound dnsutils postfix jq iproute2 chromium chromium-driver
 
-.PHONY: demo test test-fast lint typecheck docs debs bench clean conformance
+.PHONY: demo test test-fast lint typecheck docs debs bench clean conformance fuzz
 
 $(BIN)/mxdoctor: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test: $(BIN)/mxdoctor debs
 test-fast: $(BIN)/mxdoctor
 	$(BIN)/pytest -m "not slow and not conformance"
 
+# The property tests (test_fuzz_*) at length: FUZZ_EXAMPLES inputs per property, a fresh random seed each
+# run (repeat one with MXDOCTOR_FUZZ_SEED=N); `make test` runs them on a small fixed budget.
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(BIN)/mxdoctor
+	MXDOCTOR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest -q -p no:cacheprovider -k fuzz tests
+
 lint: $(BIN)/mxdoctor
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
@@ -43,6 +49,7 @@ lint: $(BIN)/mxdoctor
 docs: $(BIN)/mxdoctor
 	$(BIN)/mxdoctor checks --markdown > docs/checks.md
 	$(BIN)/mxdoctor models --markdown > docs/mta-behaviour.md
+	$(BIN)/python -m mxdoctor.lab.faults docs/lab.md
 
 # Real Postfix, Exim, OpenSMTPD and Sendmail against the lab scenarios (root); rewrites docs/conformance.md.
 conformance: $(BIN)/mxdoctor debs

@@ -22,6 +22,7 @@ from mxdoctor.checks import _registry as registry
 from mxdoctor.checks import smtp as smtp_checks
 from mxdoctor.checks._context import Context
 from mxdoctor.diagnosis import Decision, Diagnosis, ExitStatus, Finding, exit_status
+from mxdoctor.dns import probeset
 from mxdoctor.dns.exchange import Engine, Recorder
 from mxdoctor.errors import ConfigError, EvidenceError, InvalidTarget, MxdoctorError, QueueError
 from mxdoctor.evidence import Evidence, ViewKind
@@ -164,14 +165,12 @@ def explain(
 ) -> Diagnosis:
     """Re-analyse evidence saved by ``save_evidence`` (``--save-evidence``) offline; raises EvidenceError."""
     check_models(mtas, knobs)
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EvidenceError(f"{p}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise EvidenceError(f"{p}: not a text file") from None
-    return analysis.analyse(evidence.loads(text, source=str(p)), mtas=mtas, knobs=_knobs(knobs))
+    ev = evidence.load(path)
+    for i, run in enumerate(ev.audit):
+        # The audit's renderers look each probe up by name: one they do not know is bad evidence.
+        if run.name not in probeset.BY_NAME:
+            raise EvidenceError(f"{path}: audit[{i}].name: not an audit probe of this mxdoctor")
+    return analysis.analyse(ev, mtas=mtas, knobs=_knobs(knobs))
 
 
 def save_evidence(ev: Evidence, path: str | Path) -> None:

@@ -10,13 +10,15 @@ import dataclasses
 import enum
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from mxdoctor import _codec
+from mxdoctor import _codec, _loader
 from mxdoctor.errors import EvidenceError
 
 SCHEMA = "mxdoctor.evidence"
 SCHEMA_VERSION = "1.0"
+MAX_FILE_BYTES = 256 * 1024 * 1024  # far above any real probe run; a bound for a device or a stray file
 
 
 class Outcome(enum.StrEnum):
@@ -246,29 +248,35 @@ def dumps(ev: Evidence, *, indent: int | None = 2) -> str:
 
 
 def from_dict(data: Any, *, source: str = "evidence") -> Evidence:
+    """Build Evidence from parsed JSON; raise EvidenceError naming the key path of the first problem.
+
+    Another major version is refused; a newer minor version may add members, which are ignored.
+    """
     if not isinstance(data, dict):
         raise EvidenceError(f"{source}: not an evidence object")
     if data.get("schema") != SCHEMA:
-        raise EvidenceError(f"{source}: not mxdoctor evidence (schema {data.get('schema')!r})")
-    major = str(data.get("version", "")).split(".")[0]
-    if major != SCHEMA_VERSION.split(".")[0]:
+        raise EvidenceError(f"{source}: schema: not mxdoctor evidence (expected {SCHEMA!r})")
+    version = data.get("version")
+    major, _, minor = str(version).partition(".") if isinstance(version, str) else ("", "", "")
+    ours_major, _, ours_minor = SCHEMA_VERSION.partition(".")
+    if major != ours_major:
         raise EvidenceError(
-            f"{source}: evidence version {data.get('version')} is not readable by this mxdoctor "
-            f"(reads {SCHEMA_VERSION.split('.')[0]}.x)"
+            f"{source}: version: evidence version {_loader.shown(version)} is not readable by this "
+            f"mxdoctor (reads {ours_major}.x)"
         )
-    try:
-        ev: Evidence = _codec.load(Evidence, data)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise EvidenceError(f"{source}: malformed evidence: {exc}") from None
-    return ev
+    newer = not minor.isdigit() or len(minor) > 6 or int(minor) > int(ours_minor)
+    return _loader.convert(data, Evidence, source=source, error=EvidenceError, unknown_keys=newer)
 
 
-def loads(text: str, *, source: str = "evidence") -> Evidence:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise EvidenceError(f"{source}: not JSON ({exc.msg} at line {exc.lineno})") from None
-    return from_dict(data, source=source)
+def loads(text: str | bytes, *, source: str = "evidence") -> Evidence:
+    """Parse evidence JSON text; raise EvidenceError (not JSON, nested too deeply, wrong schema)."""
+    return from_dict(_loader.parse_json(text, source=source, error=EvidenceError), source=source)
+
+
+def load(path: str | Path) -> Evidence:
+    """Read an evidence file (at most MAX_FILE_BYTES); raise EvidenceError if it cannot be used."""
+    text = _loader.read_text(path, limit=MAX_FILE_BYTES, error=EvidenceError)
+    return loads(text, source=str(path))
 
 
 def replace(ev: Evidence, **changes: Any) -> Evidence:

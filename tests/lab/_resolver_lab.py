@@ -5,8 +5,6 @@ hoster.test. (also serving other.test., behind a glueless delegation), with per-
 from __future__ import annotations
 
 import contextlib
-import random
-import socket
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -15,6 +13,7 @@ import dns.message
 import dns.rdatatype
 import dns.zone
 
+from _helpers import free_port
 from mxdoctor.lab import authoritative, dnsserver, faults, resolver
 
 # A /24 of loopback of our own, so these tests never collide with a lab started elsewhere on this host.
@@ -89,20 +88,6 @@ SERVERS: dict[str, tuple[str, tuple[str, ...]]] = {
 ROOT_HINTS = (("a.root.test.", ROOT),)
 
 
-def free_port(addresses: Sequence[str]) -> int:
-    """A port free for UDP and TCP on every address (the lab uses one port for all its servers)."""
-    for _ in range(200):
-        port = random.randint(20000, 60000)
-        try:
-            with contextlib.ExitStack() as stack:
-                for address in addresses:
-                    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-                        sock = stack.enter_context(socket.socket(socket.AF_INET, kind))
-                        sock.bind((address, port))
-        except OSError:
-            continue
-        return port
-    raise RuntimeError("no free port on the test addresses")
 
 
 @dataclass
@@ -139,7 +124,7 @@ async def mini_lab(
 ) -> AsyncIterator[MiniLab]:
     """Start the hierarchy and a resolver on RESOLVER; stop everything on exit."""
     server_faults = server_faults or {}
-    port = free_port([address for address, _ in SERVERS.values()] + [RESOLVER, FORWARDING])
+    port = free_port(*[address for address, _ in SERVERS.values()], RESOLVER, FORWARDING)
     zones = {
         origin: dns.zone.from_text(text, origin=origin, relativize=False, check_origin=True)
         for origin, text in ZONES.items()

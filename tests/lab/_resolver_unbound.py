@@ -24,9 +24,9 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
-from _resolver_lab import free_port
 
 import mxdoctor.lab
+from _helpers import free_port
 from mxdoctor.errors import LabError
 from mxdoctor.lab.runner import Card
 
@@ -136,7 +136,7 @@ def running_unbound(card: Card) -> Iterator[UnboundResolver]:
         )
     taken = {server.address for server in card.servers}
     address = next(a for a in CANDIDATE_ADDRESSES if a not in taken)
-    port = free_port([address])
+    port = free_port(address)
     workdir = Path(tempfile.mkdtemp(prefix="mxdoctor-unbound-"))
     config = workdir / "unbound.conf"
     config.write_text(

@@ -11,8 +11,9 @@ import dns.query
 import dns.rcode
 import dns.rdatatype
 import pytest
-from _labwire import query, rcode, texts
+from _labwire import rcode, texts
 
+import _helpers as helpers
 from mxdoctor import lab as lab_mod
 from mxdoctor.lab import scenario
 
@@ -56,8 +57,7 @@ def card() -> Iterator[lab_mod.Card]:
 
 
 def ask(card: lab_mod.Card, qname: str, qtype: str, server: str = "ns1.example.com") -> dns.message.Message:
-    endpoint = card.server(server)
-    return query(endpoint.address, endpoint.port, qname, qtype)
+    return helpers.ask(card.server(server), qname, qtype)
 
 
 def soa_only(reply: dns.message.Message) -> bool:

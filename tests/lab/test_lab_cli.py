@@ -34,7 +34,7 @@ def test_lab_list_names_every_builtin_with_its_description(capsys: pytest.Captur
 def test_lab_show_prints_servers_faults_and_expected_diagnosis(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["lab", "show", "aaaa-servfail", "--zones"]) == 0
     out = capsys.readouterr().out
-    assert "fault rcode (name=mail.example.net., qtype=AAAA)" in out
+    assert "fault rcode (name=mail.example.net., qtype=AAAA, rcode=SERVFAIL)" in out
     assert "findings:  AAAA_SERVFAIL" in out
     assert "exchange2010 defer" in out
     assert "; zone example.net." in out and "mail.example.net. 3600 IN A 127.0.0.25" in out
@@ -46,7 +46,7 @@ def test_malformed_scenario_is_one_line_and_exit_3(tmp_path: Path, capsys: pytes
     assert main(["lab", "show", str(path)]) == 3
     assert main(["lab", "serve", str(path)]) == 3
     err = capsys.readouterr().err.splitlines()
-    problem = "must be one of authoritative, recursive, forwarder; got 'cache'"
+    problem = "expected one of authoritative, recursive, forwarder; got 'cache'"
     assert err == [f"mxdoctor: {path}: servers[0].role: {problem}"] * 2
 
 

@@ -14,7 +14,9 @@ import dns.rcode
 import pytest
 from _labwire import query, raw_query, raw_udp, rcode, texts
 
+from _helpers import MINIMAL_SCENARIO, ask
 from mxdoctor import lab as lab_mod
+from mxdoctor.errors import ScenarioError
 from mxdoctor.lab import faults, scenario
 
 # One zone, one name per fault, so each test reads one behaviour; ns2 is the healthy control.
@@ -250,3 +252,60 @@ def test_fault_matching_is_case_insensitive_and_typed() -> None:
         "rcode", "drop", "delay", "broken-aaaa", "wrong-type", "no-aa", "truncate", "tcp-refuse",
         "edns-formerr", "edns-drop", "garbage", "wrong-id", "wrong-question",
     }  # fmt: skip
+
+
+@pytest.fixture
+def extra_kind() -> Iterator[type[faults.Fault]]:
+    """A kind defined here, as a developer would add one to faults.py: registered, then removed."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True, kw_only=True)
+    class AnswerTtl(faults.Fault, kind="test-answer-ttl"):
+        """every answer record with the given TTL"""
+
+        ttl: int = 7
+
+        async def on_response(self, query: faults.Query, reply: dns.message.Message) -> dns.message.Message:
+            for rrset in reply.answer:
+                rrset.ttl = self.ttl
+            return reply
+
+    try:
+        yield AnswerTtl
+    finally:
+        del faults.KINDS["test-answer-ttl"]
+
+
+def test_a_new_kind_is_one_class_that_the_server_applies(extra_kind: type[faults.Fault]) -> None:
+    text = MINIMAL_SCENARIO + 'faults = [{ kind = "test-answer-ttl", ttl = 42, name = "mx1.example.com." }]\n'
+    loaded = scenario.parse(text, source="k.toml")
+    (fault,) = loaded.server("ns1.example.com").faults
+    assert isinstance(fault, extra_kind) and fault.to_toml() == {"kind": "test-answer-ttl", "name": "mx1.example.com.",
+                                                                   "ttl": 42}
+    with lab_mod.running(loaded) as card:
+        ns1 = card.server("ns1.example.com")
+        assert [r.ttl for r in ask(ns1, "mx1.example.com", "A").answer] == [42]
+        assert [r.ttl for r in ask(ns1, "example.com", "MX").answer] == [3600]
+    with pytest.raises(ScenarioError, match=r"faults\[0\]\.ttl: expected `int`, got `str`"):
+        scenario.parse(text.replace("ttl = 42", 'ttl = "x"'), source="k.toml")
+
+
+
+
+def test_the_server_knows_no_kind_by_name() -> None:
+    # The server modules apply faults through their hooks only: no kind name appears in them.
+    from pathlib import Path
+
+    lab_dir = Path(faults.__file__).parent
+    for module in ("dnsserver.py", "authoritative.py", "resolver.py"):
+        source = (lab_dir / module).read_text(encoding="utf-8")
+        assert [k for k in faults.KINDS if f'"{k}"' in source] == [], module
+
+
+def test_every_kind_round_trips_through_its_table() -> None:
+    for kind, cls in faults.KINDS.items():
+        fault = cls()
+        assert faults.parse(fault.to_toml() | {"kind": kind}, "f", "k") == fault
+        assert faults.Fault(kind) == fault
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        faults.Fault("explode")

@@ -13,13 +13,10 @@ from pathlib import Path
 import pytest
 from _labwire import DIG, dig, query, texts
 
+from _helpers import free_port
 from mxdoctor import lab as lab_mod
 from mxdoctor.errors import LabError
-from mxdoctor.lab import runner, scenario
-
-
-def free_port() -> int:
-    return runner._free_port()
+from mxdoctor.lab import scenario
 
 
 def assert_port_free(addresses: list[str], port: int) -> None:

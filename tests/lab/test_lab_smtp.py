@@ -13,10 +13,10 @@ from pathlib import Path
 
 import aiosmtplib
 import pytest
-from _resolver_lab import free_port
 from cryptography import x509
 
 import mxdoctor.lab
+from _helpers import free_port, has_ipv6
 from mxdoctor.lab import certs
 from mxdoctor.lab.smtp import LabSmtpServer, SmtpConfig
 
@@ -26,22 +26,13 @@ HOST = "mx.example.test"
 Serve = Callable[..., LabSmtpServer]  # (config, address=ADDRESS, port=None) -> a started server
 
 
-def _has_ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
-            sock.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Serve]:
     """Start lab SMTP servers on demand; every one is stopped after the test."""
     started: list[LabSmtpServer] = []
 
     def start(config: SmtpConfig, address: str = ADDRESS, port: int | None = None) -> LabSmtpServer:
-        server = LabSmtpServer(config, address, port or free_port([address]), tmp_path / "certs")
+        server = LabSmtpServer(config, address, port or free_port(address), tmp_path / "certs")
         server.start()
         started.append(server)
         return server
@@ -228,7 +219,7 @@ def test_a_421_greeting_closes_the_connection(serve: Serve) -> None:
 
 
 def test_stop_closes_connections_and_frees_the_port(serve: Serve, tmp_path: Path) -> None:
-    port = free_port([ADDRESS])
+    port = free_port(ADDRESS)
     server = LabSmtpServer(SmtpConfig(HOST), ADDRESS, port, tmp_path)
     server.start()
     session = Session(ADDRESS, port)
@@ -259,9 +250,9 @@ def test_a_taken_port_raises_at_once(serve: Serve) -> None:
     assert time.monotonic() - started < 1
 
 
-@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback here")
+@pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback here")
 def test_ipv6_loopback(serve: Serve) -> None:
-    server = serve(SmtpConfig(HOST), address="::1", port=free_port([ADDRESS]))
+    server = serve(SmtpConfig(HOST), address="::1", port=free_port("::1"))
     with socket.create_connection(("::1", server.port), timeout=5) as sock:
         assert sock.recv(200).startswith(b"220 ")
 

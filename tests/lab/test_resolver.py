@@ -19,9 +19,9 @@ import pytest
 from _resolver_lab import DEAD, FORWARDING, NS1, NS2, RESOLVER, ROOT, TLD, MiniLab, mini_lab, rdtexts
 
 import mxdoctor.lab
+from _helpers import ask
 from mxdoctor.lab import dnsserver, resolver
 from mxdoctor.lab.faults import Fault
-from mxdoctor.lab.runner import Endpoint
 
 MX_HOST = "mx.example.test."
 
@@ -460,19 +460,13 @@ test. 300 IN NS ns.nic.test.
 # -- the resolver as the lab runs it, on the built-in scenarios ---------------------------------------
 
 
-def _lab_ask(endpoint: Endpoint, qname: str, qtype: str) -> dns.message.Message:
-    return dns.query.udp(
-        dns.message.make_query(qname, qtype), endpoint.address, port=endpoint.port, timeout=8
-    )
-
-
 def test_seed_case_through_the_lab_internal_resolver() -> None:
     with mxdoctor.lab.running("aaaa-servfail") as card:
         internal = card.resolver("internal")
-        mx = _lab_ask(internal, card.domains[0], "MX")
-        aaaa = _lab_ask(internal, "mail.example.net.", "AAAA")
-        a = _lab_ask(internal, "mail.example.net.", "A")
-        direct = _lab_ask(card.server("ns1.example.net"), "mail.example.net.", "AAAA")
+        mx = ask(internal, card.domains[0], "MX")
+        aaaa = ask(internal, "mail.example.net.", "AAAA")
+        a = ask(internal, "mail.example.net.", "A")
+        direct = ask(card.server("ns1.example.net"), "mail.example.net.", "AAAA")
     assert rdtexts(mx, "MX") == ["10 mail.example.net."]
     assert aaaa.rcode() == dns.rcode.SERVFAIL
     assert a.rcode() == dns.rcode.NOERROR and rdtexts(a, "A") == ["127.0.0.25"]
@@ -482,9 +476,9 @@ def test_seed_case_through_the_lab_internal_resolver() -> None:
 def test_broken_forwarder_scenario_fails_inside_and_works_outside() -> None:
     with mxdoctor.lab.running("internal-forwarder-broken") as card:
         started = time.monotonic()
-        inside = _lab_ask(card.resolver("internal"), card.domains[0], "MX")
+        inside = ask(card.resolver("internal"), card.domains[0], "MX")
         elapsed = time.monotonic() - started
-        outside = _lab_ask(card.resolver("external"), card.domains[0], "MX")
+        outside = ask(card.resolver("external"), card.domains[0], "MX")
     assert inside.rcode() == dns.rcode.SERVFAIL
     assert elapsed < resolver.DEFAULT_BUDGET + 0.5
     assert rdtexts(outside, "MX") == ["10 mx1.example.com."]
@@ -492,8 +486,8 @@ def test_broken_forwarder_scenario_fails_inside_and_works_outside() -> None:
 
 def test_stale_scenario_serves_the_old_address_inside_only() -> None:
     with mxdoctor.lab.running("internal-resolver-stale") as card:
-        inside = _lab_ask(card.resolver("internal"), "mx1.example.com.", "A")
-        outside = _lab_ask(card.resolver("external"), "mx1.example.com.", "A")
+        inside = ask(card.resolver("internal"), "mx1.example.com.", "A")
+        outside = ask(card.resolver("external"), "mx1.example.com.", "A")
     assert rdtexts(inside, "A") == ["127.0.0.99"]
     assert rdtexts(outside, "A") == ["127.0.0.25"]
 

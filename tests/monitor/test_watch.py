@@ -288,8 +288,26 @@ def test_daemon_once_with_bad_options_exits_3(tmp_path: Path) -> None:
     assert proc.returncode == 3 and "not a duration" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def _link(path: str) -> str:
+    try:
+        return os.readlink(path)
+    except OSError:  # closed meanwhile
+        return ""
+
+
 def test_asyncio_free_of_leaks() -> None:
-    # EmailNotifier runs its own event loop per message; none may be left set for this thread.
+    # EmailNotifier runs its own event loop per message; none may be left open or set for this thread.
+    def loops() -> list[str]:
+        """The epoll descriptors of this process: one per open event loop (unlike sockets, which other
+        tests' servers open and close meanwhile)."""
+        return [fd for fd in os.listdir("/proc/self/fd") if "eventpoll" in _link(f"/proc/self/fd/{fd}")]
+
+    mailer = notify.EmailNotifier("127.0.0.1", 1, "watch@example.org", ("ops@example.org",), timeout=2)
+    before = loops()
+    for _ in range(3):
+        with pytest.raises(notify.NotifyError):
+            mailer.send({"id": "stuck.example#1:alert", "domain": "stuck.example"})
+    assert loops() == before
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import ipaddress
-import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -40,14 +39,6 @@ class Certs:
     misnamed: CertFiles  # other.example signed by the CA
 
 
-def has_ipv6() -> bool:
-    """Whether ::1 can be bound here (some containers have no IPv6 loopback)."""
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 def _name(cn: str) -> x509.Name:
@@ -266,13 +257,6 @@ async def silent_in_tls(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
             await asyncio.sleep(30)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port on ``host`` with nothing listening (bound, then released)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 def timed(coro: Coroutine[Any, Any, T], budget: float) -> T:

@@ -14,7 +14,6 @@ from smtp_servers import (
     Sink,
     aiosmtpd_server,
     conversation,
-    free_port,
     greeter,
     scripted_server,
     server_tls,
@@ -22,6 +21,7 @@ from smtp_servers import (
     timed,
 )
 
+from _helpers import free_port
 from mxdoctor import evidence
 from mxdoctor.checks import _registry as registry
 from mxdoctor.checks import smtp as codes

@@ -11,8 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from smtp_servers import Script, conversation, free_port, scripted_server
+from smtp_servers import Script, conversation, scripted_server
 
+from _helpers import free_port
 from mxdoctor import lab as lab_mod
 from mxdoctor.checks import smtp as codes
 from mxdoctor.cli import smtp as _cli

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from smtp_servers import has_ipv6, timed
+from smtp_servers import timed
 
+from _helpers import has_ipv6, stage
 from mxdoctor import evidence
 from mxdoctor.lab import certs as lab_certs
 from mxdoctor.lab.smtp import LabSmtpServer, SmtpConfig
@@ -50,10 +51,6 @@ def lab_smtp(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Running
         yield Running(server, lab_certs.lab_ca(tmp_path)[0])
     finally:
         server.stop()
-
-
-def stage(p: evidence.SmtpProbe, name: str) -> evidence.SmtpStage:
-    return next(s for s in p.stages if s.stage == name)
 
 
 def _params(config: SmtpConfig) -> list[object]:

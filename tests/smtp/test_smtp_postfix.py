@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from smtp_servers import MX_NAME, free_port, make_cert, timed
+from smtp_servers import MX_NAME, make_cert, timed
 
+from _helpers import free_port, stage
 from mxdoctor import evidence
 from mxdoctor.checks import _registry as registry
 from mxdoctor.checks import smtp as codes
@@ -164,17 +165,13 @@ def _probe(pf: Smtpd, rcpt: str | None = None) -> evidence.SmtpProbe:
     )
 
 
-def _stage(p: evidence.SmtpProbe, name: str) -> evidence.SmtpStage:
-    return next(s for s in p.stages if s.stage == name)
-
-
 def test_postfix_greeting_extensions_and_certificate(smtpd: Smtpd) -> None:
     p = _probe(smtpd)
     assert [s.stage for s in p.stages] == ["connect", "greeting", "ehlo", "starttls", "ehlo-tls", "quit"]
     assert all(s.ok for s in p.stages), (p.stages, smtpd.log())
-    greeting = _stage(p, "greeting")
+    greeting = stage(p, "greeting")
     assert greeting.code == 220 and greeting.text == f"{MX_NAME} {BANNER}"
-    assert _stage(p, "ehlo").text == MX_NAME
+    assert stage(p, "ehlo").text == MX_NAME
     keywords = {e.split(" ")[0] for e in p.extensions}
     # the list learnt inside TLS: Postfix no longer offers STARTTLS there
     assert {"PIPELINING", "SIZE", "8BITMIME", "ENHANCEDSTATUSCODES"} <= keywords and "STARTTLS" not in keywords
@@ -187,12 +184,12 @@ def test_postfix_greeting_extensions_and_certificate(smtpd: Smtpd) -> None:
 
 def test_postfix_accepts_a_relay_recipient_and_defers_relaying(smtpd: Smtpd) -> None:
     ok = _probe(smtpd, rcpt="someone@lab.test")
-    assert _stage(ok, "mail").code == 250 and _stage(ok, "rcpt").code == 250
+    assert stage(ok, "mail").code == 250 and stage(ok, "rcpt").code == 250
     denied = _probe(smtpd, rcpt="someone@elsewhere.example")
-    rcpt = _stage(denied, "rcpt")
+    rcpt = stage(denied, "rcpt")
     # Postfix's default smtpd_relay_restrictions end in defer_unauth_destination: 454, not 554
     assert rcpt.code == 454 and rcpt.text and "Relay access denied" in rcpt.text
-    assert _stage(denied, "rset").ok and _stage(denied, "quit").ok
+    assert stage(denied, "rset").ok and stage(denied, "quit").ok
     ev = evidence.Evidence(target="lab.test", domain="lab.test", command="smtp", smtp=(denied,))
     found = {f.code for f in registry.run(Context.build(ev), families=["smtp"])}
     assert codes.RCPT_TEMPFAIL.code in found and codes.TLS_CERT_UNVERIFIED.code in found

@@ -16,10 +16,8 @@ from smtp_servers import (
     close_at_once,
     drip,
     endless_reply,
-    free_port,
     garbage,
     greeter,
-    has_ipv6,
     huge_line,
     scripted_server,
     server_tls,
@@ -28,6 +26,7 @@ from smtp_servers import (
     timed,
 )
 
+from _helpers import free_port, has_ipv6, stage
 from mxdoctor import evidence
 from mxdoctor.errors import InvalidTarget
 from mxdoctor.smtp import probe
@@ -43,12 +42,6 @@ HOSTS = [
     pytest.param("127.0.0.7", id="127.0.0.7"),
     pytest.param("::1", id="ipv6", marks=pytest.mark.skipif(not has_ipv6(), reason="no ::1 here")),
 ]
-
-
-def stage(p: evidence.SmtpProbe, name: str) -> evidence.SmtpStage:
-    found = [s for s in p.stages if s.stage == name]
-    assert found, f"no {name} stage in {[s.stage for s in p.stages]}"
-    return found[-1]
 
 
 def names(p: evidence.SmtpProbe) -> list[str]:

@@ -46,6 +46,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="append one JSON line per message the lab SMTP servers accept (sender, recipients, data)",
     )
     serve.add_argument("--json", action="store_true", help="print the card as JSON instead of text")
+    serve.add_argument(
+        "--allow-offbox", action="store_true",
+        help="let the lab's resolvers query forwarders and name servers off this machine (refused by default)",
+    )
     serve.set_defaults(func=cmd_serve)
 
 
@@ -118,7 +122,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     ready: Path | None = args.ready_file
     try:
-        with runner.running(loaded, port=args.port, smtp_port=args.smtp_port) as card:
+        with runner.running(
+            loaded, port=args.port, smtp_port=args.smtp_port, allow_offbox=args.allow_offbox
+        ) as card:
             if args.json:
                 print(runner.card_json(card), flush=True)
             else:

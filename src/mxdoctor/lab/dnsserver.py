@@ -10,7 +10,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import os
 import socket
 import struct
 from collections.abc import Awaitable, Callable, Sequence
@@ -18,11 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 import dns.exception
 import dns.flags
 import dns.message
-import dns.name
-import dns.opcode
 import dns.rcode
-import dns.rdata
-import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
@@ -60,10 +55,7 @@ class DnsServer:
         self._tcp: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._conns: set[asyncio.StreamWriter] = set()
-        self._refuse_all_tcp = any(
-            f.kind == "tcp-refuse" and f.name == "*" and f.qtype == "*" and f.transport in ("*", "tcp")
-            for f in self.faults
-        )
+        self._refuse_all_tcp = any(f.on_tcp_connect() for f in self.faults)
 
     @property
     def family(self) -> socket.AddressFamily:
@@ -159,18 +151,26 @@ class DnsServer:
         qtype = dns.rdatatype.to_text(question.rdtype)
         self.queries.append((qname, qtype, transport))
         active = faults_mod.matching(self.faults, qname, qtype, transport)
+        query = faults_mod.Query(
+            request, transport, lambda rdtype, authority: self._sub_records(request, rdtype, transport, authority)
+        )
+        # Every matching fault sees the query, in order (a delay waits, whatever comes after it);
+        # the first that answers instead of the handler wins.
+        early: faults_mod.Outcome | None = None
         for fault in active:
-            if fault.kind == "delay":
-                await asyncio.sleep(fault.seconds)
-            elif fault.kind == "edns-version-ignore" and request.edns > 0:
-                request.use_edns(0, request.ednsflags, request.payload, options=list(request.options))
-        early = _before(active, request, transport)
+            outcome = await fault.on_query(query)
+            if early is None:
+                early = outcome
         if isinstance(early, dns.message.Message) and early.rcode() == dns.rcode.NXDOMAIN:
             # A name error carries the zone's SOA, as the real broken servers of RFC 4074 §4.2 send
             # it; without one, resolvers would not cache the denial and the fault would lose its bite.
             early.authority = await self._sub_records(request, dns.rdatatype.SOA, transport, authority=True)
-        if early is not None:
-            reply_or_marker = early
+        if early is faults_mod.Action.SILENCE:
+            return None
+        if early is faults_mod.Action.CLOSE:
+            return _CLOSE if transport == "tcp" else None
+        if isinstance(early, dns.message.Message):
+            handled: dns.message.Message | None = early
         else:
             try:
                 handled = await self.handler(request, transport)
@@ -180,62 +180,21 @@ class DnsServer:
                 log.exception("lab server %s: handler failed on %s %s", self.name, qname, qtype)
                 handled = dns.message.make_response(request)
                 handled.set_rcode(dns.rcode.SERVFAIL)
-            if handled is None:
-                return None
-            reply_or_marker = handled
-        if reply_or_marker is _SILENCE:
+        if handled is None:
             return None
-        if reply_or_marker is _CLOSE:
-            return _CLOSE
-        assert isinstance(reply_or_marker, dns.message.Message)
-        reply = reply_or_marker
+        final = handled
         for fault in active:
-            if fault.before_handler:
-                continue
-            if fault.kind == "garbage":
-                return _garbage(fault.size)
-            reply = await self._after(fault, request, reply, transport)
-        ignore_payload = any(f.kind == "ignore-payload" for f in active)
-        return _render(reply, request, transport, ignore_payload=ignore_payload)
-
-    async def _after(
-        self,
-        fault: faults_mod.Fault,
-        request: dns.message.Message,
-        reply: dns.message.Message,
-        transport: str,
-    ) -> dns.message.Message:
-        question = request.question[0]
-        if fault.kind == "no-aa":
-            reply.flags &= ~dns.flags.AA
-        elif fault.kind == "truncate":
-            reply.answer, reply.authority, reply.additional = [], [], []
-            reply.flags |= dns.flags.TC
-        elif fault.kind == "wrong-id":
-            reply.id = (request.id + 0x5A5A) & 0xFFFF
-        elif fault.kind == "wrong-question":
-            wrong = dns.rrset.RRset(dns.name.from_text(fault.qname), question.rdclass, question.rdtype)
-            reply.question = [wrong]
-        elif fault.kind == "broken-aaaa" and question.rdtype == dns.rdatatype.AAAA:
-            reply = await self._broken_aaaa(request, reply, transport)
-        elif fault.kind == "wrong-type":
-            reply = await self._wrong_type(fault, request, reply, transport)
-        elif fault.kind == "qname-lowercase":
-            lower = dns.name.from_text(question.name.to_text().lower())
-            reply.question = [dns.rrset.RRset(lower, question.rdclass, question.rdtype)]
-        elif fault.kind == "no-soa" and (reply.rcode() == dns.rcode.NXDOMAIN or not reply.answer):
-            reply.authority = [rrset for rrset in reply.authority if rrset.rdtype != dns.rdatatype.SOA]
-        elif fault.kind == "stale-serial":
-            reply.answer = [_older_serial(rrset) for rrset in reply.answer]
-            reply.authority = [_older_serial(rrset) for rrset in reply.authority]
-        return reply
+            changed = await fault.on_response(query, final)
+            if isinstance(changed, bytes):
+                return changed  # raw bytes (garbage): sent as they are
+            final = changed
+        return _render(final, request, transport, ignore_payload=_ignores_payload(active))
 
     async def _sub_records(
         self,
         request: dns.message.Message,
         rdtype: dns.rdatatype.RdataType,
         transport: str,
-        *,
         authority: bool = False,
     ) -> list[dns.rrset.RRset]:
         """Records of ``rdtype`` for the same name from this server's own handler (answer, or authority too)."""
@@ -251,100 +210,9 @@ class DnsServer:
         sections = answered.answer + answered.authority if authority else answered.answer
         return [rrset for rrset in sections if rrset.rdtype == rdtype]
 
-    async def _broken_aaaa(
-        self, request: dns.message.Message, reply: dns.message.Message, transport: str
-    ) -> dns.message.Message:
-        # RFC 4074 §4.4: the server returns the 4-byte A data as if it were AAAA data.
-        question = request.question[0]
-        four: list[bytes] = []
-        for rrset in reply.answer:
-            if rrset.rdtype == dns.rdatatype.AAAA:
-                four.extend(rd.to_digestable()[:4] for rd in rrset)
-        ttl = 300
-        if not four:
-            for rrset in await self._sub_records(request, dns.rdatatype.A, transport):
-                four.extend(rd.to_digestable() for rd in rrset)
-                ttl = rrset.ttl
-        if not four:
-            return reply
-        broken = dns.rrset.RRset(question.name, question.rdclass, dns.rdatatype.AAAA)
-        for data in four:
-            broken.add(dns.rdata.GenericRdata(question.rdclass, dns.rdatatype.AAAA, data), ttl)
-        reply.answer = [broken]
-        reply.authority = []
-        reply.set_rcode(dns.rcode.NOERROR)
-        return reply
 
-    async def _wrong_type(
-        self,
-        fault: faults_mod.Fault,
-        request: dns.message.Message,
-        reply: dns.message.Message,
-        transport: str,
-    ) -> dns.message.Message:
-        rdtype = dns.rdatatype.from_text(fault.rtype)
-        if rdtype == request.question[0].rdtype:
-            return reply
-        others = await self._sub_records(request, rdtype, transport)
-        if others:
-            reply.answer = others
-            reply.authority = []
-            reply.set_rcode(dns.rcode.NOERROR)
-        return reply
-
-
-_SILENCE = object()
-
-
-def _before(
-    active: Sequence[faults_mod.Fault], request: dns.message.Message, transport: str
-) -> dns.message.Message | object | None:
-    """The outcome of the faults that act before the handler: a reply, a marker, or None to go on."""
-    has_edns = request.edns >= 0
-    for fault in active:
-        if fault.kind == "drop":
-            return _SILENCE
-        if fault.kind == "tcp-refuse" and transport == "tcp":
-            return _CLOSE
-        if fault.kind == "edns-drop" and has_edns:
-            return _SILENCE
-        if fault.kind == "edns-formerr" and has_edns:
-            # A server that does not know EDNS answers FORMERR without an OPT record (RFC 6891 §7).
-            reply = dns.message.make_response(request)
-            reply.use_edns(False)
-            reply.set_rcode(dns.rcode.FORMERR)
-            reply.question = []
-            return reply
-        if fault.kind == "edns-option-formerr" and has_edns and request.options:
-            return _formerr(request)
-        if fault.kind == "edns-flags-formerr" and has_edns and request.ednsflags & ~dns.flags.DO & 0xFFFF:
-            return _formerr(request)
-        if fault.kind == "zflag-formerr" and request.flags & 0x0040:
-            return _formerr(request)
-        if fault.kind == "opcode-drop" and request.opcode() != dns.opcode.QUERY:
-            return _SILENCE
-        if fault.kind == "rcode":
-            reply = dns.message.make_response(request)
-            reply.set_rcode(fault.rcode_value)
-            if fault.sets_aa:
-                reply.flags |= dns.flags.AA
-            return reply
-    return None
-
-
-def _formerr(request: dns.message.Message) -> dns.message.Message:
-    reply = dns.message.make_response(request)
-    reply.set_rcode(dns.rcode.FORMERR)
-    return reply
-
-
-def _older_serial(rrset: dns.rrset.RRset) -> dns.rrset.RRset:
-    if rrset.rdtype != dns.rdatatype.SOA:
-        return rrset
-    older = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)
-    for rdata in rrset:
-        older.add(rdata.replace(serial=(rdata.serial - 1) % 2**32), rrset.ttl)
-    return older
+def _ignores_payload(active: Sequence[faults_mod.Fault]) -> bool:
+    return any(f.ignores_payload for f in active)
 
 
 def _render(
@@ -373,14 +241,6 @@ def _formerr_for(wire: bytes) -> bytes | None:
         return None
     opcode_bits = flags & 0x7800
     return struct.pack("!HHHHHH", msg_id, 0x8000 | opcode_bits | int(dns.rcode.FORMERR), 0, 0, 0, 0)
-
-
-def _garbage(size: int) -> bytes:
-    data = bytearray(os.urandom(size))
-    # Claim far more records than the bytes hold, so no parser can take it for a message.
-    if size >= 12:
-        data[4:12] = b"\xff\xff\xff\xff\xff\xff\xff\xff"
-    return bytes(data)
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):

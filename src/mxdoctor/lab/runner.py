@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from mxdoctor.errors import LabError
+from mxdoctor.errors import LabError, ScenarioError
 from mxdoctor.lab import authoritative, dnsserver
 from mxdoctor.lab import scenario as scenario_mod
 
@@ -164,22 +164,42 @@ def running(
     *,
     port: int | None = None,
     smtp_port: int | None = None,
+    allow_offbox: bool = False,
 ) -> Iterator[Card]:
     """Run a scenario's servers for the duration of the ``with`` block.
 
     ``scenario`` is a built-in name, a path, or a loaded Scenario. ``port`` is the one DNS port of the
     lab (default: 53 when root and free, else a free high port); ``smtp_port`` likewise (25 or high).
-    Raises ScenarioError for a malformed scenario and LabError when the servers cannot start.
+    A scenario whose resolvers would query addresses off the machine (forwarders, name server
+    addresses) is refused unless ``allow_offbox``. Raises ScenarioError for a malformed or off-box
+    scenario and LabError when the servers cannot start.
     """
     if os.name != "posix":
         # The lab binds many 127.0.0.x addresses and locks files the POSIX way; Windows has neither.
         raise LabError("the lab needs a POSIX host (Linux, BSD or macOS); diagnose, audit, queue and watch do not")
-    lab = Lab(resolve_scenario(scenario), port=port, smtp_port=smtp_port)
+    loaded = resolve_scenario(scenario)
+    if not allow_offbox:
+        refuse_offbox(loaded)
+    lab = Lab(loaded, port=port, smtp_port=smtp_port)
     card = lab.start()
     try:
         yield card
     finally:
         lab.stop()
+
+
+def refuse_offbox(loaded: scenario_mod.Scenario) -> None:
+    """Raise ScenarioError if the lab would send queries off the machine: nothing leaves it by default."""
+    found = scenario_mod.offbox(loaded)
+    if found:
+        what, address = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise ScenarioError(
+            loaded.source,
+            "",
+            f"the lab would send queries off the machine, to {what} {address}{more}; "
+            "`lab serve --allow-offbox` allows that",
+        )
 
 
 class Lab:

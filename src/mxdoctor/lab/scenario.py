@@ -1,20 +1,17 @@
-"""Lab scenarios: TOML files loaded into frozen dataclasses, with the DNS hierarchy filled in.
-
-A scenario declares its leaf zones, their servers and faults, SMTP servers and the diagnosis it
-expects; the loader adds the root and TLD zones with their servers, NS and glue delegations, SOA
-and NS records a zone lacks, and the healthy `internal` and `external` resolvers.
-"""
+"""Lab scenarios: TOML typed by the one loader, size-limited, completed into frozen dataclasses with the
+DNS hierarchy filled in (root and TLD zones and servers, delegations and glue, the SOA and NS a zone
+lacks, the healthy `internal` and `external` resolvers)."""
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
-import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import dns.exception
 import dns.name
@@ -24,6 +21,7 @@ import dns.rdataset
 import dns.rdatatype
 import dns.zone
 
+from mxdoctor import _loader
 from mxdoctor.errors import ScenarioError
 from mxdoctor.lab import faults as faults_mod
 from mxdoctor.lab.resolver import StaleRecord
@@ -41,10 +39,13 @@ DEFAULT_TTL = 3600
 NEGATIVE_TTL = 300
 DEFAULT_EXTENSIONS = ("PIPELINING", "8BITMIME", "SIZE 10240000")
 
-_TOP_KEYS = {"description", "domains", "zones", "servers", "smtp", "expect"}
-_SERVER_KEYS = {"name", "address", "role", "zones", "faults", "forwarders", "stale", "lame", "query_timeout"}
-_SMTP_KEYS = {"host", "addresses", "greeting", "greeting_text", "extensions", "starttls", "rcpt_reject"}
-_EXPECT_KEYS = {"findings", "forbidden", "verdicts", "diagnosis"}
+# Size limits: far above any scenario of ours, far below what would cost seconds or much memory.
+MAX_FILE_BYTES = 1024 * 1024
+MAX_ZONE_BYTES = 512 * 1024
+MAX_ZONE_RECORDS = 5000  # per zone, $GENERATE included
+MAX_RECORDS = 20000  # in all the zones of a scenario
+MAX_SERVERS = 100  # DNS servers, SMTP servers and zones, each
+MAX_FAULTS = 100  # per server
 _CODE = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$")
 _RESOLVER_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -150,6 +151,127 @@ class Scenario:
 
 
 # ---------------------------------------------------------------------------------------------
+# The file as written: typed by the loader, checked and completed by the builder below
+
+
+@dataclass(frozen=True)
+class _ZoneTable:
+    text: str
+
+
+@dataclass(frozen=True)
+class _StaleFile:
+    name: str
+    type: str
+    rdata: str
+    ttl: int = 86400
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.ttl <= 2**31 - 1:
+            raise _loader.field_error("ttl", "must be a whole number of seconds")
+
+
+@dataclass(frozen=True)
+class _ServerFile:
+    name: str
+    address: str = ""
+    role: Literal["authoritative", "recursive", "forwarder"] = "authoritative"
+    zones: tuple[str, ...] = ()
+    # Each fault is typed by the class of its kind (faults.parse), so here it is still a table.
+    faults: tuple[dict[str, Any], ...] = ()
+    forwarders: tuple[str, ...] = ()
+    stale: tuple[_StaleFile, ...] = ()
+    lame: tuple[str, ...] = ()
+    query_timeout: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise _loader.field_error("name", "missing: a server needs a name (its NS host name if authoritative)")
+        if not 0 < self.query_timeout <= 30:
+            raise _loader.field_error("query_timeout", "must be a number of seconds, more than 0 and at most 30")
+        if len(self.faults) > MAX_FAULTS:
+            raise _loader.field_error("faults", f"more than {MAX_FAULTS} faults on one server")
+
+
+@dataclass(frozen=True)
+class _RejectFile:
+    pattern: str
+    code: int = 550
+    text: str = "no such user"
+
+    def __post_init__(self) -> None:
+        if not self.pattern:
+            raise _loader.field_error("pattern", "missing: an fnmatch pattern on the address")
+        if not 400 <= self.code <= 599:
+            raise _loader.field_error("code", f"must be a 4xx or 5xx reply code; got {self.code}")
+
+
+@dataclass(frozen=True)
+class _SmtpFile:
+    host: str
+    addresses: tuple[str, ...] | None = None
+    greeting: int = 220
+    greeting_text: str | None = None
+    extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
+    starttls: bool = True
+    rcpt_reject: tuple[_RejectFile, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 200 <= self.greeting <= 599:
+            raise _loader.field_error("greeting", f"must be an SMTP reply code such as 220 or 421; got {self.greeting}")
+
+
+@dataclass(frozen=True)
+class _ExpectFile:
+    findings: tuple[str, ...] = ()
+    forbidden: tuple[str, ...] = ()
+    verdicts: dict[str, str] = field(default_factory=dict)
+    diagnosis: str = ""
+
+    def __post_init__(self) -> None:
+        for key in ("findings", "forbidden"):
+            for j, code in enumerate(getattr(self, key)):
+                if not _CODE.match(code):
+                    raise _loader.field_error(f"{key}[{j}]", "a finding code is UPPER_SNAKE words")
+        both = set(self.findings) & set(self.forbidden)
+        if both:
+            raise _loader.field_error("forbidden", f"{sorted(both)[0]} is both expected and forbidden")
+        for mta, verdict in self.verdicts.items():
+            where = f"verdicts.{_loader.shown_key(mta)}"
+            if mta not in MTAS:
+                raise _loader.field_error(where, f"unknown MTA (known: {', '.join(MTAS)})")
+            if verdict not in VERDICTS:
+                raise _loader.field_error(where, f"must be deliver, defer or bounce; got {_loader.shown(verdict)}")
+
+
+@dataclass(frozen=True)
+class _ScenarioFile:
+    description: str
+    domains: tuple[str, ...]
+    zones: dict[str, str | _ZoneTable] = field(default_factory=dict)
+    servers: tuple[_ServerFile, ...] = ()
+    smtp: tuple[_SmtpFile, ...] = ()
+    expect: _ExpectFile = field(default_factory=_ExpectFile)
+
+    def __post_init__(self) -> None:
+        if not self.description.strip():
+            raise _loader.field_error("description", "missing or empty: say in one line what the scenario shows")
+        if not self.domains:
+            problem = 'missing: the mail domain(s) the scenario is about, e.g. ["example.com"]'
+            raise _loader.field_error("domains", problem)
+        for key in ("servers", "smtp", "zones"):
+            if len(getattr(self, key)) > MAX_SERVERS:
+                raise _loader.field_error(key, f"more than {MAX_SERVERS} entries")
+
+
+# Every key a scenario file may hold, by table (docs/lab.md documents each).
+_TOP_KEYS = frozenset(f.name for f in dataclasses.fields(_ScenarioFile))
+_SERVER_KEYS = frozenset(f.name for f in dataclasses.fields(_ServerFile))
+_SMTP_KEYS = frozenset(f.name for f in dataclasses.fields(_SmtpFile))
+_EXPECT_KEYS = frozenset(f.name for f in dataclasses.fields(_ExpectFile))
+
+
+# ---------------------------------------------------------------------------------------------
 # Finding and loading
 
 
@@ -171,20 +293,42 @@ def load(ref: str | Path) -> Scenario:
         elif not path.is_file():
             known = ", ".join(builtin_names())
             raise ScenarioError(str(ref), "", f"no such built-in scenario or file (built-in: {known})")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(str(path), "", f"cannot read: {exc.__class__.__name__}: {exc}") from None
+    text = _loader.read_text(path, limit=MAX_FILE_BYTES, error=ScenarioError)
     return parse(text, source=str(path), name=path.stem)
 
 
 def parse(text: str, *, source: str = "<scenario>", name: str = "scenario") -> Scenario:
     """Parse scenario TOML text; raise ScenarioError naming ``source``, the key and the problem."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(source, "", f"not valid TOML: {exc}") from None
-    return _Builder(data, source, name).build()
+    data = _loader.parse_toml(text, source=source, error=ScenarioError)
+    typed = _loader.convert(data, _ScenarioFile, source=source, error=ScenarioError)
+    return _Builder(typed, source, name).build()
+
+
+def offbox(loaded: Scenario) -> list[tuple[str, str]]:
+    """Where the lab would send queries off the machine: (what, address) for each forwarder and each
+    address record of a name server (glue) outside 127.0.0.0/8 and ::1."""
+    found: list[tuple[str, str]] = []
+    for server in loaded.resolvers:
+        for fwd in server.forwarders:
+            parsed = forwarder_address(fwd)
+            if parsed is not None and not ipaddress.ip_address(parsed[0]).is_loopback:
+                found.append((f"forwarder of {server.name}", parsed[0]))
+    zones = {z.origin: z.parse() for z in loaded.zones}
+    targets = {
+        rdata.target
+        for zone in zones.values()
+        for _name, rdataset in zone.iterate_rdatasets(dns.rdatatype.NS)
+        for rdata in rdataset
+    }
+    for zone in zones.values():
+        for rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+            for owner, rdataset in zone.iterate_rdatasets(rdtype):
+                if owner not in targets:
+                    continue
+                for rdata in rdataset:
+                    if not ipaddress.ip_address(rdata.address).is_loopback:
+                        found.append((f"name server {owner}", rdata.address))
+    return sorted(set(found))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +336,7 @@ def parse(text: str, *, source: str = "<scenario>", name: str = "scenario") -> S
 
 
 class _Builder:
-    def __init__(self, data: dict[str, Any], source: str, name: str) -> None:
+    def __init__(self, data: _ScenarioFile, source: str, name: str) -> None:
         self.data = data
         self.source = source
         self.name = name
@@ -202,20 +346,17 @@ class _Builder:
 
     def build(self) -> Scenario:
         data = self.data
-        _no_unknown(self, data, _TOP_KEYS, "")
-        description = data.get("description")
-        if not isinstance(description, str) or not description.strip():
-            raise self.fail("description", "missing or empty: say in one line what the scenario shows")
-        domains = self.domains(data.get("domains"))
-        declared = self.zone_texts(data.get("zones", {}))
-        servers = self.servers(data.get("servers", []), declared)
-        smtp_tables = data.get("smtp", [])
+        domains = tuple(
+            _fqdn(self, item, f"domains[{i}]").rstrip(".") or "." for i, item in enumerate(data.domains)
+        )
+        declared = self.zone_texts(data.zones)
+        servers = self.servers(data.servers, declared)
         zones = self.complete_zones(declared, servers)
         servers = self.add_infrastructure(servers, zones)
         self.add_server_addresses(zones, servers)
         self.add_delegations(zones)
-        smtp = self.smtp(smtp_tables, zones)
-        expect = self.expect(data.get("expect", {}))
+        smtp = self.smtp(data.smtp, zones)
+        expect = data.expect
         self.check_addresses(servers, smtp)
         rendered = tuple(
             Zone(origin, _to_text(zone), origin not in declared)
@@ -224,65 +365,56 @@ class _Builder:
         return Scenario(
             name=self.name,
             source=self.source,
-            description=" ".join(description.split()),
+            description=" ".join(data.description.split()),
             domains=domains,
             zones=rendered,
             servers=tuple(servers),
             smtp=smtp,
-            expect=expect,
+            expect=Expect(
+                expect.findings, expect.forbidden, dict(expect.verdicts), " ".join(expect.diagnosis.split())
+            ),
         )
 
-    # -- top-level values -----------------------------------------------------------------------
+    # -- zones ----------------------------------------------------------------------------------
 
-    def domains(self, value: Any) -> tuple[str, ...]:
-        if not isinstance(value, list) or not value:
-            raise self.fail(
-                "domains", 'missing: the mail domain(s) the scenario is about, e.g. ["example.com"]'
-            )
-        out = []
-        for i, item in enumerate(value):
-            name = _fqdn(self, item, f"domains[{i}]")
-            out.append(name.rstrip(".") or ".")
-        return tuple(out)
-
-    def zone_texts(self, value: Any) -> dict[str, dns.zone.Zone]:
-        if not isinstance(value, dict):
-            raise self.fail("zones", "must be a table of zone name = master-file text")
+    def zone_texts(self, value: Mapping[str, str | _ZoneTable]) -> dict[str, dns.zone.Zone]:
         zones: dict[str, dns.zone.Zone] = {}
+        texts: dict[str, str] = {}
+        total = 0
         for raw, body in value.items():
-            origin = _fqdn(self, raw, f"zones.{raw}")
+            origin = _fqdn(self, raw, f"zones.{_loader.shown_key(raw)}")
             key = _zone_key(origin)
-            if isinstance(body, dict):
-                _no_unknown(self, body, {"text"}, key)
-                body = body.get("text")
-            if not isinstance(body, str):
-                raise self.fail(key, "must be master-file text (a string), or a table with `text`")
-            if origin in zones:
+            if origin in texts:
                 raise self.fail(key, "zone declared twice")
-            outside = _name_outside(body, origin)
+            texts[origin] = body.text if isinstance(body, _ZoneTable) else body
+            # Count every zone before the parser expands any: a $GENERATE line can stand for millions.
+            total += _record_estimate(self, texts[origin], key)
+            if total > MAX_RECORDS:
+                raise self.fail(key, f"the zones hold more than {MAX_RECORDS} records in all")
+        for origin, text in texts.items():
+            key = _zone_key(origin)
+            outside = _name_outside(text, origin)
             if outside:
                 # The zone parser would drop the record without a word; say so instead.
-                raise self.fail(key, f"{outside} is outside the zone: declare a zone for it")
+                raise self.fail(key, f"{_loader.shown_key(outside)} is outside the zone: declare a zone for it")
             try:
                 zones[origin] = dns.zone.from_text(
-                    f"$TTL {DEFAULT_TTL}\n{body}", origin=origin, relativize=False, check_origin=False
+                    f"$TTL {DEFAULT_TTL}\n{text}", origin=origin, relativize=False, check_origin=False
                 )
             except (dns.exception.DNSException, ValueError) as exc:
                 raise self.fail(key, f"bad zone text: {_one_line(exc)}") from None
         return zones
 
-    def servers(self, value: Any, declared: Mapping[str, dns.zone.Zone]) -> list[Server]:
-        if not isinstance(value, list):
-            raise self.fail("servers", "must be an array of tables ([[servers]])")
+    # -- servers --------------------------------------------------------------------------------
+
+    def servers(self, value: Sequence[_ServerFile], declared: Mapping[str, dns.zone.Zone]) -> list[Server]:
         servers: list[Server] = []
         seen: set[str] = set()
         for i, table in enumerate(value):
             key = f"servers[{i}]"
-            if not isinstance(table, dict):
-                raise self.fail(key, "must be a table")
             server = self.server(table, key, declared)
             if server.name in seen:
-                raise self.fail(f"{key}.name", f"server {server.name!r} declared twice")
+                raise self.fail(f"{key}.name", f"server {_loader.shown(server.name)} declared twice")
             seen.add(server.name)
             servers.append(server)
         for default_name, _address in DEFAULT_RESOLVERS:
@@ -301,7 +433,7 @@ class _Builder:
                         next_octet += 1
                     address = f"127.0.0.{next_octet}"
                 used.add(address)
-                server = Server(**{**server.__dict__, "address": address})
+                server = dataclasses.replace(server, address=address)
             placed.append(server)
         names = {s.name for s in placed}
         for i, server in enumerate(placed):
@@ -309,105 +441,70 @@ class _Builder:
                 if fwd not in names and forwarder_address(fwd) is None:
                     raise self.fail(
                         f"servers[{i}].forwarders[{j}]",
-                        f"{fwd!r} is neither a server of this scenario nor an address",
+                        f"{_loader.shown(fwd)} is neither a server of this scenario nor an address",
                     )
         return placed
 
-    def server(self, table: dict[str, Any], key: str, declared: Mapping[str, dns.zone.Zone]) -> Server:
-        _no_unknown(self, table, _SERVER_KEYS, key)
-        role = table.get("role", "authoritative")
-        if role not in ROLES:
-            raise self.fail(f"{key}.role", f"must be one of {', '.join(ROLES)}; got {role!r}")
-        raw_name = table.get("name")
-        if not isinstance(raw_name, str) or not raw_name:
-            raise self.fail(
-                f"{key}.name", "missing: a server needs a name (its NS host name if authoritative)"
-            )
+    def server(self, table: _ServerFile, key: str, declared: Mapping[str, dns.zone.Zone]) -> Server:
+        role = table.role
         if role == "authoritative":
-            name = _fqdn(self, raw_name, f"{key}.name")
+            name = _fqdn(self, table.name, f"{key}.name")
         else:
-            name = raw_name.lower()
+            name = table.name.lower()
             if not _RESOLVER_NAME.match(name):
                 raise self.fail(f"{key}.name", "a resolver name is one word of letters, digits and dashes")
-        address = table.get("address", "")
-        if address != "":
-            address = _loopback(self, address, f"{key}.address")
-        zones = tuple(
-            _fqdn(self, z, f"{key}.zones[{j}]") for j, z in enumerate(_list(self, table, "zones", key))
-        )
-        lame = tuple(
-            _fqdn(self, z, f"{key}.lame[{j}]") for j, z in enumerate(_list(self, table, "lame", key))
-        )
+        address = _loopback(self, table.address, f"{key}.address") if table.address else ""
+        zones = tuple(_fqdn(self, z, f"{key}.zones[{j}]") for j, z in enumerate(table.zones))
+        lame = tuple(_fqdn(self, z, f"{key}.lame[{j}]") for j, z in enumerate(table.lame))
         for j, origin in enumerate(zones):
             if origin not in declared:
                 raise self.fail(f"{key}.zones[{j}]", f"zone {origin} is not declared in [zones]")
         if role != "authoritative" and (zones or lame):
             raise self.fail(f"{key}.zones", "only authoritative servers serve zones")
-        forwarders = tuple(str(f) for f in _list(self, table, "forwarders", key))
-        if role == "authoritative" and forwarders:
+        if role == "authoritative" and table.forwarders:
             raise self.fail(f"{key}.forwarders", "only recursive and forwarder servers forward")
-        if role == "forwarder" and not forwarders:
+        if role == "forwarder" and not table.forwarders:
             raise self.fail(f"{key}.forwarders", "missing: a forwarder needs at least one forwarder")
-        stale = tuple(
-            self.stale(item, f"{key}.stale[{j}]") for j, item in enumerate(_list(self, table, "stale", key))
-        )
+        stale = tuple(self.stale(item, f"{key}.stale[{j}]") for j, item in enumerate(table.stale))
         if role == "authoritative" and stale:
             raise self.fail(f"{key}.stale", "only recursive resolvers keep stale records")
-        query_timeout = table.get("query_timeout", 1.0)
-        if (
-            isinstance(query_timeout, bool)
-            or not isinstance(query_timeout, int | float)
-            or not 0 < query_timeout <= 30
-        ):
-            raise self.fail(f"{key}.query_timeout", "must be a number of seconds, more than 0 and at most 30")
-        found = faults_mod.parse_list(table.get("faults", []), self.source, f"{key}.faults")
+        found = tuple(
+            faults_mod.parse(item, self.source, f"{key}.faults[{j}]") for j, item in enumerate(table.faults)
+        )
         return Server(
             name=name,
             address=address,
             role=role,
             zones=zones,
             faults=found,
-            forwarders=forwarders,
+            forwarders=table.forwarders,
             stale=stale,
             lame=lame,
-            query_timeout=float(query_timeout),
+            query_timeout=float(table.query_timeout),
         )
 
-    def stale(self, item: Any, key: str) -> StaleRecord:
-        if not isinstance(item, dict):
-            raise self.fail(key, "must be a table with name, type, rdata and optional ttl")
-        _no_unknown(self, item, {"name", "type", "rdata", "ttl"}, key)
-        name = _fqdn(self, item.get("name"), f"{key}.name")
-        rtype = item.get("type")
+    def stale(self, item: _StaleFile, key: str) -> StaleRecord:
+        name = _fqdn(self, item.name, f"{key}.name")
         try:
-            rdtype = dns.rdatatype.from_text(str(rtype).upper())
+            rdtype = dns.rdatatype.from_text(item.type.upper())
         except Exception:
-            raise self.fail(f"{key}.type", f"unknown record type {rtype!r}") from None
-        rdata = item.get("rdata")
+            raise self.fail(f"{key}.type", f"unknown record type {_loader.shown(item.type)}") from None
         try:
-            dns.rdata.from_text(dns.rdataclass.IN, rdtype, str(rdata))
+            dns.rdata.from_text(dns.rdataclass.IN, rdtype, item.rdata)
         except Exception as exc:
-            raise self.fail(f"{key}.rdata", f"bad {rtype} data {rdata!r}: {_one_line(exc)}") from None
-        ttl = item.get("ttl", 86400)
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 0 <= ttl <= 2**31 - 1:
-            raise self.fail(f"{key}.ttl", "must be a whole number of seconds")
-        return StaleRecord(name, dns.rdatatype.to_text(rdtype), str(rdata), ttl)
+            problem = f"bad {dns.rdatatype.to_text(rdtype)} data {_loader.shown(item.rdata)}: {_one_line(exc)}"
+            raise self.fail(f"{key}.rdata", problem) from None
+        return StaleRecord(name, dns.rdatatype.to_text(rdtype), item.rdata, item.ttl)
 
-    def smtp(self, value: Any, zones: Mapping[str, dns.zone.Zone]) -> tuple[SmtpServer, ...]:
-        if not isinstance(value, list):
-            raise self.fail("smtp", "must be an array of tables ([[smtp]])")
+    # -- SMTP -----------------------------------------------------------------------------------
+
+    def smtp(self, value: Sequence[_SmtpFile], zones: Mapping[str, dns.zone.Zone]) -> tuple[SmtpServer, ...]:
         out = []
         for i, table in enumerate(value):
             key = f"smtp[{i}]"
-            if not isinstance(table, dict):
-                raise self.fail(key, "must be a table")
-            _no_unknown(self, table, _SMTP_KEYS, key)
-            host = _fqdn(self, table.get("host"), f"{key}.host")
-            if "addresses" in table:
-                addresses = tuple(
-                    _loopback(self, a, f"{key}.addresses[{j}]")
-                    for j, a in enumerate(_list(self, table, "addresses", key))
-                )
+            host = _fqdn(self, table.host, f"{key}.host")
+            if table.addresses is not None:
+                addresses = tuple(_loopback(self, a, f"{key}.addresses[{j}]") for j, a in enumerate(table.addresses))
             else:
                 addresses = _addresses_in(zones, host)
             if not addresses:
@@ -416,81 +513,18 @@ class _Builder:
                 )
             for j, address in enumerate(addresses):
                 _loopback(self, address, f"{key}.addresses[{j}]")
-            greeting = table.get("greeting", 220)
-            if isinstance(greeting, bool) or not isinstance(greeting, int) or not 200 <= greeting <= 599:
-                raise self.fail(
-                    f"{key}.greeting", f"must be an SMTP reply code such as 220 or 421; got {greeting!r}"
-                )
-            greeting_text = table.get("greeting_text")
-            if greeting_text is not None and not isinstance(greeting_text, str):
-                raise self.fail(f"{key}.greeting_text", "must be a string")
-            extensions = table.get("extensions", list(DEFAULT_EXTENSIONS))
-            if not isinstance(extensions, list) or not all(isinstance(e, str) for e in extensions):
-                raise self.fail(f"{key}.extensions", "must be an array of EHLO keywords")
-            starttls = table.get("starttls", True)
-            if not isinstance(starttls, bool):
-                raise self.fail(f"{key}.starttls", "must be true or false")
-            rejects = []
-            for j, item in enumerate(_list(self, table, "rcpt_reject", key)):
-                rkey = f"{key}.rcpt_reject[{j}]"
-                if not isinstance(item, dict):
-                    raise self.fail(rkey, "must be a table with pattern, code and text")
-                _no_unknown(self, item, {"pattern", "code", "text"}, rkey)
-                pattern, code, text = (
-                    item.get("pattern"),
-                    item.get("code", 550),
-                    item.get("text", "no such user"),
-                )
-                if not isinstance(pattern, str) or not pattern:
-                    raise self.fail(f"{rkey}.pattern", "missing: an fnmatch pattern on the address")
-                if isinstance(code, bool) or not isinstance(code, int) or not 400 <= code <= 599:
-                    raise self.fail(f"{rkey}.code", f"must be a 4xx or 5xx reply code; got {code!r}")
-                if not isinstance(text, str):
-                    raise self.fail(f"{rkey}.text", "must be a string")
-                rejects.append((pattern, code, text))
             out.append(
                 SmtpServer(
                     host=host.rstrip("."),
                     addresses=addresses,
-                    greeting=greeting,
-                    greeting_text=greeting_text,
-                    extensions=tuple(extensions),
-                    starttls=starttls,
-                    rcpt_reject=tuple(rejects),
+                    greeting=table.greeting,
+                    greeting_text=table.greeting_text,
+                    extensions=table.extensions,
+                    starttls=table.starttls,
+                    rcpt_reject=tuple((r.pattern, r.code, r.text) for r in table.rcpt_reject),
                 )
             )
         return tuple(out)
-
-    def expect(self, value: Any) -> Expect:
-        if not isinstance(value, dict):
-            raise self.fail("expect", "must be a table")
-        _no_unknown(self, value, _EXPECT_KEYS, "expect")
-        lists: dict[str, tuple[str, ...]] = {}
-        for key in ("findings", "forbidden"):
-            items = _list(self, value, key, "expect")
-            for j, code in enumerate(items):
-                if not isinstance(code, str) or not _CODE.match(code):
-                    raise self.fail(
-                        f"expect.{key}[{j}]", f"a finding code is UPPER_SNAKE words; got {code!r}"
-                    )
-            lists[key] = tuple(items)
-        both = set(lists["findings"]) & set(lists["forbidden"])
-        if both:
-            raise self.fail("expect.forbidden", f"{sorted(both)[0]} is both expected and forbidden")
-        verdicts = value.get("verdicts", {})
-        if not isinstance(verdicts, dict):
-            raise self.fail("expect.verdicts", "must be a table of mta = deliver|defer|bounce")
-        for mta, verdict in verdicts.items():
-            if mta not in MTAS:
-                raise self.fail(f"expect.verdicts.{mta}", f"unknown MTA (known: {', '.join(MTAS)})")
-            if verdict not in VERDICTS:
-                raise self.fail(
-                    f"expect.verdicts.{mta}", f"must be deliver, defer or bounce; got {verdict!r}"
-                )
-        diagnosis = value.get("diagnosis", "")
-        if not isinstance(diagnosis, str):
-            raise self.fail("expect.diagnosis", "must be a string")
-        return Expect(lists["findings"], lists["forbidden"], dict(verdicts), " ".join(diagnosis.split()))
 
     # -- the hierarchy --------------------------------------------------------------------------
 
@@ -621,23 +655,9 @@ def _zone_key(origin: str) -> str:
     return f"zones.{origin.rstrip('.') or '.'}"
 
 
-def _no_unknown(builder: _Builder, table: Mapping[str, Any], allowed: Iterable[str], key: str) -> None:
-    unknown = sorted(set(table) - set(allowed))
-    if unknown:
-        where = f"{key}.{unknown[0]}" if key else unknown[0]
-        raise builder.fail(where, f"unknown key (allowed here: {', '.join(sorted(allowed))})")
-
-
-def _list(builder: _Builder, table: Mapping[str, Any], name: str, key: str) -> list[Any]:
-    value = table.get(name, [])
-    if not isinstance(value, list):
-        raise builder.fail(f"{key}.{name}" if key else name, "must be an array")
-    return value
-
-
-def _fqdn(builder: _Builder, value: Any, key: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise builder.fail(key, f"must be a domain name; got {value!r}")
+def _fqdn(builder: _Builder, value: str, key: str) -> str:
+    if not value.strip():
+        raise builder.fail(key, "must be a domain name; got an empty string")
     try:
         name = dns.name.from_text(value.strip())
     except dns.exception.DNSException as exc:
@@ -652,14 +672,41 @@ def _fqdn_or_none(value: str) -> str | None:
         return None
 
 
-def _loopback(builder: _Builder, value: Any, key: str) -> str:
+def _loopback(builder: _Builder, value: str, key: str) -> str:
     try:
-        address = ipaddress.ip_address(str(value))
+        address = ipaddress.ip_address(value)
     except ValueError:
-        raise builder.fail(key, f"not an IP address: {value!r}") from None
+        raise builder.fail(key, f"not an IP address: {_loader.shown(value)}") from None
     if not address.is_loopback:
-        raise builder.fail(key, f"{value} is not a loopback address: lab servers live on 127.0.0.0/8 and ::1")
+        raise builder.fail(key, f"{address} is not a loopback address: lab servers live on 127.0.0.0/8 and ::1")
     return str(address)
+
+
+_GENERATE = re.compile(r"^\$GENERATE\s+(\d+)-(\d+)(?:/(\d+))?\s", re.I)
+
+
+def _record_estimate(builder: _Builder, text: str, key: str) -> int:
+    """The records a zone text stands for, counted before any expansion; raise past the limits."""
+    if len(text) > MAX_ZONE_BYTES:
+        raise builder.fail(key, f"zone text longer than {MAX_ZONE_BYTES} bytes")
+    count = 0
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(";"):
+            continue
+        if stripped.upper().startswith("$GENERATE"):
+            m = _GENERATE.match(stripped + " ")
+            if not m:
+                raise builder.fail(key, "bad zone text: a $GENERATE line needs START-STOP[/STEP]")
+            start, stop, step = int(m.group(1)), int(m.group(2)), int(m.group(3) or 1)
+            if stop < start or step < 1:
+                raise builder.fail(key, "bad zone text: a $GENERATE range runs from START up to STOP")
+            count += (stop - start) // step + 1
+        elif not stripped.startswith("$"):
+            count += 1
+        if count > MAX_ZONE_RECORDS:
+            raise builder.fail(key, f"more than {MAX_ZONE_RECORDS} records in one zone ($GENERATE included)")
+    return count
 
 
 def forwarder_address(value: str) -> tuple[str, int | None] | None:
