@@ -61,11 +61,8 @@ server:
     root-hints: "{root_hints}"
     # The lab lives on loopback, which Unbound otherwise refuses to query.
     do-not-query-localhost: no
-    # No validator and no trust anchor: the lab is unsigned.
-    module-config: "iterator"
-    trust-anchor-signaling: no
+{dnssec}    trust-anchor-signaling: no
     root-key-sentinel: no
-    harden-dnssec-stripped: no
     harden-below-nxdomain: no
     harden-referral-path: no
     aggressive-nsec: no
@@ -79,6 +76,20 @@ remote-control:
 """
 
 
+# No validator and no trust anchor for an unsigned lab; for a signed one, the lab root's DS.
+NO_DNSSEC = """\
+    module-config: "iterator"
+    harden-dnssec-stripped: no
+"""
+VALIDATING = """\
+    module-config: "validator iterator"
+    trust-anchor-file: "{anchor}"
+    harden-dnssec-stripped: yes
+    ede: yes
+    val-log-level: 2
+"""
+
+
 @dataclass(frozen=True)
 class UnboundResolver:
     """Where the running Unbound listens, and its log (stderr) for failure messages."""
@@ -87,8 +98,8 @@ class UnboundResolver:
     port: int
     log: Path
 
-    def ask(self, qname: str, qtype: str, timeout: float = 10.0) -> dns.message.Message:
-        query = dns.message.make_query(qname, qtype)
+    def ask(self, qname: str, qtype: str, timeout: float = 10.0, *, dnssec: bool = False) -> dns.message.Message:
+        query = dns.message.make_query(qname, qtype, want_dnssec=dnssec)
         return dns.query.udp(query, self.address, port=self.port, timeout=timeout)
 
     def log_text(self) -> str:
@@ -129,7 +140,8 @@ def lab_on_port_53(scenario: str) -> Iterator[Card]:
 
 @contextlib.contextmanager
 def running_unbound(card: Card) -> Iterator[UnboundResolver]:
-    """Start Unbound iterating from the lab's root hints; stop it (and wait for it) on exit."""
+    """Start Unbound iterating from the lab's root hints (validating from the lab's trust anchor when
+    the scenario signs zones); stop it (and wait for it) on exit."""
     if card.dns_port != 53:
         raise RuntimeError(
             f"Unbound needs the lab on port 53 (root hints carry no port); it is on {card.dns_port}"
@@ -140,7 +152,8 @@ def running_unbound(card: Card) -> Iterator[UnboundResolver]:
     workdir = Path(tempfile.mkdtemp(prefix="mxdoctor-unbound-"))
     config = workdir / "unbound.conf"
     config.write_text(
-        CONFIG.format(address=address, port=port, workdir=workdir, root_hints=card.root_hints),
+        CONFIG.format(address=address, port=port, workdir=workdir, root_hints=card.root_hints,
+                      dnssec=VALIDATING.format(anchor=card.trust_anchor) if card.trust_anchor else NO_DNSSEC),
         encoding="utf-8",
     )
     log = workdir / "unbound.log"

@@ -42,6 +42,7 @@ class Problem(enum.StrEnum):
     RRSIG_NO_KEY = "RRSIG_NO_KEY"  # names a key tag the DNSKEY set does not hold
     DS_NO_MATCHING_DNSKEY = "DS_NO_MATCHING_DNSKEY"
     DNSKEY_NOT_SELF_SIGNED = "DNSKEY_NOT_SELF_SIGNED"  # no valid RRSIG by a key the DS names
+    DNSKEY_UNAVAILABLE = "DNSKEY_UNAVAILABLE"  # the DS names keys but no DNSKEY answer came
     DENIAL_MISSING = "DENIAL_MISSING"  # a negative answer without the NSEC/NSEC3 that proves it
     DENIAL_WRONG = "DENIAL_WRONG"  # the NSEC/NSEC3 given does not prove the answer
 

@@ -1,11 +1,14 @@
 """The lab's recursive resolver (the "internal DNS server"): iterates from the lab root or forwards,
-caches per RFC 2308, and passes an upstream failure on as SERVFAIL, as BIND and Unbound do.
+caches per RFC 2308, and passes an upstream failure on as SERVFAIL, as BIND and Unbound do. Given a
+trust anchor it validates DNSSEC as Unbound does: SERVFAIL with an Extended DNS Error (RFC 8914) for
+bogus data, AD for secure data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import enum
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -13,17 +16,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dns.asyncquery
+import dns.dnssec
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
 import dns.name
 import dns.opcode
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.rdtypes.ANY.DS
 import dns.rrset
 
 from mxdoctor import errors
+from mxdoctor.checks import _dnssec
 
 # BIND's servfail-ttl default; RFC 2308 §7.1 allows up to 300 s, but a long one would hide a fix.
 SERVFAIL_TTL = 1.0
@@ -83,8 +91,12 @@ class Classified:
     kind: Kind
     rrsets: tuple[dns.rrset.RRset, ...] = ()  # answer chain, or the child's NS rrset followed by glue
     soa: dns.rrset.RRset | None = None  # for negative answers
-    zone: dns.name.Name | None = None  # for referrals: the child zone
+    zone: dns.name.Name | None = None  # for referrals: the child zone; otherwise the zone that answered
     reason: str = ""
+    dnssec: tuple[dns.rrset.RRset, ...] = ()  # RRSIG, NSEC, NSEC3 and DS records of the reply
+    secure: bool = False  # validated from the trust anchor
+    ede: tuple[tuple[int, str], ...] = ()  # Extended DNS Errors for a validation failure
+    failures: tuple[_dnssec.Failure, ...] = ()
 
 
 def _find(section: Iterable[dns.rrset.RRset], name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
@@ -121,6 +133,22 @@ def classify(
     rcode = response.rcode()
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         return Classified(Kind.FAIL, reason=dns.rcode.to_text(rcode))
+    result = _classify(response, qname, qtype, zone, rcode, require_aa)
+    dnssec = tuple(r for r in response.answer + response.authority if r.rdtype in _DNSSEC_TYPES)
+    return dataclasses.replace(result, dnssec=dnssec) if dnssec else result
+
+
+_DNSSEC_TYPES = (dns.rdatatype.RRSIG, dns.rdatatype.NSEC, dns.rdatatype.NSEC3, dns.rdatatype.DS)
+
+
+def _classify(
+    response: dns.message.Message,
+    qname: dns.name.Name,
+    qtype: RdType,
+    zone: dns.name.Name,
+    rcode: dns.rcode.Rcode,
+    require_aa: bool,
+) -> Classified:
     authoritative = bool(response.flags & dns.flags.AA) or not require_aa
 
     chain: list[dns.rrset.RRset] = []
@@ -341,6 +369,8 @@ class Resolution:
     rcode: dns.rcode.Rcode
     answer: tuple[dns.rrset.RRset, ...] = ()
     authority: tuple[dns.rrset.RRset, ...] = ()
+    secure: bool = False
+    ede: tuple[tuple[int, str], ...] = ()
 
 
 _SERVFAIL = Resolution(dns.rcode.SERVFAIL)
@@ -367,8 +397,16 @@ class RecursiveResolver:
         query_timeout: float = 1.0,
         budget: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        trust_anchor: Sequence[dns.rdata.Rdata] = (),
+        wallclock: Callable[[], float] = time.time,
     ) -> None:
         self._port = port
+        # DS (or DNSKEY) records of the root; none: no validation. Forwarding resolvers never validate.
+        self._anchor = tuple(trust_anchor) if not forwarders else ()
+        self._wallclock = wallclock
+        self._zone_status: dict[dns.name.Name, tuple[float, _ZoneStatus]] = {}
+        self._security: dict[Key, bool] = {}
+        self._servfail_ede: dict[Key, tuple[tuple[int, str], ...]] = {}
         self._forwarders = tuple(forwarders)
         self._query_timeout = query_timeout
         # A scenario may give a slow server a long timeout; the budget must still allow two tries.
@@ -385,9 +423,16 @@ class RecursiveResolver:
         self._stale = _stale_rrsets(stale)
         self.upstream: collections.deque[UpstreamQuery] = collections.deque(maxlen=UPSTREAM_LOG_SIZE)
 
+    @property
+    def validating(self) -> bool:
+        return bool(self._anchor)
+
     def flush(self) -> None:
         """Forget everything cached (stale records stay: they model a cache that will not let go)."""
         self._cache.clear()
+        self._zone_status.clear()
+        self._security.clear()
+        self._servfail_ede.clear()
 
     async def handle(self, request: dns.message.Message, transport: str) -> dns.message.Message | None:
         """Answer one client request; ``transport`` is "udp" or "tcp" (UDP replies are truncated to fit)."""
@@ -417,6 +462,14 @@ class RecursiveResolver:
             except TimeoutError:
                 resolution = _SERVFAIL
             _fill(response, resolution)
+            # RFC 6840 §5.8: AD only to a client that shows it understands it (DO or AD set).
+            if resolution.secure and request.flags & dns.flags.AD or (
+                    resolution.secure and request.ednsflags & dns.flags.DO):
+                response.flags |= dns.flags.AD
+            if resolution.ede and request.edns >= 0:
+                response.use_edns(0, request.ednsflags & dns.flags.DO, UPSTREAM_PAYLOAD,
+                                  options=[dns.edns.EDEOption(dns.edns.EDECode(code), text)
+                                           for code, text in resolution.ede])
         else:
             self._answer_from_cache(response, question.name, question.rdtype)
         if transport == "udp":
@@ -429,12 +482,16 @@ class RecursiveResolver:
         chain: list[dns.rrset.RRset] = []
         seen = {qname}
         name = qname
+        secure = True
         for _ in range(MAX_CNAME_CHAIN):
             step = self._cached(name, qtype)
             if step is None:
                 step = await self._fetch(name, qtype, ctx)
+            secure = secure and step.secure
+            if step.kind is Kind.FAIL and step.ede:
+                return Resolution(dns.rcode.SERVFAIL, ede=step.ede)
             if step.kind is Kind.ANSWER:
-                return Resolution(dns.rcode.NOERROR, (*chain, *step.rrsets))
+                return Resolution(dns.rcode.NOERROR, (*chain, *step.rrsets), secure=secure)
             if step.kind is Kind.CNAME:
                 chain.extend(step.rrsets)
                 name = step.rrsets[-1][0].target
@@ -444,9 +501,9 @@ class RecursiveResolver:
                 continue
             authority = (step.soa,) if step.soa is not None else ()
             if step.kind is Kind.NXDOMAIN:
-                return Resolution(dns.rcode.NXDOMAIN, tuple(chain), authority)
+                return Resolution(dns.rcode.NXDOMAIN, tuple(chain), authority, secure=secure)
             if step.kind is Kind.NODATA:
-                return Resolution(dns.rcode.NOERROR, tuple(chain), authority)
+                return Resolution(dns.rcode.NOERROR, tuple(chain), authority, secure=secure)
             return _SERVFAIL
         return _SERVFAIL
 
@@ -454,16 +511,17 @@ class RecursiveResolver:
         for table in (self._stale.get, self._cache.rrset):
             data = table((name, qtype))
             if data is not None:
-                return Classified(Kind.ANSWER, (data,))
+                return Classified(Kind.ANSWER, (data,), secure=self._security.get((name, qtype), False))
             if qtype != dns.rdatatype.CNAME:
                 cname = table((name, dns.rdatatype.CNAME))
                 if cname is not None:
-                    return Classified(Kind.CNAME, (cname,))
+                    secure = self._security.get((name, dns.rdatatype.CNAME), False)
+                    return Classified(Kind.CNAME, (cname,), secure=secure)
         negative = self._cache.negative((name, qtype))
         if negative is not None:
-            return Classified(negative[0], soa=negative[1])
+            return Classified(negative[0], soa=negative[1], secure=self._security.get((name, qtype), False))
         if self._cache.servfail((name, qtype)):
-            return Classified(Kind.FAIL, reason="cached SERVFAIL")
+            return Classified(Kind.FAIL, reason="cached SERVFAIL", ede=self._servfail_ede.get((name, qtype), ()))
         return None
 
     async def _fetch(self, name: dns.name.Name, qtype: RdType, ctx: _Context) -> Classified:
@@ -471,16 +529,90 @@ class RecursiveResolver:
             result = await self._forward(name, qtype, ctx)
         else:
             result = await self._iterate(name, qtype, ctx)
+            if self._anchor:
+                result = await self._validate(name, qtype, result, ctx)
         if qtype == dns.rdatatype.ANY:
             return result
         if result.kind in (Kind.ANSWER, Kind.CNAME):
             for rrset in result.rrsets:
                 self._cache.put_rrset(rrset)
+                self._security[(rrset.name, rrset.rdtype)] = result.secure
         elif result.kind in (Kind.NXDOMAIN, Kind.NODATA):
             self._cache.put_negative(result.kind, (name, qtype), result.soa)
+            self._security[(name, qtype)] = result.secure
         else:
             self._cache.put_servfail((name, qtype))
+            self._servfail_ede[(name, qtype)] = result.ede
         return result
+
+    # -- validation (RFC 4035 §5) -----------------------------------------------------------------
+
+    async def _validate(self, name: dns.name.Name, qtype: RdType, result: Classified, ctx: _Context) -> Classified:
+        """The result as secure, as it was (insecure), or as a failure carrying its EDE (bogus)."""
+        if result.kind not in (Kind.ANSWER, Kind.CNAME, Kind.NXDOMAIN, Kind.NODATA) or result.zone is None:
+            return result
+        zone = result.zone
+        status = await self._status_of(zone, ctx)
+        if status.status is _dnssec.Status.INSECURE:
+            return result
+        if status.status is not _dnssec.Status.SECURE:
+            return _bogus(status.failures, f"the keys of {zone} do not validate")
+        if qtype == dns.rdatatype.DNSKEY and name == zone and result.kind is Kind.ANSWER:
+            return dataclasses.replace(result, secure=True)
+        now = self._wallclock()
+        sigs = [sig for r in result.dnssec if r.rdtype == dns.rdatatype.RRSIG for sig in r]
+        failures: list[_dnssec.Failure] = []
+        checked = list(result.rrsets)
+        if result.soa is not None:
+            checked.append(result.soa)
+        for rrset in checked:
+            own = [s for s in sigs if s.type_covered == rrset.rdtype and _sig_owner(result.dnssec, s) == rrset.name]
+            failures += _dnssec.check_rrset(rrset, own, status.keys, zone, now)
+        proof = [r for r in result.dnssec if r.rdtype != dns.rdatatype.DS]
+        if result.kind is Kind.NODATA:
+            failures += _dnssec.check_nodata(name, qtype, proof, status.keys, zone, now)
+        elif result.kind is Kind.NXDOMAIN:
+            failures += _dnssec.check_nxdomain(name, proof, status.keys, zone, now)
+        if failures:
+            # Unbound says NSEC Missing only when no denial record came at all; a wrong one is just Bogus.
+            wrong = any(r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3) for r in proof)
+            return _bogus(failures, f"{name} {dns.rdatatype.to_text(qtype)} does not validate", denial_seen=wrong)
+        return dataclasses.replace(result, secure=True)
+
+    async def _status_of(self, zone: dns.name.Name, ctx: _Context) -> _ZoneStatus:
+        """Whether ``zone``'s keys are secure from the trust anchor (cached for a minute)."""
+        cached = self._zone_status.get(zone)
+        if cached is not None and cached[0] > self._clock():
+            return cached[1]
+        status = await self._find_status(zone, ctx)
+        self._zone_status[zone] = (self._clock() + ZONE_STATUS_TTL, status)
+        return status
+
+    async def _find_status(self, zone: dns.name.Name, ctx: _Context) -> _ZoneStatus:
+        if zone == dns.name.root:
+            ds = [a if a.rdtype == dns.rdatatype.DS else dns.dnssec.make_ds(zone, a, "SHA256") for a in self._anchor]
+        else:
+            found = self._cached(zone, dns.rdatatype.DS) or await self._fetch(zone, dns.rdatatype.DS, ctx)
+            if found.kind is Kind.FAIL:
+                return _ZoneStatus(_dnssec.Status.BOGUS, None, found.failures or (
+                    _dnssec.Failure(_dnssec.Problem.DS_NO_MATCHING_DNSKEY, zone.to_text(), zone.to_text(), "DS",
+                                    detail=f"the DS of {zone} cannot be had: {found.reason}"),))
+            if not found.secure or found.kind is not Kind.ANSWER:
+                return _ZoneStatus(_dnssec.Status.INSECURE, None)
+            ds = [rd for rrset in found.rrsets if rrset.rdtype == dns.rdatatype.DS for rd in rrset]
+        keys = await self._iterate(zone, dns.rdatatype.DNSKEY, ctx)
+        dnskeys = next((r for r in keys.rrsets if r.rdtype == dns.rdatatype.DNSKEY), None)
+        if keys.kind is not Kind.ANSWER or dnskeys is None:
+            usable = [d for d in ds if getattr(d, "algorithm", None) in _dnssec.SUPPORTED_ALGORITHMS]
+            if not usable:
+                return _ZoneStatus(_dnssec.Status.INSECURE, None)
+            return _ZoneStatus(_dnssec.Status.BOGUS, None, (
+                _dnssec.Failure(_dnssec.Problem.DNSKEY_UNAVAILABLE, zone.to_text(), zone.to_text(), "DNSKEY",
+                                detail=f"no DNSKEY answer from {zone}: {keys.reason or keys.kind.value}"),))
+        sigs = [sig for r in keys.dnssec if r.rdtype == dns.rdatatype.RRSIG for sig in r]
+        typed = [d for d in ds if isinstance(d, dns.rdtypes.ANY.DS.DS)]
+        status, failures = _dnssec.check_dnskeys(dnskeys, sigs, typed, zone, self._wallclock())
+        return _ZoneStatus(status, dnskeys if status is _dnssec.Status.SECURE else None, tuple(failures))
 
     async def _forward(self, name: dns.name.Name, qtype: RdType, ctx: _Context) -> Classified:
         reasons = []
@@ -498,7 +630,7 @@ class RecursiveResolver:
         for _ in range(MAX_REFERRALS):
             result = await self._ask_zone(zone, ns_names, name, qtype, ctx)
             if result.kind is not Kind.REFERRAL:
-                return result
+                return dataclasses.replace(result, zone=zone)
             assert result.zone is not None
             ns_rrset, *glue = result.rrsets
             self._cache.put_referral(ns_rrset, glue)
@@ -593,7 +725,8 @@ class RecursiveResolver:
         *,
         recursive: bool,
     ) -> Classified:
-        query = dns.message.make_query(qname, qtype, use_edns=0, payload=UPSTREAM_PAYLOAD)
+        query = dns.message.make_query(qname, qtype, use_edns=0, payload=UPSTREAM_PAYLOAD,
+                                       want_dnssec=bool(self._anchor))
         if not recursive:
             query.flags &= ~dns.flags.RD
         response, outcome = await self._exchange(query, address, port, ctx)
@@ -669,6 +802,42 @@ class RecursiveResolver:
                 rdtype = dns.rdatatype.AAAA if ":" in address else dns.rdatatype.A
                 response.additional.append(dns.rrset.from_text(ns_name, 3600, "IN", rdtype, address))
         response.authority.append(ns_rrset)
+
+
+ZONE_STATUS_TTL = 60.0
+# RFC 8914 §4: the code for each way validation fails, as Unbound reports them.
+EDE_CODES = {
+    _dnssec.Problem.RRSIG_EXPIRED: 7,  # Signature Expired
+    _dnssec.Problem.RRSIG_NOT_YET_VALID: 8,  # Signature Not Yet Valid
+    _dnssec.Problem.DS_NO_MATCHING_DNSKEY: 9,  # DNSKEY Missing
+    _dnssec.Problem.DNSKEY_UNAVAILABLE: 9,
+    _dnssec.Problem.RRSIG_MISSING: 10,  # RRSIGs Missing
+    _dnssec.Problem.DENIAL_MISSING: 12,  # NSEC Missing
+}
+EDE_BOGUS = 6  # DNSSEC Bogus: everything else
+
+
+@dataclass(frozen=True)
+class _ZoneStatus:
+    status: _dnssec.Status
+    keys: dns.rrset.RRset | None
+    failures: tuple[_dnssec.Failure, ...] = ()
+
+
+def _bogus(failures: Sequence[_dnssec.Failure], reason: str, *, denial_seen: bool = False) -> Classified:
+    first = failures[0] if failures else None
+    code = EDE_CODES.get(first.problem, EDE_BOGUS) if first is not None else EDE_BOGUS
+    if first is not None and first.problem is _dnssec.Problem.DENIAL_MISSING and denial_seen:
+        code = EDE_BOGUS
+    text = f"validation failure <{first.owner} {first.rdtype}>: {first.problem.value}" if first else reason
+    return Classified(Kind.FAIL, reason=reason, ede=((code, text),), failures=tuple(failures))
+
+
+def _sig_owner(records: Sequence[dns.rrset.RRset], sig: dns.rdata.Rdata) -> dns.name.Name | None:
+    for rrset in records:
+        if rrset.rdtype == dns.rdatatype.RRSIG and sig in rrset:
+            return rrset.name
+    return None
 
 
 def _server_order(ns: dns.rrset.RRset) -> list[dns.name.Name]:

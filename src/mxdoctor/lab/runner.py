@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mxdoctor.errors import LabError, ScenarioError
-from mxdoctor.lab import authoritative, dnsserver
+from mxdoctor.lab import authoritative, dnsserver, signing
 from mxdoctor.lab import scenario as scenario_mod
 
 if TYPE_CHECKING:
@@ -95,6 +95,7 @@ class Card:
     expect: scenario_mod.Expect
     diagnose_command: str
     workdir: str
+    trust_anchor: str = ""  # a file of the lab root's DS records when the scenario signs zones
     _lab: Lab | None = field(default=None, repr=False, compare=False)
 
     def resolver(self, name: str = "internal") -> Endpoint:
@@ -136,6 +137,7 @@ class Card:
             "expect": self.expect.to_json(),
             "diagnose_command": self.diagnose_command,
             "workdir": self.workdir,
+            **({"trust_anchor": self.trust_anchor} if self.trust_anchor else {}),
         }
 
     def to_text(self) -> str:
@@ -143,6 +145,8 @@ class Card:
         for endpoint in self.resolvers:
             lines.append(f"  resolver {endpoint.name:<9} {endpoint.hostport}")
         lines.append(f"  root hints        {self.root_hints}  (lab DNS port {self.dns_port})")
+        if self.trust_anchor:
+            lines.append(f"  trust anchor      {self.trust_anchor}  (DS of the signed lab root)")
         for mail in self.smtp_servers:
             lines.append(
                 f"  smtp {mail.host} on {', '.join(mail.addresses)} port {mail.port} (greets {mail.greeting})"
@@ -216,6 +220,8 @@ class Lab:
         self._thread: threading.Thread | None = None
         self._dns: dict[str, dnsserver.DnsServer] = {}
         self._smtp: list[smtp_mod.LabSmtpServer] = []
+        self._zones: dict[str, Any] = {}
+        self._anchor: list[str] = []
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -227,11 +233,13 @@ class Lab:
         )
         self._thread.start()
         try:
+            self._sign()
             self._start_dns()
             self._start_smtp()
             hints = self._write_root_hints()
+            anchor = self._write_trust_anchor()
             self._wait_ready()
-            return self._card(hints)
+            return self._card(hints, anchor)
         except BaseException:
             self.stop()
             raise
@@ -282,8 +290,15 @@ class Lab:
         where = f"port {self.requested_port}" if self.requested_port is not None else "any DNS port tried"
         raise LabError(f"cannot start the lab DNS servers on {where}: {last}")
 
-    def _build_dns(self, port: int) -> list[dnsserver.DnsServer]:
+    def _sign(self) -> None:
+        """Parse the zones and sign those the scenario signs, with keys made now."""
         zones = {z.origin: z.parse() for z in self.scenario.zones}
+        specs = {z.origin: z.signing for z in self.scenario.zones if z.signing is not None}
+        self._anchor = signing.sign_all(zones, specs, now=time.time()) if specs else []
+        self._zones = zones
+
+    def _build_dns(self, port: int) -> list[dnsserver.DnsServer]:
+        zones = self._zones
         servers = []
         for spec in self.scenario.servers:
             handler: dnsserver.Handler
@@ -304,12 +319,14 @@ class Lab:
                 forwarders.append((parsed[0], parsed[1] if parsed[1] is not None else port))
             else:
                 forwarders.append((self.scenario.server(ref).address, port))
+        anchor = [signing.anchor_rdata(line) for line in self._anchor] if spec.validate else []
         return resolver_mod.RecursiveResolver(
             list(self.scenario.root_hints),
             port,
             forwarders=forwarders,
             stale=spec.stale,
             query_timeout=spec.query_timeout,
+            trust_anchor=anchor,
         )
 
     async def _start_all(self, servers: Sequence[dnsserver.DnsServer]) -> None:
@@ -395,6 +412,15 @@ class Lab:
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         return path
 
+    def _write_trust_anchor(self) -> Path | None:
+        if not self._anchor:
+            return None
+        assert self.workdir is not None
+        path = self.workdir / "root.key"
+        header = f"; trust anchor of the mxdoctor lab scenario {self.scenario.name}: DS of the lab root\n"
+        path.write_text(header + "\n".join(self._anchor) + "\n", encoding="utf-8")
+        return path
+
     def _wait_ready(self) -> None:
         targets = [(s.address, s.port) for s in self._dns.values()]
         targets += [(a, self.smtp_port) for spec in self.scenario.smtp for a in spec.addresses]
@@ -409,7 +435,7 @@ class Lab:
                         raise LabError(f"lab server {address} port {port} does not answer: {exc}") from None
                     time.sleep(0.05)
 
-    def _card(self, hints: Path) -> Card:
+    def _card(self, hints: Path, anchor: Path | None = None) -> Card:
         assert self.workdir is not None
         scenario = self.scenario
         resolvers = tuple(
@@ -433,6 +459,7 @@ class Lab:
             expect=scenario.expect,
             diagnose_command=command,
             workdir=str(self.workdir),
+            trust_anchor=str(anchor) if anchor is not None else "",
             _lab=self,
         )
 

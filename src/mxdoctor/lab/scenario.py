@@ -24,6 +24,7 @@ import dns.zone
 from mxdoctor import _loader
 from mxdoctor.errors import ScenarioError
 from mxdoctor.lab import faults as faults_mod
+from mxdoctor.lab import signing as signing_mod
 from mxdoctor.lab.resolver import StaleRecord
 from mxdoctor.mta import models as mta_models
 
@@ -57,6 +58,7 @@ class Zone:
     origin: str
     text: str
     generated: bool = False
+    signing: signing_mod.ZoneSigning | None = None  # signed when the lab starts (keys are made then)
 
     def parse(self) -> dns.zone.Zone:
         return dns.zone.from_text(self.text, origin=self.origin, relativize=False)
@@ -76,6 +78,7 @@ class Server:
     lame: tuple[str, ...] = ()
     query_timeout: float = 1.0
     generated: bool = False
+    validate: bool = True  # a recursive resolver validates DNSSEC when the lab has a trust anchor
 
     @property
     def recursive(self) -> bool:
@@ -155,8 +158,53 @@ class Scenario:
 
 
 @dataclass(frozen=True)
+class _SigningFaultFile:
+    kind: str
+    name: str | None = None
+    type: str | None = None
+
+    def __post_init__(self) -> None:
+        kinds = [k.value for k in signing_mod.FaultKind]
+        if self.kind not in kinds:
+            raise _loader.field_error("kind", f"expected one of {', '.join(kinds)}; got {_loader.shown(self.kind)}")
+        if self.name is not None:
+            try:
+                dns.name.from_text(self.name)
+            except dns.exception.DNSException:
+                raise _loader.field_error("name", f"not a domain name: {_loader.shown(self.name)}") from None
+        if self.type is not None:
+            try:
+                dns.rdatatype.from_text(self.type.upper())
+            except Exception:
+                raise _loader.field_error("type", f"unknown record type {_loader.shown(self.type)}") from None
+
+
+@dataclass(frozen=True)
 class _ZoneTable:
     text: str
+    dnssec: bool = False
+    algorithm: Literal[8, 13, 15] = 13
+    denial: Literal["nsec", "nsec3"] = "nsec"
+    dnssec_faults: tuple[_SigningFaultFile, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.dnssec_faults and not self.dnssec:
+            raise _loader.field_error("dnssec_faults", "only a signed zone (dnssec = true) has signing faults")
+        if len(self.dnssec_faults) > MAX_FAULTS:
+            raise _loader.field_error("dnssec_faults", f"more than {MAX_FAULTS} faults on one zone")
+
+    def signing(self, origin: str) -> signing_mod.ZoneSigning | None:
+        if not self.dnssec:
+            return None
+        faults = tuple(
+            signing_mod.SigningFault(
+                signing_mod.FaultKind(f.kind),
+                dns.name.from_text(f.name, dns.name.from_text(origin)).to_text().lower() if f.name else None,
+                f.type.upper() if f.type else None,
+            )
+            for f in self.dnssec_faults
+        )
+        return signing_mod.ZoneSigning(self.algorithm, self.denial, faults)
 
 
 @dataclass(frozen=True)
@@ -183,6 +231,7 @@ class _ServerFile:
     stale: tuple[_StaleFile, ...] = ()
     lame: tuple[str, ...] = ()
     query_timeout: float = 1.0
+    validate: bool = True
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -358,8 +407,9 @@ class _Builder:
         smtp = self.smtp(data.smtp, zones)
         expect = data.expect
         self.check_addresses(servers, smtp)
+        signing = self.signing(data.zones)
         rendered = tuple(
-            Zone(origin, _to_text(zone), origin not in declared)
+            Zone(origin, _to_text(zone), origin not in declared, signing.get(origin))
             for origin, zone in sorted(zones.items(), key=lambda item: _sort_key(item[0]))
         )
         return Scenario(
@@ -376,6 +426,25 @@ class _Builder:
         )
 
     # -- zones ----------------------------------------------------------------------------------
+
+    def signing(self, value: Mapping[str, str | _ZoneTable]) -> dict[str, signing_mod.ZoneSigning]:
+        """How each zone is signed: the declared ones as they say, and the lab's root and TLD zones
+        above any signed zone, so the chain of trust starts at the lab root."""
+        out: dict[str, signing_mod.ZoneSigning] = {}
+        for raw, body in value.items():
+            origin = _fqdn(self, raw, f"zones.{_loader.shown_key(raw)}")
+            spec = body.signing(origin) if isinstance(body, _ZoneTable) else None
+            if spec is not None:
+                out[origin] = spec
+        declared = {_fqdn(self, raw, "zones") for raw in value}
+        for origin in list(out):
+            name = dns.name.from_text(origin)
+            while name != dns.name.root:
+                name = name.parent()
+                above = name.to_text().lower()
+                if above not in declared and above not in out:
+                    out[above] = signing_mod.ZoneSigning()
+        return out
 
     def zone_texts(self, value: Mapping[str, str | _ZoneTable]) -> dict[str, dns.zone.Zone]:
         zones: dict[str, dns.zone.Zone] = {}
@@ -466,6 +535,8 @@ class _Builder:
         if role == "forwarder" and not table.forwarders:
             raise self.fail(f"{key}.forwarders", "missing: a forwarder needs at least one forwarder")
         stale = tuple(self.stale(item, f"{key}.stale[{j}]") for j, item in enumerate(table.stale))
+        if role == "authoritative" and not table.validate:
+            raise self.fail(f"{key}.validate", "only recursive resolvers validate")
         if role == "authoritative" and stale:
             raise self.fail(f"{key}.stale", "only recursive resolvers keep stale records")
         found = tuple(
@@ -481,6 +552,7 @@ class _Builder:
             stale=stale,
             lame=lame,
             query_timeout=float(table.query_timeout),
+            validate=table.validate,
         )
 
     def stale(self, item: _StaleFile, key: str) -> StaleRecord:

@@ -41,6 +41,10 @@ class FaultKind(enum.StrEnum):
     NO_SELF_SIGNATURE = "dnskey-no-self-signature"  # DNSKEY set signed only by a key the DS does not name
     BOGUS_NODATA = "bogus-nodata-proof"  # the NSEC/NSEC3 of a name removed: its NODATA answers cannot be proven
     BOGUS_NXDOMAIN = "bogus-nxdomain-proof"  # the NSEC/NSEC3 covering a missing name removed
+    # Faults of the chain rather than the zone's own signatures (applied by ``sign_all``):
+    DS_MISMATCH = "ds-mismatch"  # the parent's DS names a key the zone does not publish (botched key roll)
+    UNSUPPORTED_ALGORITHM = "unsupported-algorithm"  # the DS names an algorithm no validator implements
+    BIG_DNSKEY = "big-dnskey"  # extra published keys make the DNSKEY answer too big for UDP
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,18 @@ class SigningFault:
     kind: FaultKind
     name: str | None = None  # absolute owner name the fault applies to; None: the whole zone
     rdtype: str | None = None  # the RRset's type, for RRSIG faults
+
+
+@dataclass(frozen=True)
+class ZoneSigning:
+    """How the lab signs one zone."""
+
+    algorithm: int = 13
+    denial: str = "nsec"
+    faults: tuple[SigningFault, ...] = ()
+
+    def has(self, kind: FaultKind) -> bool:
+        return any(f.kind is kind for f in self.faults)
 
 
 @dataclass(frozen=True)
@@ -281,3 +297,71 @@ def _apply_faults(zone: dns.zone.Zone, names: Sequence[dns.name.Name], faults: S
                 for t in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3):
                     node.delete_rdataset(dns.rdataclass.IN, t)
                     node.delete_rdataset(dns.rdataclass.IN, dns.rdatatype.RRSIG, t)
+
+
+_CHAIN_FAULTS = (FaultKind.DS_MISMATCH, FaultKind.UNSUPPORTED_ALGORITHM, FaultKind.BIG_DNSKEY)
+BIG_DNSKEY_EXTRA = 4  # 4 more 4096-bit RSA keys: well over 1232 bytes with their RRSIG
+
+
+def sign_all(zones: dict[str, dns.zone.Zone], signing: dict[str, ZoneSigning], *, now: float) -> list[str]:
+    """Sign every zone of ``signing`` in place (keys made now), with the DS of each in its parent zone
+    when the parent is in ``zones``; return the trust anchor of the root as DS lines in zone-file
+    form, or nothing when the root is not signed."""
+    keys = {origin: make_keys(spec.algorithm) for origin, spec in signing.items() if origin in zones}
+    for origin, spec in signing.items():
+        if origin not in keys or origin == ".":
+            continue
+        parent = _parent_zone(zones, origin)
+        if parent is None:
+            continue
+        cut = dns.name.from_text(origin)
+        if spec.has(FaultKind.DS_MISMATCH):
+            # The parent still names the key of before the roll; the zone publishes only the new one.
+            texts = ds_texts(origin, make_keys(spec.algorithm))
+        elif spec.has(FaultKind.UNSUPPORTED_ALGORITHM):
+            texts = ds_texts(origin, keys[origin], algorithm_override=UNSUPPORTED_ALGORITHM)
+        else:
+            texts = ds_texts(origin, keys[origin])
+        rds = parent.find_rdataset(cut, dns.rdatatype.DS, create=True)
+        for text in texts:
+            rds.add(dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.DS, text), 3600)
+    # Children before parents does not matter: every DS is in place before any zone is signed.
+    for origin, spec in signing.items():
+        if origin not in keys:
+            continue
+        zone = zones[origin]
+        if spec.has(FaultKind.BIG_DNSKEY):
+            _add_big_keys(zone)
+        own = [f for f in spec.faults if f.kind not in _CHAIN_FAULTS]
+        sign_zone(zone, keys[origin], now=now, denial=spec.denial, faults=own)
+    if "." not in keys:
+        return []
+    return [f". 3600 IN DS {text}" for text in ds_texts(".", keys["."])]
+
+
+def anchor_rdata(line: str) -> dns.rdata.Rdata:
+    """The DS or DNSKEY rdata of one trust-anchor line (``owner ttl IN DS ...``)."""
+    owner, _ttl, _cls, rdtype, rest = line.split(None, 4)
+    return dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype), rest)
+
+
+def _parent_zone(zones: dict[str, dns.zone.Zone], origin: str) -> dns.zone.Zone | None:
+    name = dns.name.from_text(origin)
+    while name != dns.name.root:
+        name = name.parent()
+        found = zones.get(name.to_text().lower())
+        if found is not None:
+            return found
+    return None
+
+
+def _add_big_keys(zone: dns.zone.Zone) -> None:
+    """Publish keys nobody signs with (as a pre-published roll does), sized to overflow UDP."""
+    import os
+
+    assert zone.origin is not None
+    rds = zone.find_rdataset(zone.origin, dns.rdatatype.DNSKEY, create=True)
+    for _ in range(BIG_DNSKEY_EXTRA):
+        material = b"\x03\x01\x00\x01" + os.urandom(512)
+        rds.add(dns.rdata.from_wire(dns.rdataclass.IN, dns.rdatatype.DNSKEY,
+                                    b"\x01\x00\x03\x08" + material, 0, 4 + len(material)), 300)
