@@ -126,7 +126,8 @@ def run_demo(args: argparse.Namespace) -> int:
     result = api.demo(args.scenario, port=args.port, mtas=_args.mtas(args), knobs=_args.knobs(args))
     if args.output_format == "text" and args.output is None:
         console = report.make_console(color=False if args.no_color else None)
-        console.print(result.card.to_text(), highlight=False)
+        # Soft-wrapped: the terminal folds long lines, so a path or command pastes whole.
+        console.print(result.card.to_text(live=False), highlight=False, soft_wrap=True)
         console.print()
     _emit(result.diagnosis, args)
     return 0
