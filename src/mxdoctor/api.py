@@ -5,6 +5,7 @@ Sync at the edge: each function runs the async probe to completion and returns p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,10 @@ def collect(
     smtp_port: int = 25,
     smtp_cafile: str | None = None,
 ) -> evidence.Evidence:
-    """Probe ``target`` (a domain or an address) through every view; raises InvalidTarget."""
+    """Probe ``target`` (a domain or an address) through every view; raises InvalidTarget.
+
+    ``deadline`` bounds the whole call, SMTP probes included, with a margin for the analysis."""
+    started = time.monotonic()
     domain = route.normalise_target(target)
     options = probe.ProbeOptions(
         resolvers=tuple(resolvers),
@@ -44,13 +48,16 @@ def collect(
         deadline=deadline,
     )
     options.check()
-    ev = probe.collect(target if "@" not in target else domain, options)
+    ev = probe.collect(target if "@" not in target else domain, options, started=started)
     if smtp:
-        ev = _with_smtp(ev, smtp_port=smtp_port, timeout=timeout, cafile=smtp_cafile)
+        left = probe.probe_time(deadline) - (time.monotonic() - started)
+        ev = _with_smtp(ev, smtp_port=smtp_port, timeout=timeout, cafile=smtp_cafile, left=left)
     return ev
 
 
-def _with_smtp(ev: evidence.Evidence, *, smtp_port: int, timeout: float, cafile: str | None) -> evidence.Evidence:
+def _with_smtp(
+    ev: evidence.Evidence, *, smtp_port: int, timeout: float, cafile: str | None, left: float
+) -> evidence.Evidence:
     """Probe port 25 of every exchanger address the MTA's view found (the reference view)."""
     import asyncio
 
@@ -66,7 +73,17 @@ def _with_smtp(ev: evidence.Evidence, *, smtp_port: int, timeout: float, cafile:
         timeouts=smtp_probe.Timeouts.scaled(max(timeout * 3, 3.0)),
         cafile=cafile,
     )
-    return asyncio.run(smtp_probe.probe_evidence(ev, view=view, port=smtp_port, options=options))
+
+    async def bounded() -> evidence.Evidence:
+        try:
+            return await asyncio.wait_for(
+                smtp_probe.probe_evidence(ev, view=view, port=smtp_port, options=options), max(0.0, left)
+            )
+        except TimeoutError:
+            cut = evidence.LimitReached("deadline", "the SMTP probes were unfinished")
+            return evidence.replace(ev, deadline_hit=True, limits_reached=(*ev.limits_reached, cut))
+
+    return asyncio.run(bounded())
 
 
 def lab_options(card: Any) -> dict[str, Any]:
