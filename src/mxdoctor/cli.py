@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn, Protocol
@@ -44,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mxdoctor",
         description="Why is mail to a domain stuck, and what should change?",
+        epilog="The guides are the docs/ folder of the mxdoctor source tree and sdist (an installed wheel "
+        "carries none); `mxdoctor checks` lists every finding.",
     )
     parser.add_argument("--version", action="version", version=f"mxdoctor {__version__}")
     sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
@@ -79,7 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (`| head`): stop quietly, as a Unix filter killed by SIGPIPE does;
+        # stdout goes to /dev/null so the interpreter's own final flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 128 + signal.SIGPIPE
+    sys.exit(code)
 
 
 if __name__ == "__main__":

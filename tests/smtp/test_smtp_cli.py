@@ -191,3 +191,14 @@ def test_diagnose_with_smtp_ties_the_missing_ipv6_to_the_aaaa_servfail(lab: lab_
     why = by_code[codes.SMTP_ADDRESS_NOT_PROBED.code]
     assert why.args["qtype"] == "AAAA" and why.args["rcode"] == "SERVFAIL"
     assert "AAAA_SERVFAIL" in by_code
+
+
+def test_a_dead_resolver_is_named_with_the_lookup_that_failed(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # bound, never answers
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        code, out = run_cli(["example.com", "--resolver", f"127.0.0.1:{port}", "--timeout", "1"], capsys)
+    assert code != 0
+    assert f"MX lookup for example.com through 127.0.0.1:{port} timed out" in " ".join(out.split())

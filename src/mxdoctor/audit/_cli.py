@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--deadline", type=float, default=60.0, metavar="S", help="overall deadline (default 60)")
     p.add_argument("--per-server", type=int, default=2, metavar="N",
                    help="at most N queries in flight per server address (default 2)")
-    p.add_argument("--json", action="store_true", help="print the audit as JSON (docs/audit.md)")
+    p.add_argument("--json", action="store_true", help="print the audit as JSON (docs/audit.md in the sdist)")
     p.add_argument("--save-evidence", metavar="FILE", help="write the evidence (JSON) for `mxdoctor explain`")
     p.add_argument("--mta", action="append", default=[], metavar="NAME",
                    help=f"limit the verdicts to these MTA models ({', '.join(MODELS)}); repeatable")

@@ -36,12 +36,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     e.set_defaults(func=run_explain)
 
     c = sub.add_parser("checks", help="list the catalogue of finding codes")
-    c.add_argument("--markdown", action="store_true", help="print docs/checks.md")
+    c.add_argument("--markdown", action="store_true", help="print the catalogue as Markdown (docs/checks.md)")
     c.add_argument("--json", action="store_true", help="print the catalogue as JSON")
     c.set_defaults(func=run_checks)
 
     m = sub.add_parser("models", help="list the MTA behaviour models and their knobs")
-    m.add_argument("--markdown", action="store_true", help="print docs/mta-behaviour.md")
+    m.add_argument("--markdown", action="store_true", help="print the models as Markdown (docs/mta-behaviour.md)")
     m.set_defaults(func=run_models)
 
     d = sub.add_parser("demo", help="start the built-in lab, diagnose its broken domain, stop the lab")
@@ -74,7 +74,7 @@ def _analysis_args(p: argparse.ArgumentParser) -> None:
                    help=f"limit the verdicts to these MTA models ({', '.join(MODELS)}); repeatable")
     g.add_argument("--knob", action="append", default=[], metavar="MTA:KNOB",
                    help="evaluate an MTA with a setting, e.g. sendmail:WorkAroundBrokenAAAA")
-    g.add_argument("--json", action="store_true", help="print the diagnosis as JSON (docs/json.md)")
+    g.add_argument("--json", action="store_true", help="print the diagnosis as JSON (docs/json.md in the sdist)")
     g.add_argument("--no-color", action="store_true", help="no colour (NO_COLOR is honoured too)")
     g.add_argument("--brief", action="store_true", help="leave out the resolution table")
 

@@ -152,10 +152,23 @@ async def _by_host(args: argparse.Namespace, host: str, options: probe.Options) 
     return Result(args.target, evidence.replace(ev, smtp=probes), (), f"{host}: {note} (view {view.name})")
 
 
+def _mx_lookup_note(ev: evidence.Evidence, view: str, mx: evidence.Lookup | None) -> str:
+    """Which lookup failed and why, e.g. "MX lookup for example.com through 127.0.0.254 timed out"."""
+    v = ev.view(view)
+    through = ", ".join(str(s) for s in v.servers) if v is not None and v.servers else f"view {view}"
+    if mx is None:
+        return f"MX lookup for {ev.domain} through {through} did not finish"
+    failed = {evidence.Outcome.TIMEOUT: "timed out", evidence.Outcome.NETWORK_ERROR: "could not reach the server"}
+    how = failed.get(mx.outcome, f"returned {mx.outcome.value}")
+    errors = [x.error for i in mx.exchanges if (x := ev.exchange(i)) is not None and x.error]
+    why = mx.detail or (errors[-1] if errors else None)
+    return f"MX lookup for {ev.domain} through {through} {how}" + (f" ({why})" if why else "")
+
+
 def _route_note(ev: evidence.Evidence, view: str) -> str:
     r = route.route_for_view(ev, view)
     if not r.exchangers:
-        return f"{ev.domain}: no mail exchanger ({r.kind.value}) through view {view}"
+        return f"{ev.domain}: no mail exchanger ({r.kind.value}): {_mx_lookup_note(ev, view, r.mx)}"
     parts = []
     for x in r.exchangers:
         fams = []
