@@ -31,11 +31,13 @@ def collect(
     smtp: bool = False,
     smtp_port: int = 25,
     smtp_cafile: str | None = None,
+    started: float | None = None,
 ) -> evidence.Evidence:
     """Probe ``target`` (a domain or an address) through every view; raises InvalidTarget.
 
-    ``deadline`` bounds the whole call, SMTP probes included, with a margin for the analysis."""
-    started = time.monotonic()
+    ``deadline`` bounds the whole call, SMTP probes included, with a margin for the analysis, from
+    ``started`` (a ``time.monotonic()`` value; the command's start in the CLI) or now."""
+    started = time.monotonic() if started is None else started
     domain = route.normalise_target(target)
     options = probe.ProbeOptions(
         resolvers=tuple(resolvers),

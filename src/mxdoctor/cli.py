@@ -11,6 +11,7 @@ import importlib
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn, Protocol
 
@@ -18,6 +19,8 @@ from mxdoctor import __version__
 from mxdoctor.errors import MxdoctorError
 
 EXIT_UNKNOWN = 3
+# when the process began, imports included: `diagnose --deadline` bounds the whole command from here
+STARTED = time.monotonic()
 
 # Modules that provide ``register(subparsers)``; each sets ``func`` on its parsers.
 COMMAND_MODULES = (
@@ -65,13 +68,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, started: float | None = None) -> int:
+    """Run one command; ``started`` (``time.monotonic()``, default now) is when its deadline began."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
         return EXIT_UNKNOWN
+    args.started = time.monotonic() if started is None else started
     try:
         return func(args)
     except MxdoctorError as exc:
@@ -84,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> None:
     try:
-        code = main()
+        code = main(started=STARTED)
         sys.stdout.flush()
     except BrokenPipeError:
         # the reader went away (`| head`): stop quietly, as a Unix filter killed by SIGPIPE does;

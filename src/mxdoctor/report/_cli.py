@@ -121,6 +121,7 @@ def run_diagnose(args: argparse.Namespace) -> int:
         deadline=args.deadline,
         smtp=args.smtp,
         smtp_port=args.smtp_port,
+        started=getattr(args, "started", None),  # set by the entry point: the command's deadline
     )
     if args.save_evidence:
         try:
