@@ -139,7 +139,8 @@ async def probe_domain(target: str, options: ProbeOptions, *, started: float | N
     if unfinished:
         shown = ", ".join(f"{q.qname} {q.qtype} ({view})" for view, q in pending[:4])
         more = f" and {len(pending) - 4} more" if len(pending) > 4 else ""
-        recorder.reach("deadline", f"{len(pending)} lookups unfinished: {shown}{more}" if pending else "the probe")
+        what = f"{len(pending)} lookups unfinished: {shown}{more}" if pending else "the probe was still running"
+        recorder.reach("deadline", what)
     for r in runs:
         for q in r.pending:
             recorder.add_lookup(
