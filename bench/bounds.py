@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -99,16 +98,16 @@ def run_case(case: Case, deadline: float | None, hints: Path) -> Result:
     else:
         args += ["--no-authoritative"]
     try:
-        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-            started = time.monotonic()
-            child = subprocess.Popen(args, stdout=out, stderr=err)
-            # the child's own peak RSS, from wait4's rusage (KB on Linux)
-            _, status, usage = os.wait4(child.pid, 0)
-            wall = time.monotonic() - started
-            child.returncode = os.waitstatus_to_exitcode(status)
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.NamedTemporaryFile() as fig:
+            # /usr/bin/time forks mxdoctor itself: the figures are mxdoctor's alone. (The rusage of a
+            # child started from here would not be: Python starts children with vfork, and a child's
+            # peak RSS then includes this process's own peak.)
+            timed = ["/usr/bin/time", "-f", "%e %M", "-o", fig.name, *args]
+            rc = subprocess.call(timed, stdout=out, stderr=err)
             out.seek(0)
             err.seek(0)
             stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+            wall_text, rss_text = Path(fig.name).read_text().split("\n")[-2].split()  # last line: the format
     finally:
         server.kill()
         server.wait()
@@ -116,8 +115,7 @@ def run_case(case: Case, deadline: float | None, hints: Path) -> Result:
         codes = [f["code"] for f in json.loads(stdout)["findings"]]
     except (ValueError, KeyError, TypeError):
         codes = []
-    return Result(case.name, case.mode, dl, round(wall, 2), usage.ru_maxrss, child.returncode,
-                  "Traceback" in stderr, codes)  # fmt: skip
+    return Result(case.name, case.mode, dl, float(wall_text), int(rss_text), rc, "Traceback" in stderr, codes)
 
 
 def _inside(opts: argparse.Namespace) -> int:
@@ -161,6 +159,9 @@ def main() -> int:
         return _inside(opts)
     if os.geteuid() != 0:
         print("bench/bounds.py needs root: it runs each case in a private network namespace", file=sys.stderr)
+        return 3
+    if not Path("/usr/bin/time").exists():
+        print("bench/bounds.py needs /usr/bin/time (Debian package time)", file=sys.stderr)
         return 3
     # one private network namespace for the whole bench: nothing it sends can leave the machine
     return subprocess.call(["unshare", "-n", sys.executable, __file__, "--inside", *sys.argv[1:]])

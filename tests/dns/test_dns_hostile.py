@@ -24,6 +24,7 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.root,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a private network namespace"),
+    pytest.mark.skipif(not Path("/usr/bin/time").exists(), reason="needs /usr/bin/time (Debian package time)"),
 ]
 
 
