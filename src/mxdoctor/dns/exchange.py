@@ -39,11 +39,12 @@ class Limits:
     a finding: the diagnosis says it is partial rather than running on."""
 
     exchanges: int = 2000  # attempts recorded per run; questions past it are not sent
-    parsed: int = 256  # records parsed per reply, the rest of a 64 KB one not even decoded
+    parsed: int = 512  # records parsed per reply (the rest of a 64 KB one is not decoded: past it, which
+    # records are kept depends on the order the server sent them in, so it sits well above real answers)
     records: int = 32  # records kept per answer (an MX set of 250 names is not chased whole)
     section_lines: int = 32  # RRs kept as text per section of a recorded exchange
     ns_names: int = 64  # NS names without glue resolved per run (``iterate.NsBudget``)
-    ns_depth: int = 3  # NS names resolved to reach the servers of NS names...
+    ns_depth: int = 3  # levels of glueless NS names chased (the zone of an NS name may be glueless too)
 
 _RCODE_OUTCOMES = {
     dns.rcode.NOERROR: Outcome.NOERROR,
