@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-DEBS   := unbound dnsutils postfix jq iproute2 chromium chromium-driver
+DEBS   := unbound dnsutils postfix jq iproute2 time chromium chromium-driver
 
 .PHONY: demo test test-fast lint typecheck docs debs bench clean conformance fuzz
 

@@ -113,3 +113,13 @@ def test_emit_without_a_template_argument_fails_loudly() -> None:
     spec = registry.spec("AAAA_SERVFAIL")
     with pytest.raises(KeyError):
         spec.emit("x. AAAA")
+
+
+def test_demo_offers_no_command_for_the_lab_it_stopped() -> None:
+    """The card demo prints names no port of a stopped lab to try, and no line of it is folded."""
+    proc = run("demo", "healthy", "--no-color", timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    head = proc.stdout.split("\n\n")[0].splitlines()
+    assert not any(line.strip().startswith("try:") for line in head)
+    assert head[-1].strip() == ("(this lab has stopped; `mxdoctor lab serve healthy` runs it and prints the "
+                                "diagnose command to try)")

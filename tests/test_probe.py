@@ -16,7 +16,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent / "dns"))
 from _tree import DEAD, NIC1, NIC2, NS1, NS2, NS3, RESOLVER, tree  # noqa: E402
 
-from mxdoctor import evidence, probe  # noqa: E402
+from mxdoctor import analysis, evidence, probe  # noqa: E402
+from mxdoctor.checks import coverage  # noqa: E402
 from mxdoctor.errors import ConfigError, InvalidTarget  # noqa: E402
 from mxdoctor.evidence import Evidence, Lookup, Outcome, ViewKind  # noqa: E402
 from mxdoctor.lab.faults import Fault  # noqa: E402
@@ -221,6 +222,16 @@ def test_deadline_ends_the_run_with_timeout_lookups(tmp_path: Path) -> None:
     lk = summary(ev, "authoritative", "mx.example.test.", "A")
     assert lk.outcome is Outcome.TIMEOUT and lk.detail is not None and "deadline" in lk.detail
     assert summary(ev, "authoritative", "example.test.", "MX").outcome is Outcome.NOERROR
+    # the evidence says what the deadline left unfinished, and the diagnosis reports it
+    (cut,) = [lr for lr in ev.limits_reached if lr.limit == "deadline"]
+    assert "mx.example.test. A (authoritative)" in cut.detail
+    found = {f.code: f for f in analysis.analyse(ev).findings}
+    assert coverage.DEADLINE_REACHED.code in found and "mx.example.test. A" in found["DEADLINE_REACHED"].message
+
+
+def test_the_probe_keeps_a_margin_of_its_deadline_for_analysis_and_rendering() -> None:
+    assert probe.probe_time(3.0) == 2.5 and probe.probe_time(10.0) == 9.0 and probe.probe_time(30.0) == 28.0
+    assert 0 < probe.probe_time(0.4) < 0.4
 
 
 def test_ipv6_resolver(tmp_path: Path) -> None:

@@ -115,17 +115,22 @@ def _knobs(knobs: Mapping[str, Sequence[str]] | None) -> dict[str, tuple[str, ..
     return {mta: tuple(names) for mta, names in knobs.items()} if knobs else None
 
 
-def collect(target: str, options: DiagnoseOptions | None = None) -> Evidence:
-    """Probe ``target`` (a domain or an address) through every view; raises InvalidTarget, ConfigError."""
+def collect(target: str, options: DiagnoseOptions | None = None, *, started: float | None = None) -> Evidence:
+    """Probe ``target`` (a domain or an address) through every view; raises InvalidTarget, ConfigError.
+
+    ``options.deadline`` bounds the whole call, SMTP probes included, with a margin for the analysis,
+    from ``started`` (a ``time.monotonic()`` value; the command's start in the CLI) or now."""
+    started = time.monotonic() if started is None else started
     options = options or DiagnoseOptions()
     domain = route.normalise_target(target)
-    ev = probe.collect(target if "@" not in target else domain, options.probe_options())
+    ev = probe.collect(target if "@" not in target else domain, options.probe_options(), started=started)
     if options.smtp:
-        ev = _with_smtp(ev, options)
+        left = probe.probe_time(options.deadline) - (time.monotonic() - started)
+        ev = _with_smtp(ev, options, left=left)
     return ev
 
 
-def _with_smtp(ev: Evidence, options: DiagnoseOptions) -> Evidence:
+def _with_smtp(ev: Evidence, options: DiagnoseOptions, *, left: float) -> Evidence:
     """Probe port 25 of every exchanger address the MTA's view found (the reference view)."""
     kinds = (ViewKind.RESOLVER, ViewKind.SYSTEM, ViewKind.AUTHORITATIVE)
     view = next((v.name for kind in kinds for v in ev.views if v.kind is kind), None)
@@ -137,7 +142,17 @@ def _with_smtp(ev: Evidence, options: DiagnoseOptions) -> Evidence:
         timeouts=smtp_probe.Timeouts.scaled(max(options.timeout * 3, 3.0)),
         cafile=options.smtp_cafile,
     )
-    return asyncio.run(smtp_probe.probe_evidence(ev, view=view, port=options.smtp_port, options=smtp_options))
+
+    async def bounded() -> Evidence:
+        try:
+            return await asyncio.wait_for(
+                smtp_probe.probe_evidence(ev, view=view, port=options.smtp_port, options=smtp_options), max(0.0, left)
+            )
+        except TimeoutError:
+            cut = evidence.LimitReached("deadline", "the SMTP probes were unfinished")
+            return evidence.replace(ev, deadline_hit=True, limits_reached=(*ev.limits_reached, cut))
+
+    return asyncio.run(bounded())
 
 
 def diagnose(
@@ -146,6 +161,7 @@ def diagnose(
     *,
     mtas: Sequence[str] | None = None,
     knobs: Mapping[str, Sequence[str]] | None = None,
+    started: float | None = None,
 ) -> Diagnosis:
     """Probe and analyse: the whole of ``mxdoctor diagnose`` without the rendering.
 
@@ -154,7 +170,7 @@ def diagnose(
     or unusable options; network faults are findings, never exceptions.
     """
     check_models(mtas, knobs)
-    return analysis.analyse(collect(target, options), mtas=mtas, knobs=_knobs(knobs))
+    return analysis.analyse(collect(target, options, started=started), mtas=mtas, knobs=_knobs(knobs))
 
 
 def explain(
@@ -394,10 +410,23 @@ async def _smtp_by_host(target: str, host: str, options: SmtpOptions, po: smtp_p
     return SmtpResult(target, evidence.replace(ev, smtp=probes), (), f"{host}: {note} (view {view.name})")
 
 
+def _mx_lookup_note(ev: Evidence, view: str, mx: evidence.Lookup | None) -> str:
+    """Which lookup failed and why, e.g. "MX lookup for example.com through 127.0.0.254 timed out"."""
+    v = ev.view(view)
+    through = ", ".join(str(s) for s in v.servers) if v is not None and v.servers else f"view {view}"
+    if mx is None:
+        return f"MX lookup for {ev.domain} through {through} did not finish"
+    failed = {evidence.Outcome.TIMEOUT: "timed out", evidence.Outcome.NETWORK_ERROR: "could not reach the server"}
+    how = failed.get(mx.outcome, f"returned {mx.outcome.value}")
+    errors = [x.error for i in mx.exchanges if (x := ev.exchange(i)) is not None and x.error]
+    why = mx.detail or (errors[-1] if errors else None)
+    return f"MX lookup for {ev.domain} through {through} {how}" + (f" ({why})" if why else "")
+
+
 def _route_note(ev: Evidence, view: str) -> str:
     r = route.route_for_view(ev, view)
     if not r.exchangers:
-        return f"{ev.domain}: no mail exchanger ({r.kind.value}) through view {view}"
+        return f"{ev.domain}: no mail exchanger ({r.kind.value}): {_mx_lookup_note(ev, view, r.mx)}"
     parts = []
     for x in r.exchangers:
         fams = []

@@ -17,7 +17,7 @@ from mxdoctor import _codec, _loader
 from mxdoctor.errors import EvidenceError
 
 SCHEMA = "mxdoctor.evidence"
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1 added limits_reached
 MAX_FILE_BYTES = 256 * 1024 * 1024  # far above any real probe run; a bound for a device or a stray file
 
 
@@ -208,6 +208,16 @@ class AuditProbe:
 
 
 @dataclass(frozen=True)
+class LimitReached:
+    """A per-run bound that cut the probe short (the deadline, a count or a size), and what it left
+    undone, so the analysis can say the diagnosis is partial instead of guessing."""
+
+    limit: str  # "deadline", "exchanges", "records", "ns-names", "ns-depth"
+    detail: str  # what was left undone, in words
+    count: int = 1  # how many times the bound refused something
+
+
+@dataclass(frozen=True)
 class Evidence:
     """Everything a run observed. Analysis is a pure function of this."""
 
@@ -227,6 +237,7 @@ class Evidence:
     deadline_hit: bool = False  # the overall deadline ended the probe before it finished
     notes: tuple[str, ...] = ()
     options: dict[str, str] = field(default_factory=dict)
+    limits_reached: tuple[LimitReached, ...] = ()  # since 1.1
 
     def view(self, name: str) -> View | None:
         return next((v for v in self.views if v.name == name), None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import time
 from dataclasses import dataclass
 
 from mxdoctor import __version__, evidence, route
@@ -55,6 +56,13 @@ class ProbeOptions:
         return out
 
 
+def probe_time(deadline: float) -> float:
+    """The part of a run's deadline the probe may use. The rest is kept for cancelling what is in
+    flight, the analysis and the rendering, so that the whole command ends by its deadline."""
+    reserve = min(2.0, max(0.5, deadline * 0.1))
+    return max(deadline - reserve, deadline / 2)
+
+
 def build_views(options: ProbeOptions, engine: Engine) -> list[views.View]:
     """The views of a run in report order: system, internal resolvers, external ones, authoritative."""
     port = options.dns_port
@@ -97,11 +105,14 @@ class _RouteRun:
                 self.pending.remove(q)
 
 
-async def probe_domain(target: str, options: ProbeOptions) -> evidence.Evidence:
+async def probe_domain(target: str, options: ProbeOptions, *, started: float | None = None) -> evidence.Evidence:
     """Resolve ``target``'s mail route through every view concurrently; never raises for the network.
 
+    The probe ends by ``probe_time(options.deadline)`` after ``started`` (a ``time.monotonic()``
+    value; now by default): what is still running is cancelled and recorded as unfinished.
     Raises InvalidTarget for a target that is no mail domain and ConfigError for bad options.
     """
+    started = time.monotonic() if started is None else started
     domain = route.normalise_target(target)
     options.check()
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
@@ -111,15 +122,25 @@ async def probe_domain(target: str, options: ProbeOptions) -> evidence.Evidence:
     runs = [_RouteRun(v, domain) for v in view_list]
     tasks = [asyncio.create_task(r.run()) for r in runs]
     try:
-        _, unfinished = await asyncio.wait(tasks, timeout=options.deadline)
+        left = max(0.0, probe_time(options.deadline) - (time.monotonic() - started))
+        _, unfinished = await asyncio.wait(tasks, timeout=left)
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
     finally:
+        for v in view_list:
+            if isinstance(v, views.AuthoritativeView):
+                v.cancel()
         await engine.close()
     for task in tasks:
         if not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]  # a bug, not a network fault
+    pending = [(r.view.name, q) for r in runs for q in r.pending]
+    if unfinished:
+        shown = ", ".join(f"{q.qname} {q.qtype} ({view})" for view, q in pending[:4])
+        more = f" and {len(pending) - 4} more" if len(pending) > 4 else ""
+        what = f"{len(pending)} lookups unfinished: {shown}{more}" if pending else "the probe was still running"
+        recorder.reach("deadline", what)
     for r in runs:
         for q in r.pending:
             recorder.add_lookup(
@@ -148,9 +169,10 @@ async def probe_domain(target: str, options: ProbeOptions) -> evidence.Evidence:
         lookups=tuple(recorder.lookups),
         deadline_hit=bool(unfinished),
         options=options.as_record(),
+        limits_reached=tuple(recorder.limits.values()),
     )
 
 
-def collect(target: str, options: ProbeOptions) -> evidence.Evidence:
+def collect(target: str, options: ProbeOptions, *, started: float | None = None) -> evidence.Evidence:
     """``probe_domain`` for synchronous callers (the CLI)."""
-    return asyncio.run(probe_domain(target, options))
+    return asyncio.run(probe_domain(target, options, started=started))

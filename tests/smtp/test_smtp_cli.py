@@ -227,3 +227,14 @@ def test_a_resolver_that_does_not_answer_leaves_it_untested(capsys: pytest.Captu
     data = as_json(out)
     assert code == 3 and data["exit_code"] == 3
     assert data["probes"] == [] and codes.SMTP_NO_ADDRESS.code not in {f["code"] for f in data["findings"]}
+
+
+def test_a_dead_resolver_is_named_with_the_lookup_that_failed(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # bound, never answers
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        code, out = run_cli(["example.com", "--resolver", f"127.0.0.1:{port}", "--timeout", "1"], capsys)
+    assert code != 0
+    assert f"MX lookup for example.com through 127.0.0.1:{port} timed out" in " ".join(out.split())

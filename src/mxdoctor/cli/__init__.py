@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import NoReturn, Protocol
 
@@ -16,6 +19,8 @@ from mxdoctor import __version__
 from mxdoctor.errors import MxdoctorError
 
 EXIT_UNKNOWN = 3
+# when the process began, imports included: `diagnose --deadline` bounds the whole command from here
+STARTED = time.monotonic()
 
 # Modules that provide ``register(subparsers)``; each sets ``func`` on its parsers.
 COMMAND_MODULES = (
@@ -45,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="mxdoctor",
         description="Why is mail to a domain stuck, and what should change?",
+        epilog="The guides are the docs/ folder of the mxdoctor source tree and sdist (an installed wheel "
+        "carries none); `mxdoctor checks` lists every finding.",
     )
     parser.add_argument("--version", action="version", version=f"mxdoctor {__version__}")
     sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
@@ -62,13 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, started: float | None = None) -> int:
+    """Run one command; ``started`` (``time.monotonic()``, default now) is when its deadline began."""
     parser = build_parser()
     args = parser.parse_args(argv)
     func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)
         return EXIT_UNKNOWN
+    args.started = time.monotonic() if started is None else started
     try:
         return func(args)
     except MxdoctorError as exc:
@@ -80,7 +89,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    try:
+        code = main(started=STARTED)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (`| head`): stop quietly, as a Unix filter killed by SIGPIPE does;
+        # stdout goes to /dev/null so the interpreter's own final flush cannot fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 128 + signal.SIGPIPE
+    sys.exit(code)
 
 
 if __name__ == "__main__":

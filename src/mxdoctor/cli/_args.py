@@ -21,7 +21,7 @@ def add_output(parser: argparse.ArgumentParser | Any, kind: report.Kind, *, flag
     parser.add_argument(flag, dest="output_format", choices=choices, default="text",
                         help=f"output format: {', '.join(choices)} (default text)")
     parser.add_argument("--json", dest="output_format", action="store_const", const="json",
-                        help=f"the same as {flag} json (schema in docs/)")
+                        help=f"the same as {flag} json (schema in docs/json.md of the source tree and sdist)")
     parser.add_argument("--output", metavar="FILE", help="write the report to FILE instead of standard output")
     parser.add_argument("--no-color", action="store_true", help="no colour (NO_COLOR is honoured too)")
 

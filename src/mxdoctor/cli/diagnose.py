@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c.set_defaults(func=run_checks)
 
     m = sub.add_parser("models", help="list the MTA behaviour models and their knobs")
-    m.add_argument("--markdown", action="store_true", help="print docs/mta-behaviour.md")
+    m.add_argument("--markdown", action="store_true", help="print the models as Markdown (docs/mta-behaviour.md)")
     m.set_defaults(func=run_models)
 
     d = sub.add_parser("demo", help="start the built-in lab, diagnose its broken domain, stop the lab")
@@ -97,7 +97,8 @@ def _emit(d: Diagnosis, args: argparse.Namespace) -> int:
 
 
 def run_diagnose(args: argparse.Namespace) -> int:
-    d = api.diagnose(args.target, _options(args), mtas=_args.mtas(args), knobs=_args.knobs(args))
+    d = api.diagnose(args.target, _options(args), mtas=_args.mtas(args), knobs=_args.knobs(args),
+                     started=getattr(args, "started", None))  # set by the entry point: the command's deadline
     if args.save_evidence:
         api.save_evidence(d.evidence, args.save_evidence)
     return _emit(d, args)
@@ -126,7 +127,8 @@ def run_demo(args: argparse.Namespace) -> int:
     result = api.demo(args.scenario, port=args.port, mtas=_args.mtas(args), knobs=_args.knobs(args))
     if args.output_format == "text" and args.output is None:
         console = report.make_console(color=False if args.no_color else None)
-        console.print(result.card.to_text(), highlight=False)
+        # Soft-wrapped: the terminal folds long lines, so a path or command pastes whole.
+        console.print(result.card.to_text(live=False), highlight=False, soft_wrap=True)
         console.print()
     _emit(result.diagnosis, args)
     return 0

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "lab",
         help="run a simulated DNS-and-SMTP internet on loopback",
         description="A simulated internet on loopback (root, TLDs, name servers, resolvers, SMTP servers) "
-        "whose servers misbehave as a scenario says. See docs/lab.md.",
+        "whose servers misbehave as a scenario says. See docs/lab.md in the source tree or sdist.",
     )
     sub = lab.add_subparsers(dest="lab_command", metavar="SUBCOMMAND")
     lab.set_defaults(func=lambda args: _usage(lab))

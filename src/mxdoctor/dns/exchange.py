@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dns.edns
@@ -34,6 +35,21 @@ MAX_CNAME_CHAIN = 16
 MAX_RETIRED = 1024  # a quarter of the ID space at most stays unusable
 MAX_STRAYS = 8  # stray datagrams remembered per query: enough to explain, bounded against floods
 
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-run bounds on what a probe sends and keeps, so that a hostile or huge zone costs bounded
+    time and memory. Each bound that refuses something is recorded (``Recorder.reach``) and becomes
+    a finding: the diagnosis says it is partial rather than running on."""
+
+    exchanges: int = 2000  # attempts recorded per run; questions past it are not sent
+    parsed: int = 512  # records parsed per reply (the rest of a 64 KB one is not decoded: past it, which
+    # records are kept depends on the order the server sent them in, so it sits well above real answers)
+    records: int = 32  # records kept per answer (an MX set of 250 names is not chased whole)
+    section_lines: int = 32  # RRs kept as text per section of a recorded exchange
+    ns_names: int = 64  # NS names without glue resolved per run (``iterate.NsBudget``)
+    ns_depth: int = 3  # levels of glueless NS names chased (the zone of an NS name may be glueless too)
+
 _RCODE_OUTCOMES = {
     dns.rcode.NOERROR: Outcome.NOERROR,
     dns.rcode.NXDOMAIN: Outcome.NXDOMAIN,
@@ -53,6 +69,7 @@ class Recorder:
         self.t0 = time.monotonic()
         self.exchanges: list[evidence.Exchange] = []
         self.lookups: list[evidence.Lookup] = []
+        self.limits: dict[str, evidence.LimitReached] = {}
         self._next_id = 1
 
     def now(self) -> float:
@@ -68,6 +85,14 @@ class Recorder:
 
     def add_lookup(self, lookup: evidence.Lookup) -> None:
         self.lookups.append(lookup)
+
+    def reach(self, limit: str, detail: str, count: int = 1) -> None:
+        """Note that a per-run bound refused something; the first detail is kept, the count grows."""
+        seen = self.limits.get(limit)
+        if seen is None:
+            self.limits[limit] = evidence.LimitReached(limit, detail, count)
+        else:
+            self.limits[limit] = dataclasses.replace(seen, count=seen.count + count)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -166,6 +191,21 @@ class Classified:
     cnames: tuple[str, ...] = ()
     ttl: int | None = None
     detail: str | None = None
+    dropped: int = 0  # records past the per-answer limit, not kept
+
+
+def _record_order(qtype: str) -> Callable[[str], tuple[int, str]]:
+    """The order records are kept in when an answer holds more than the limit: the lowest MX
+    preferences (the ones an MTA tries first), otherwise text order, so that the same set is kept
+    whatever order a server rotates its records in."""
+
+    def key(text: str) -> tuple[int, str]:
+        if qtype == "MX":
+            pref, _, host = text.partition(" ")
+            return (int(pref) if pref.isdigit() else 65536, host)
+        return (0, text)
+
+    return key
 
 
 def _rrset_at(msg: dns.message.Message, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
@@ -176,8 +216,11 @@ def _rrset_at(msg: dns.message.Message, name: dns.name.Name, rdtype: int) -> dns
     return None
 
 
-def classify(msg: dns.message.Message, qname: str, qtype: str) -> Classified:
-    """What a parsed reply says about (qname, qtype): data, no data (RFC 2308), no name, or a failure."""
+def classify(msg: dns.message.Message, qname: str, qtype: str, *, max_records: int = 1 << 16) -> Classified:
+    """What a parsed reply says about (qname, qtype): data, no data (RFC 2308), no name, or a failure.
+
+    At most ``max_records`` records are kept (see ``_record_order``); ``dropped`` counts the rest.
+    """
     rcode = msg.rcode()
     if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
         return Classified(_RCODE_OUTCOMES.get(rcode, Outcome.OTHER_RCODE))
@@ -187,8 +230,11 @@ def classify(msg: dns.message.Message, qname: str, qtype: str) -> Classified:
     for _ in range(MAX_CNAME_CHAIN):
         rrset = _rrset_at(msg, name, rdtype)
         if rrset is not None and rcode == dns.rcode.NOERROR:
-            records = tuple(rd.to_text() for rd in rrset)
-            return Classified(Outcome.NOERROR, records, tuple(cnames), rrset.ttl)
+            texts = [rd.to_text() for rd in rrset]
+            dropped = max(0, len(texts) - max_records)
+            if dropped:
+                texts = sorted(texts, key=_record_order(qtype))[:max_records]
+            return Classified(Outcome.NOERROR, tuple(texts), tuple(cnames), rrset.ttl, dropped=dropped)
         cname = _rrset_at(msg, name, dns.rdatatype.CNAME)
         if cname is None or rdtype == dns.rdatatype.CNAME or len(cname) == 0:
             break
@@ -203,6 +249,23 @@ def classify(msg: dns.message.Message, qname: str, qtype: str) -> Classified:
         detail = f"answer holds {', '.join(others)} at {name.to_text().lower()} where {qtype} was asked"
         return Classified(Outcome.BROKEN, cnames=tuple(cnames), detail=detail)
     return Classified(Outcome.NODATA, cnames=tuple(cnames))
+
+
+def slim(msg: dns.message.Message, keep: int) -> dns.message.Message:
+    """The parts of a reply the iteration reads (header, a sign of an answer, NS sets and their
+    address glue), each section cut to ``keep`` records, so a 64 KB reply is not held whole."""
+    sections = (msg.answer, msg.authority, msg.additional)
+    if sum(len(rrset) for section in sections for rrset in section) <= keep:
+        return msg
+    out = dns.message.Message(id=msg.id)
+    out.flags = msg.flags
+    out.set_rcode(msg.rcode())
+    out.question = msg.question
+    out.answer = [wire.cut(rrset, 1) for rrset in msg.answer[:1]]  # read only as "is there an answer"
+    out.authority = [wire.cut(r, keep) for r in msg.authority if r.rdtype == dns.rdatatype.NS][:keep]
+    addresses = (dns.rdatatype.A, dns.rdatatype.AAAA)
+    out.additional = [wire.cut(r, keep) for r in msg.additional if r.rdtype in addresses][:keep]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -234,9 +297,10 @@ class UdpChannel(asyncio.DatagramProtocol):
     the waiters it could belong to, and they go on waiting, as stub resolvers do.
     """
 
-    def __init__(self, address: str, port: int) -> None:
+    def __init__(self, address: str, port: int, max_records: int | None = None) -> None:
         self.address = address
         self.port = port
+        self.max_records = max_records
         self.transport: asyncio.DatagramTransport | None = None
         self.waiters: dict[int, _Waiter] = {}
         # IDs of queries given up on: their late replies are explained, not strays for others
@@ -264,7 +328,7 @@ class UdpChannel(asyncio.DatagramProtocol):
                 w.future.set_result(exc if isinstance(exc, OSError) else OSError(str(exc)))
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
-        decoded = wire.decode(data)
+        decoded = wire.decode(data, self.max_records)
         if isinstance(decoded, wire.Undecodable):
             ident, question = (
                 decoded.id,
@@ -347,20 +411,23 @@ async def tcp_exchange(address: str, port: int, data: bytes, timeout: float) -> 
 
 
 async def tcp_query(
-    address: str, port: int, qname: str, qtype: str, *, rd: bool, edns: int | None, timeout: float
+    address: str, port: int, qname: str, qtype: str, *, rd: bool, edns: int | None, timeout: float,
+    max_records: int | None = None,
 ) -> _Reply | None:
-    """One query over a fresh TCP connection; None on timeout."""
+    """One query over a fresh TCP connection; None on timeout. ``max_records``: see ``wire.decode``."""
     ident = secrets.randbits(16)
     query = wire.encode_query(ident, qname, qtype, rd=rd, edns=edns)
     data = await tcp_exchange(address, port, query, timeout)
-    return _tcp_reply(data, ident, qname, qtype)
+    return _tcp_reply(data, ident, qname, qtype, max_records)
 
 
-def _tcp_reply(data: bytes | OSError | None, ident: int, qname: str, qtype: str) -> _Reply | None:
+def _tcp_reply(
+    data: bytes | OSError | None, ident: int, qname: str, qtype: str, max_records: int | None = None
+) -> _Reply | None:
     """What a TCP exchange got, checked against the query's ID and question (``qname`` lower case)."""
     if data is None or isinstance(data, OSError):
         return data
-    decoded = wire.decode(data)
+    decoded = wire.decode(data, max_records)
     if isinstance(decoded, dns.message.Message) and (decoded.id != ident or not wire.matches(decoded, qname, qtype)):
         got = wire.question_of(decoded)
         return wire.Undecodable(f"reply with ID {decoded.id} for {got} over TCP", decoded.id)
@@ -435,9 +502,12 @@ class _Sent:
 class Engine:
     """Sends questions for every view of a run: per-server limits, per-run cache, full recording."""
 
-    def __init__(self, recorder: Recorder, *, timeout: float = 2.0, per_server_concurrency: int = 8) -> None:
+    def __init__(
+        self, recorder: Recorder, *, timeout: float = 2.0, per_server_concurrency: int = 8, limits: Limits = Limits()
+    ) -> None:
         self.recorder = recorder
         self.timeout = timeout
+        self.limits = limits
         self.per_server_concurrency = per_server_concurrency
         self._channels: dict[tuple[str, int], UdpChannel] = {}
         self._limits: dict[tuple[str, int], asyncio.Semaphore] = {}
@@ -451,6 +521,10 @@ class Engine:
         """The answer of ``server`` to (qname, qtype); asked once per run whoever asks."""
         key = (server.address, server.port, qname, qtype, rd)
         task = self._cache.get(key)
+        if task is None and len(self.recorder.exchanges) >= self.limits.exchanges:
+            detail = f"not sent: the run's limit of {self.limits.exchanges} exchanges was reached"
+            self.recorder.reach("exchanges", f"questions past {self.limits.exchanges} exchanges were not sent")
+            return ServerAnswer(server, qname, qtype, rd, Outcome.TIMEOUT, detail=detail)
         if task is None:
             task = asyncio.ensure_future(self._ask(view, server, qname, qtype, rd))
             self._cache[key] = task
@@ -493,14 +567,14 @@ class Engine:
                         if shape is None:
                             reply = await tcp_query(
                                 server.address, server.port, qname, qtype, rd=rd, edns=attempt.edns,
-                                timeout=self.timeout,
+                                timeout=self.timeout, max_records=self.limits.parsed,
                             )  # fmt: skip
                         else:
                             query_id = secrets.randbits(16)
                             data = await tcp_exchange(
                                 server.address, server.port, shape.encode(query_id, qname, qtype), self.timeout
                             )
-                            reply = _tcp_reply(data, query_id, qname.lower(), qtype)
+                            reply = _tcp_reply(data, query_id, qname.lower(), qtype, self.limits.parsed)
                             size = len(data) if isinstance(data, bytes) else None
                         ident, last = self._record(
                             view, server, qname, qtype, rd, attempt, started, reply, [], self.timeout,
@@ -596,7 +670,7 @@ class Engine:
         key = (server.address, server.port)
         channel = self._channels.get(key)
         if channel is None:
-            channel = self._channels[key] = UdpChannel(server.address, server.port)
+            channel = self._channels[key] = UdpChannel(server.address, server.port, self.limits.parsed)
         return channel
 
     def _record(
@@ -644,7 +718,10 @@ class Engine:
         else:
             msg = reply
             rcode = wire.rcode_text(msg)
-            classified = classify(msg, qname, qtype)
+            classified = classify(msg, qname, qtype, max_records=self.limits.records)
+            if classified.dropped:
+                n = self.limits.records
+                self.recorder.reach("records", f"answers of more than {n} records were cut to {n}")
             error = classified.detail
             if strays:
                 error = (error + "; " if error else "") + "also received: " + "; ".join(strays)
@@ -655,6 +732,7 @@ class Engine:
             if msg is not None
             else (isinstance(reply, wire.Undecodable) and reply.truncated)
         )
+        lines = self.limits.section_lines
         x = evidence.Exchange(
             id=ident,
             view=view,
@@ -670,9 +748,9 @@ class Engine:
             outcome=classified.outcome,
             rcode=rcode,
             flags=wire.flags_text(msg) if msg is not None else (),
-            answer=wire.section_text(msg.answer) if msg is not None else (),
-            authority=wire.section_text(msg.authority) if msg is not None else (),
-            additional=wire.section_text(msg.additional) if msg is not None else (),
+            answer=wire.section_text(msg.answer, lines) if msg is not None else (),
+            authority=wire.section_text(msg.authority, lines) if msg is not None else (),
+            additional=wire.section_text(msg.additional, lines) if msg is not None else (),
             reply_edns=msg.edns if msg is not None and msg.edns >= 0 else None,
             error=error,
             workaround=attempt.workaround,
@@ -689,7 +767,8 @@ class Engine:
             )
         self.recorder.add_exchange(x)
         aa = msg is not None and bool(msg.flags & dns.flags.AA)
-        return ident, _AttemptOutcome(AttemptResult(classified.outcome, rcode, truncated), classified, aa, msg)
+        kept = slim(msg, self.limits.records) if msg is not None else None
+        return ident, _AttemptOutcome(AttemptResult(classified.outcome, rcode, truncated), classified, aa, kept)
 
     async def close(self) -> None:
         """Cancel what is still in flight and close every socket."""

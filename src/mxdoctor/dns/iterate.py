@@ -20,6 +20,7 @@ from mxdoctor.dns.exchange import ServerAnswer
 from mxdoctor.evidence import Lookup, Outcome
 
 MAX_REFERRALS = 30
+NS_BATCH = 2  # glueless NS names of one cut resolved at once; the next ones only if these give nothing
 
 
 def _family_order(address: str) -> int:
@@ -111,6 +112,34 @@ def referral_anywhere(msg: dns.message.Message) -> str | None:
     return None
 
 
+class NsBudget:
+    """The per-run bound on resolving NS names without glue: how many resolutions in all, and how
+    deep (the servers of an NS name's zone may be glueless too, and so on). Without it, a zone whose
+    referrals each name 13 glueless servers in new zones costs 13^depth walks.
+
+    ``admit`` says whether one more resolution may start; what it refused is counted, so the probe
+    can record that the run's NS resolution was cut short.
+    """
+
+    def __init__(self, names: int, depth: int) -> None:
+        self.names = names
+        self.depth = depth
+        self.spent = 0
+        self.refused_count = 0  # refused because ``names`` resolutions were spent
+        self.refused_depth = 0  # refused because deeper than ``depth``
+
+    def admit(self, depth: int) -> bool:
+        """Whether an NS name may be resolved at ``depth`` (1 for the servers of the name asked)."""
+        if depth > self.depth:
+            self.refused_depth += 1
+            return False
+        if self.spent >= self.names:
+            self.refused_count += 1
+            return False
+        self.spent += 1
+        return True
+
+
 # -- the walk ----------------------------------------------------------------------------------------
 
 
@@ -179,7 +208,8 @@ class Walk:
             batch = untried[:1] if self.cut.name == "." and not self._tried else untried
             self._tried.update(a for _, a in batch)
             return AskServers(self.cut.name, tuple(batch))
-        names = tuple(n for n in self.cut.unresolved() if n not in self._requested)
+        # a few glueless names at a time, as resolvers do: one that resolves is enough to go on
+        names = tuple(n for n in self.cut.unresolved() if n not in self._requested)[:NS_BATCH]
         if names:
             self._requested.update(names)
             return NeedAddresses(self.cut.name, names)

@@ -15,7 +15,6 @@ from mxdoctor.dns.exchange import MAX_CNAME_CHAIN, Engine
 from mxdoctor.evidence import Lookup, Outcome, ViewKind
 
 AUTHORITATIVE = "authoritative"
-MAX_NS_DEPTH = 4  # NS names resolved to find the servers of NS names... (guards glueless loops)
 
 
 class View(Protocol):
@@ -79,6 +78,7 @@ class AuthoritativeView:
         self.port = port
         root = iterate.Cut(".", None, list(hints), {n: a for n, a in hints.items()})
         self.table = iterate.ZoneTable(root)
+        self.budget = iterate.NsBudget(engine.limits.ns_names, engine.limits.ns_depth)
         # one fan-out per name and type, whether the route asks it or a CNAME chain leads to it
         self._fan_outs: dict[tuple[str, str], asyncio.Task[Lookup]] = {}
 
@@ -166,8 +166,14 @@ class AuthoritativeView:
             cut.resolved[ns] = addresses
 
     async def _addresses(self, host: str, depth: int) -> tuple[str, ...]:
-        """A and AAAA of an NS name without glue, through the same iteration (one server's answer)."""
-        if depth > MAX_NS_DEPTH:
+        """A and AAAA of an NS name without glue, through the same iteration (one server's answer);
+        none when the run's NS budget refuses it (recorded, so the diagnosis says so)."""
+        if not self.budget.admit(depth):
+            b = self.budget
+            if depth > b.depth:
+                self.engine.recorder.reach("ns-depth", f"glueless NS names deeper than {b.depth} levels not resolved")
+            else:
+                self.engine.recorder.reach("ns-names", f"glueless NS names past {b.names} in the run not resolved")
             return ()
         found = await asyncio.gather(*(self._walk(host, t, depth) for t in ("A", "AAAA")))
         addresses: list[str] = []
@@ -175,6 +181,11 @@ class AuthoritativeView:
             if isinstance(step, iterate.Found) and step.answer is not None:
                 addresses.extend(step.answer.records)
         return tuple(dict.fromkeys(addresses))
+
+    def cancel(self) -> None:
+        """Stop every fan-out still running (the run's deadline has come)."""
+        for task in self._fan_outs.values():
+            task.cancel()
 
     def zones(self) -> tuple[evidence.Zone, ...]:
         return self.table.zones()

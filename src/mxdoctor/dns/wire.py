@@ -6,6 +6,7 @@ dnspython keeps parsing anything unusual.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 
 import dns.edns
@@ -58,8 +59,41 @@ def peek_id(wire: bytes) -> int | None:
     return int.from_bytes(wire[:2], "big") if len(wire) >= 2 else None
 
 
-def decode(wire: bytes) -> dns.message.Message | Undecodable:
-    """Parse a reply; never raises: bytes that fail come back as ``Undecodable`` with the reason."""
+def first_records(wire: bytes, keep: int) -> bytes | None:
+    """The message cut after its first ``keep`` records, header counts fixed, or None when it holds
+    no more than that (or its record headers do not parse: the full parse then says why).
+
+    Compression pointers only point backwards, so the cut message stays valid; parsing a 64 KB reply
+    of 4,000 records whole costs over 0.1 s and megabytes, which a hostile server must not get."""
+    if len(wire) < 12:
+        return None
+    qdcount, ancount, nscount, arcount = struct.unpack("!HHHH", wire[4:12])
+    if ancount + nscount + arcount <= keep:
+        return None
+    counts = [0, 0, 0]
+    try:
+        parser = dns.wire.Parser(wire)
+        parser.seek(12)
+        for _ in range(qdcount):
+            _name(parser)
+            parser.get_struct("!HH")
+        for i in range(keep):
+            _name(parser)
+            _, _, _, rdlen = parser.get_struct("!HHIH")
+            parser.get_bytes(rdlen)
+            counts[0 if i < ancount else 1 if i < ancount + nscount else 2] += 1
+        end = parser.current
+    except (dns.exception.DNSException, ValueError, IndexError):
+        return None
+    return wire[:4] + struct.pack("!HHHH", qdcount, *counts) + wire[12:end]
+
+
+def decode(wire: bytes, max_records: int | None = None) -> dns.message.Message | Undecodable:
+    """Parse a reply; never raises: bytes that fail come back as ``Undecodable`` with the reason.
+
+    With ``max_records``, only the first records are parsed (``first_records``)."""
+    if max_records is not None:
+        wire = first_records(wire, max_records) or wire
     try:
         return dns.message.from_wire(wire, ignore_trailing=True)
     except (dns.exception.DNSException, ValueError, IndexError, UnicodeError) as exc:
@@ -132,11 +166,28 @@ def flags_text(msg: dns.message.Message) -> tuple[str, ...]:
     return tuple(dns.flags.to_text(msg.flags).split())
 
 
-def section_text(section: list[dns.rrset.RRset]) -> tuple[str, ...]:
+def section_text(section: list[dns.rrset.RRset], limit: int | None = None) -> tuple[str, ...]:
+    """The section in master-file text, one RR a line, at most ``limit`` lines (the first ones)."""
     lines: list[str] = []
     for rrset in section:
+        if limit is not None:
+            if len(lines) >= limit:
+                break
+            rrset = cut(rrset, limit - len(lines))
         lines.extend(rrset.to_text().splitlines())
     return tuple(lines)
+
+
+def cut(rrset: dns.rrset.RRset, keep: int) -> dns.rrset.RRset:
+    """The rrset itself when it holds at most ``keep`` records, else a copy of its first ``keep``."""
+    if len(rrset) <= keep:
+        return rrset
+    out = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)
+    for i, rd in enumerate(rrset):
+        if i >= keep:
+            break
+        out.add(rd, rrset.ttl)
+    return out
 
 
 Z_FLAG = 0x0040  # the header's Z bit (RFC 1035 §4.1.1: must be zero); dnspython has no name for it

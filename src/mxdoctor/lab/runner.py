@@ -140,7 +140,8 @@ class Card:
             **({"trust_anchor": self.trust_anchor} if self.trust_anchor else {}),
         }
 
-    def to_text(self) -> str:
+    def to_text(self, *, live: bool = True) -> str:
+        """The card as text; ``live=False`` for a lab already stopped (no command to try against it)."""
         lines = [f"lab scenario {self.scenario}: {self.description}"]
         for endpoint in self.resolvers:
             lines.append(f"  resolver {endpoint.name:<9} {endpoint.hostport}")
@@ -152,7 +153,11 @@ class Card:
                 f"  smtp {mail.host} on {', '.join(mail.addresses)} port {mail.port} (greets {mail.greeting})"
             )
         lines.append(f"  mail domains      {', '.join(self.domains)}")
-        lines.append(f"  try: {self.diagnose_command}")
+        if live:
+            lines.append(f"  try: {self.diagnose_command}")
+        else:
+            lines.append(f"  (this lab has stopped; `mxdoctor lab serve {self.scenario}` runs it and prints "
+                         "the diagnose command to try)")
         return "\n".join(lines)
 
 

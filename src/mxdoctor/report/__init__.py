@@ -21,15 +21,11 @@ __all__ = ["Kind", "Options", "data", "discover", "emit", "encode", "formats", "
 
 def emit(kind: Kind, fmt: str, result: Any, *, output: str | None = None, options: Options | None = None) -> None:
     """Render to standard output, or to the file ``output`` (written whole, then moved into place, so
-    a reader never sees half a report). A closed pipe (``| head``) ends the output quietly."""
+    a reader never sees half a report). A closed pipe (``| head``) raises BrokenPipeError, which the
+    command line's entry point turns into a quiet exit 141 for every command alike."""
     if output is None or output == "-":
-        try:
-            render(kind, fmt, result, sys.stdout, options)
-            sys.stdout.flush()
-        except BrokenPipeError:
-            # Python would complain again when it flushes stdout at exit.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+        render(kind, fmt, result, sys.stdout, options)
+        sys.stdout.flush()
         return
     path = Path(output)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
