@@ -80,6 +80,7 @@ class DiagnoseOptions:
     smtp: bool = False  # also probe port 25 of every exchanger address the MTA's view found
     smtp_port: int = 25
     smtp_cafile: str | None = None  # extra trusted CA (PEM) for the certificate check
+    trust_anchor: str | None = None  # the root's DS/DNSKEY file (a lab's); None: IANA's, for IANA's root
 
     def probe_options(self) -> probe.ProbeOptions:
         """The DNS probe's options; raises ConfigError for values no probe can run with."""
@@ -92,6 +93,7 @@ class DiagnoseOptions:
             dns_port=self.dns_port,
             timeout=self.timeout,
             deadline=self.deadline,
+            trust_anchor=self.trust_anchor,
         )
         options.check()
         return options
@@ -237,6 +239,7 @@ def lab_options(
         dns_port=card.dns_port,
         smtp_port=card.smtp_port,
         smtp_cafile=str(certs.lab_ca(Path(card.workdir) / "certs")[0]),
+        trust_anchor=card.trust_anchor or None,
         timeout=timeout,
         deadline=deadline,
         smtp=smtp,

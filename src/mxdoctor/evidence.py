@@ -17,7 +17,7 @@ from mxdoctor import _codec, _loader
 from mxdoctor.errors import EvidenceError
 
 SCHEMA = "mxdoctor.evidence"
-SCHEMA_VERSION = "1.1"  # 1.1 added limits_reached
+SCHEMA_VERSION = "1.2"  # 1.1 added limits_reached; 1.2 Exchange.ede, Evidence.trust_anchor, the dnssec view
 MAX_FILE_BYTES = 256 * 1024 * 1024  # far above any real probe run; a bound for a device or a stray file
 
 
@@ -78,6 +78,19 @@ class Server:
         return f"{label}{host}" + ("" if self.port == 53 else f":{self.port}")
 
 
+# The view name of the DNSKEY and DS lookups of each zone on the path (asked of the authoritative
+# servers after the route is resolved; kept apart so the route's own checks do not count them).
+DNSSEC_KEYS_VIEW = "dnssec"
+
+
+@dataclass(frozen=True)
+class Ede:
+    """One Extended DNS Error of a reply (RFC 8914): its INFO-CODE and EXTRA-TEXT."""
+
+    code: int
+    text: str = ""
+
+
 @dataclass(frozen=True)
 class Exchange:
     """One attempt on the wire: a question sent to a server and what came back (or not)."""
@@ -100,6 +113,7 @@ class Exchange:
     authority: tuple[str, ...] = ()
     additional: tuple[str, ...] = ()
     reply_edns: int | None = None  # EDNS version of the reply's OPT, None without OPT
+    ede: tuple[Ede, ...] = ()  # Extended DNS Errors of the reply (RFC 8914)
     error: str | None = None  # the failure in words, for TIMEOUT/NETWORK_ERROR/MALFORMED/BROKEN
     workaround: str | None = None  # why this attempt was made, e.g. "TcpOnTruncation"
     attempt: int = 1
@@ -235,6 +249,7 @@ class Evidence:
     smtp: tuple[SmtpProbe, ...] = ()
     audit: tuple[AuditProbe, ...] = ()
     deadline_hit: bool = False  # the overall deadline ended the probe before it finished
+    trust_anchor: tuple[str, ...] = ()  # DS/DNSKEY lines of the root the DNSSEC checks validate from
     notes: tuple[str, ...] = ()
     options: dict[str, str] = field(default_factory=dict)
     limits_reached: tuple[LimitReached, ...] = ()  # since 1.1

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 
 from mxdoctor import __version__, evidence, route
-from mxdoctor.dns import system, views
+from mxdoctor.dns import anchor, system, views
 from mxdoctor.dns.exchange import Engine, Recorder
 from mxdoctor.errors import ConfigError
 from mxdoctor.evidence import Lookup, Outcome, ViewKind
@@ -33,6 +33,24 @@ class ProbeOptions:
     deadline: float = 30.0
     per_server_concurrency: int = 8
     resolv_conf: str = system.RESOLV_CONF
+    # DNSSEC: DO to the authoritative servers, AD to resolvers, DNSKEY and DS of every zone on the path.
+    dnssec: bool = True
+    # A file of the root's DS/DNSKEY records; None: the IANA root keys, unless root_hints name another root.
+    trust_anchor: str | None = None
+
+    def anchor_lines(self) -> tuple[str, ...]:
+        """The trust anchor the checks validate from; raises ConfigError for a file that is no anchor."""
+        if not self.dnssec:
+            return ()
+        if self.trust_anchor is not None:
+            try:
+                with open(self.trust_anchor, encoding="utf-8", errors="replace") as f:
+                    text = f.read(anchor.MAX_BYTES + 1)
+            except OSError as exc:
+                raise ConfigError(f"--trust-anchor {self.trust_anchor}: {exc.strerror or exc}") from None
+            return anchor.parse(text, f"--trust-anchor {self.trust_anchor}")
+        # Another root (a lab, a test bed) is signed, if at all, by keys IANA's anchor cannot vouch for.
+        return anchor.IANA_ROOT if self.root_hints is None else ()
 
     @property
     def system_enabled(self) -> bool:
@@ -115,9 +133,11 @@ async def probe_domain(target: str, options: ProbeOptions, *, started: float | N
     started = time.monotonic() if started is None else started
     domain = route.normalise_target(target)
     options.check()
+    trust_anchor = options.anchor_lines()
     created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     recorder = Recorder()
     engine = Engine(recorder, timeout=options.timeout, per_server_concurrency=options.per_server_concurrency)
+    engine.dnssec = options.dnssec
     view_list = build_views(options, engine)
     runs = [_RouteRun(v, domain) for v in view_list]
     tasks = [asyncio.create_task(r.run()) for r in runs]
@@ -127,6 +147,15 @@ async def probe_domain(target: str, options: ProbeOptions, *, started: float | N
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
+        left = max(0.0, probe_time(options.deadline) - (time.monotonic() - started))
+        auth = next((v for v in view_list if isinstance(v, views.AuthoritativeView)), None)
+        if options.dnssec and auth is not None and not unfinished and left > 0:
+            keys = asyncio.ensure_future(_zone_keys(engine, auth))
+            done, _ = await asyncio.wait([keys], timeout=left)
+            if not done:
+                keys.cancel()
+                await asyncio.gather(keys, return_exceptions=True)
+                recorder.reach("deadline", "the DNSKEY and DS lookups of the zones on the path were unfinished")
     finally:
         for v in view_list:
             if isinstance(v, views.AuthoritativeView):
@@ -170,7 +199,45 @@ async def probe_domain(target: str, options: ProbeOptions, *, started: float | N
         deadline_hit=bool(unfinished),
         options=options.as_record(),
         limits_reached=tuple(recorder.limits.values()),
+        trust_anchor=trust_anchor,
     )
+
+
+MAX_KEY_SERVERS = 4  # addresses asked for each zone's DNSKEY set and for its DS at the parent
+
+
+async def _zone_keys(engine: Engine, auth: views.AuthoritativeView) -> None:
+    """DNSKEY of every zone on the path from its own servers, and its DS from the parent's servers;
+    the servers of one question are raced, as for the route: the first answer ends the wait."""
+    zones = {z.name: z for z in auth.zones()}
+
+    def addresses(zone: evidence.Zone) -> list[evidence.Server]:
+        pairs = [(ns.name, a) for ns in zone.nameservers for a in (ns.addresses or ns.glue)]
+        return [evidence.Server(a, auth.port, ns) for ns, a in pairs[:MAX_KEY_SERVERS]]
+
+    async def raced(servers: list[evidence.Server], qname: str, qtype: str) -> None:
+        pending = {asyncio.ensure_future(engine.ask(evidence.DNSSEC_KEYS_VIEW, s, qname, qtype, rd=False))
+                   for s in servers}
+        try:
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                answers = [t.result() for t in done]
+                for answer in answers:
+                    engine.recorder.add_lookup(answer.to_lookup(evidence.DNSSEC_KEYS_VIEW))
+                if any(a.outcome.is_answer for a in answers):
+                    break
+        finally:
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    asks = []
+    for zone in zones.values():
+        asks.append(raced(addresses(zone), zone.name, "DNSKEY"))
+        parent = zones.get(zone.parent) if zone.parent else None
+        if parent is not None:
+            asks.append(raced(addresses(parent), zone.name, "DS"))
+    await asyncio.gather(*asks)
 
 
 def collect(target: str, options: ProbeOptions, *, started: float | None = None) -> evidence.Evidence:

@@ -70,7 +70,8 @@ def audit_card(card: lab.Card, **kwargs: object) -> evidence.Evidence:
 
 
 def test_every_builtin_scenario_is_in_the_table() -> None:
-    assert sorted(TABLE) == scenario_mod.builtin_names()
+    # The audit has no DNSSEC probes yet (issue 13, item 4): the dnssec-* scenarios are diagnose's.
+    assert sorted(TABLE) == [n for n in scenario_mod.builtin_names() if not n.startswith("dnssec-")]
     known = {s.code for s in registry.catalogue()}
     assert set().union(*(codes for codes, _ in TABLE.values())) <= known
 

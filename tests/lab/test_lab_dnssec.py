@@ -19,6 +19,7 @@ import pytest
 
 from mxdoctor import lab
 from mxdoctor.checks import _dnssec
+from mxdoctor.dns import anchor as trust_anchor
 from mxdoctor.errors import ScenarioError
 from mxdoctor.lab import scenario as scenario_mod
 from mxdoctor.lab import signing
@@ -163,4 +164,4 @@ def test_sign_all_chains_ds_into_parents() -> None:
     assert ds is not None and len(ds) == 1
     keys = zones["net."].get_rdataset("net.", "DNSKEY")
     assert keys is not None and any(dns.dnssec.make_ds("net.", k, "SHA256") == ds[0] for k in keys)
-    assert len(anchor) == 1 and signing.anchor_rdata(anchor[0]).rdtype == dns.rdatatype.DS
+    assert len(anchor) == 1 and trust_anchor.rdata_of(anchor[0]).rdtype == dns.rdatatype.DS

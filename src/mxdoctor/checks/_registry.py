@@ -47,6 +47,8 @@ VOCABULARY: Mapping[str, str] = {
     "reply": "the server's own words",
     "detail": "a detail in words",
     "count": "a number",
+    "key_tag": "a DNSKEY's key tag (RFC 4034 appendix B)",
+    "when": "a time in UTC, and how long before or after the probe",
 }
 
 

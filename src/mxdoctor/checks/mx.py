@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mxdoctor.checks import dnssec
 from mxdoctor.checks._common import failing_places, outcome_text, with_result
 from mxdoctor.checks._context import Context
 from mxdoctor.checks._registry import Role, check, finding
@@ -165,10 +166,12 @@ def mx_lookup(ctx: Context) -> Iterable[Finding]:
 @check(DOMAIN_NXDOMAIN, NULL_MX, NULL_MX_WITH_OTHER_MX, IMPLICIT_MX)
 def mx_records(ctx: Context) -> Iterable[Finding]:
     q = Question(ctx.domain, "MX")
+    # An NXDOMAIN that does not validate is no answer to a validating resolver (DNSSEC_DENIAL_MISSING).
+    unproven = q in dnssec.bogus_questions(ctx)
     for view in _truthful_views(ctx, q):
         r = ctx.routes[view]
         seen = [Seen(view)]
-        if r.kind is RouteKind.NXDOMAIN:
+        if r.kind is RouteKind.NXDOMAIN and not unproven:
             yield DOMAIN_NXDOMAIN.emit(ctx.domain, seen=seen, domain=ctx.domain)
         elif r.kind is RouteKind.NULL_MX:
             yield NULL_MX.emit(ctx.domain, seen=seen, domain=ctx.domain)

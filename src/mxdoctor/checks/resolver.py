@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mxdoctor.checks import dnssec
 from mxdoctor.checks._common import outcome_text, records_key
 from mxdoctor.checks._context import Context
 from mxdoctor.checks._registry import Role, check, finding
@@ -71,7 +72,11 @@ def resolver_vs_truth(ctx: Context) -> Iterable[Finding]:
         if ctx.authoritative is None:
             continue
         failed = []
+        # A validating resolver's SERVFAIL for data that does not validate is no fault of the resolver.
+        bogus = dnssec.bogus_questions(ctx)
         for q in ctx.questions():
+            if q in bogus:
+                continue
             mine = ctx.summary(v.name, q)
             truth = ctx.summary(ctx.authoritative, q)
             if mine is None or truth is None or not truth.outcome.is_answer:

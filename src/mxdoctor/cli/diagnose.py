@@ -63,6 +63,9 @@ def _probe_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-authoritative", dest="authoritative", action="store_false", default=True,
                    help="do not iterate from the root nor ask the authoritative servers")
     g.add_argument("--root-hints", metavar="FILE", help="root hints (named.root format) instead of IANA's")
+    g.add_argument("--trust-anchor", metavar="FILE",
+                   help="the root's DS or DNSKEY records to validate DNSSEC from (a lab's; default: IANA's "
+                   "root keys, or none with --root-hints)")
     g.add_argument("--dns-port", type=int, default=53, metavar="N", help="port of all DNS traffic (default 53)")
     g.add_argument("--timeout", type=float, default=2.0, metavar="S", help="per query timeout (default 2)")
     g.add_argument("--deadline", type=float, default=30.0, metavar="S", help="overall deadline (default 30)")
@@ -82,6 +85,7 @@ def _options(args: argparse.Namespace) -> api.DiagnoseOptions:
         use_system=args.use_system,
         authoritative=args.authoritative,
         root_hints=args.root_hints,
+        trust_anchor=args.trust_anchor,
         dns_port=args.dns_port,
         timeout=args.timeout,
         deadline=args.deadline,

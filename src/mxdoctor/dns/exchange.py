@@ -358,7 +358,8 @@ class UdpChannel(asyncio.DatagramProtocol):
             w.stray(detail)
 
     async def send(
-        self, qname: str, qtype: str, *, rd: bool, edns: int | None, shape: QueryShape | None = None
+        self, qname: str, qtype: str, *, rd: bool, edns: int | None, shape: QueryShape | None = None,
+        do: bool = False, ad: bool = False,
     ) -> tuple[int, _Waiter]:
         """Send one query (``shape`` builds it when given); its waiter's future gets the reply (or the
         socket's error). Replies match the question whatever its letter case."""
@@ -372,7 +373,7 @@ class UdpChannel(asyncio.DatagramProtocol):
         if shape is not None:
             transport.sendto(shape.encode(ident, qname, qtype))
         else:
-            transport.sendto(wire.encode_query(ident, qname, qtype, rd=rd, edns=edns))
+            transport.sendto(wire.encode_query(ident, qname, qtype, rd=rd, edns=edns, do=do, ad=ad))
         return ident, waiter
 
     def forget(self, ident: int) -> None:
@@ -412,11 +413,11 @@ async def tcp_exchange(address: str, port: int, data: bytes, timeout: float) -> 
 
 async def tcp_query(
     address: str, port: int, qname: str, qtype: str, *, rd: bool, edns: int | None, timeout: float,
-    max_records: int | None = None,
+    max_records: int | None = None, do: bool = False, ad: bool = False,
 ) -> _Reply | None:
     """One query over a fresh TCP connection; None on timeout. ``max_records``: see ``wire.decode``."""
     ident = secrets.randbits(16)
-    query = wire.encode_query(ident, qname, qtype, rd=rd, edns=edns)
+    query = wire.encode_query(ident, qname, qtype, rd=rd, edns=edns, do=do, ad=ad)
     data = await tcp_exchange(address, port, query, timeout)
     return _tcp_reply(data, ident, qname, qtype, max_records)
 
@@ -509,6 +510,9 @@ class Engine:
         self.timeout = timeout
         self.limits = limits
         self.per_server_concurrency = per_server_concurrency
+        # DNSSEC: DO on queries to authoritative servers (RRSIGs, proofs), AD on those to resolvers
+        # (RFC 6840 §5.7: the reply's AD then says whether the resolver validated)
+        self.dnssec = False
         self._channels: dict[tuple[str, int], UdpChannel] = {}
         self._limits: dict[tuple[str, int], asyncio.Semaphore] = {}
         self._cache: dict[tuple[str, int, str, str, bool], asyncio.Task[ServerAnswer]] = {}
@@ -568,6 +572,7 @@ class Engine:
                             reply = await tcp_query(
                                 server.address, server.port, qname, qtype, rd=rd, edns=attempt.edns,
                                 timeout=self.timeout, max_records=self.limits.parsed,
+                                do=self._do(rd, attempt), ad=self.dnssec and rd,
                             )  # fmt: skip
                         else:
                             query_id = secrets.randbits(16)
@@ -624,7 +629,9 @@ class Engine:
         # the wait doubles on each retry, as glibc's and Windows' stubs back off
         timeout = self.timeout * (2 if attempt.number > 1 and shape is None else 1)
         try:
-            ident, waiter = await channel.send(qname, qtype, rd=rd, edns=attempt.edns, shape=shape)
+            ident, waiter = await channel.send(
+                qname, qtype, rd=rd, edns=attempt.edns, shape=shape, do=self._do(rd, attempt), ad=self.dnssec and rd
+            )
         except OSError as exc:  # the socket could not even be opened (no route, bad family)
             ident, out = self._record(
                 view, server, qname, qtype, rd, attempt, started, exc, [], timeout, shape=shape, probe=probe
@@ -658,6 +665,9 @@ class Engine:
         )  # fmt: skip
         recorded.append((winner.attempt.number, ident))
         return out
+
+    def _do(self, rd: bool, attempt: Attempt) -> bool:
+        return self.dnssec and not rd and attempt.edns is not None
 
     def _limit(self, server: evidence.Server) -> asyncio.Semaphore:
         key = (server.address, server.port)
@@ -742,7 +752,7 @@ class Engine:
             qtype=qtype,
             rd=rd,
             edns=attempt.edns,
-            do=False,
+            do=self._do(rd, attempt) if shape is None else False,
             started=round(started, 6),
             duration=round(duration, 6),
             outcome=classified.outcome,
@@ -752,6 +762,7 @@ class Engine:
             authority=wire.section_text(msg.authority, lines) if msg is not None else (),
             additional=wire.section_text(msg.additional, lines) if msg is not None else (),
             reply_edns=msg.edns if msg is not None and msg.edns >= 0 else None,
+            ede=tuple(evidence.Ede(code, text) for code, text in wire.ede_of(msg)) if msg is not None else (),
             error=error,
             workaround=attempt.workaround,
             attempt=attempt.number,

@@ -40,7 +40,9 @@ class Undecodable:
     truncated: bool = False  # TC was set: a stub goes to TCP whatever the rest says
 
 
-def encode_query(ident: int, qname: str, qtype: str, *, rd: bool, edns: int | None, do: bool = False) -> bytes:
+def encode_query(
+    ident: int, qname: str, qtype: str, *, rd: bool, edns: int | None, do: bool = False, ad: bool = False
+) -> bytes:
     msg = dns.message.make_query(
         qname,
         qtype,
@@ -51,6 +53,8 @@ def encode_query(ident: int, qname: str, qtype: str, *, rd: bool, edns: int | No
     )
     if not rd:
         msg.flags &= ~dns.flags.RD
+    if ad:
+        msg.flags |= dns.flags.AD  # RFC 6840 §5.7: asks a resolver to say whether it validated
     wire: bytes = msg.to_wire()
     return wire
 
@@ -164,6 +168,13 @@ def rcode_text(msg: dns.message.Message) -> str:
 
 def flags_text(msg: dns.message.Message) -> tuple[str, ...]:
     return tuple(dns.flags.to_text(msg.flags).split())
+
+
+def ede_of(msg: dns.message.Message) -> tuple[tuple[int, str], ...]:
+    """The Extended DNS Errors (RFC 8914) of a reply: (INFO-CODE, EXTRA-TEXT)."""
+    import dns.edns
+
+    return tuple((int(o.code), o.text or "") for o in msg.options if isinstance(o, dns.edns.EDEOption))
 
 
 def section_text(section: list[dns.rrset.RRset], limit: int | None = None) -> tuple[str, ...]:

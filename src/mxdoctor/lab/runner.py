@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from mxdoctor.dns import anchor as trust_anchor
 from mxdoctor.errors import LabError, ScenarioError
 from mxdoctor.lab import authoritative, dnsserver, signing
 from mxdoctor.lab import scenario as scenario_mod
@@ -324,7 +325,7 @@ class Lab:
                 forwarders.append((parsed[0], parsed[1] if parsed[1] is not None else port))
             else:
                 forwarders.append((self.scenario.server(ref).address, port))
-        anchor = [signing.anchor_rdata(line) for line in self._anchor] if spec.validate else []
+        anchor = [trust_anchor.rdata_of(line) for line in self._anchor] if spec.validate else []
         return resolver_mod.RecursiveResolver(
             list(self.scenario.root_hints),
             port,
@@ -449,7 +450,8 @@ class Lab:
         servers = tuple(Endpoint(s.name, s.address, self.dns_port, s.role, s.zones) for s in scenario.servers)
         smtp = tuple(SmtpEndpoint(s.host, s.addresses, self.smtp_port, s.greeting) for s in scenario.smtp)
         command = diagnose_command(
-            scenario.domains[0], resolvers, hints, self.dns_port, self.smtp_port if scenario.smtp else None
+            scenario.domains[0], resolvers, hints, self.dns_port, self.smtp_port if scenario.smtp else None,
+            trust_anchor=anchor,
         )
         return Card(
             scenario=scenario.name,
@@ -470,7 +472,8 @@ class Lab:
 
 
 def diagnose_command(
-    domain: str, resolvers: Sequence[Endpoint], hints: Path, dns_port: int, smtp_port: int | None = None
+    domain: str, resolvers: Sequence[Endpoint], hints: Path, dns_port: int, smtp_port: int | None = None,
+    *, trust_anchor: Path | None = None,
 ) -> str:
     """The command line that diagnoses ``domain`` through this lab (and probes its SMTP servers)."""
     words = ["mxdoctor", "diagnose", domain]
@@ -480,6 +483,8 @@ def diagnose_command(
     if "external" in by_name:
         words += ["--external", by_name["external"].hostport]
     words += ["--root-hints", str(hints), "--dns-port", str(dns_port)]
+    if trust_anchor is not None:
+        words += ["--trust-anchor", str(trust_anchor)]
     if smtp_port:
         words += ["--smtp", "--smtp-port", str(smtp_port)]
     return shlex.join(words)

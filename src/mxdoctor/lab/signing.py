@@ -339,12 +339,6 @@ def sign_all(zones: dict[str, dns.zone.Zone], signing: dict[str, ZoneSigning], *
     return [f". 3600 IN DS {text}" for text in ds_texts(".", keys["."])]
 
 
-def anchor_rdata(line: str) -> dns.rdata.Rdata:
-    """The DS or DNSKEY rdata of one trust-anchor line (``owner ttl IN DS ...``)."""
-    owner, _ttl, _cls, rdtype, rest = line.split(None, 4)
-    return dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rdtype), rest)
-
-
 def _parent_zone(zones: dict[str, dns.zone.Zone], origin: str) -> dns.zone.Zone | None:
     name = dns.name.from_text(origin)
     while name != dns.name.root:

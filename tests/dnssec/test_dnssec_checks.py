@@ -1,0 +1,143 @@
+"""The dnssec check family over recorded lab evidence (pure, no network), and its bad input: a
+malformed trust anchor, a signature with garbage fields, a DNSKEY of an unknown algorithm."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from mxdoctor import analysis, cli, evidence
+from mxdoctor.checks import dnssec, resolver
+from mxdoctor.dns import anchor
+from mxdoctor.errors import ConfigError
+from mxdoctor.evidence import Evidence, Exchange
+
+DATA = Path(__file__).parent.parent / "data" / "evidence"
+
+
+def _load(name: str) -> Evidence:
+    return evidence.load(DATA / f"{name}.json")
+
+
+def _codes(ev: Evidence) -> set[str]:
+    return {f.code for f in analysis.analyse(ev).findings}
+
+
+def _edit(ev: Evidence, fn: object, *, where: str = "answer") -> Evidence:
+    """``ev`` with every authoritative exchange's ``where`` section passed through ``fn``."""
+    out: list[Exchange] = []
+    for x in ev.exchanges:
+        if x.view in ("authoritative", evidence.DNSSEC_KEYS_VIEW) and getattr(x, where):
+            x = dataclasses.replace(x, **{where: tuple(fn(line) for line in getattr(x, where))})  # type: ignore[operator]
+        out.append(x)
+    return dataclasses.replace(ev, exchanges=tuple(out))
+
+
+def test_expired_signature_names_zone_key_record_and_time() -> None:
+    d = analysis.analyse(_load("dnssec-expired"))
+    (f,) = [f for f in d.findings if f.code == dnssec.DNSSEC_RRSIG_EXPIRED.code]
+    assert f.args["zone"] == "example.net." and f.args["qname"] == "mail.example.net." and f.args["qtype"] == "A"
+    assert f.args["key_tag"].isdigit()
+    assert f.args["when"].endswith("UTC, 3 days ago")
+    assert "EDE 7 (Signature Expired)" in f.message  # what the validating resolvers said
+    assert "unbound-control insecure_add example.net." in f.remediation.sender
+    assert "rndc nta" in f.remediation.sender and "turning validation off" in f.remediation.sender
+    assert "re-sign" in f.remediation.receiver
+    # The resolvers' SERVFAIL is validation at work, not a resolver fault.
+    assert resolver.RESOLVER_FAILS.code not in {x.code for x in d.findings}
+    assert {v.mta: v.outcome.value for v in d.verdicts}["postfix"] == "defer"
+
+
+def test_healthy_signed_zone_gives_no_dnssec_error() -> None:
+    d = analysis.analyse(_load("dnssec-healthy"))
+    codes = {f.code for f in d.findings}
+    assert dnssec.DNSSEC_SECURE.code in codes and dnssec.DNSSEC_RESOLVER_VALIDATES.code in codes
+    assert not codes & {s.code for s in dnssec.BOGUS_SPECS}
+
+
+def test_aaaa_twin_is_a_denial_fault_of_the_mx_hosts_zone() -> None:
+    d = analysis.analyse(_load("dnssec-aaaa-nodata-bogus"))
+    (f,) = [f for f in d.findings if f.code == dnssec.DNSSEC_DENIAL_MISSING.code]
+    assert (f.args["zone"], f.args["qname"], f.args["qtype"], f.args["rcode"]) == (
+        "example.net.", "mail.example.net.", "AAAA", "NODATA")
+    verdicts = {v.mta: v.outcome.value for v in d.verdicts}
+    assert verdicts["exchange2010"] == "defer" and verdicts["postfix"] == "deliver"
+
+
+def test_without_a_trust_anchor_nothing_is_validated() -> None:
+    ev = dataclasses.replace(_load("dnssec-expired"), trust_anchor=())
+    assert not {c for c in _codes(ev) if c.startswith("DNSSEC_")}
+
+
+def test_another_trust_anchor_makes_the_root_keys_mismatch() -> None:
+    ev = dataclasses.replace(_load("dnssec-healthy"), trust_anchor=anchor.IANA_ROOT)
+    d = analysis.analyse(ev)
+    (f,) = [f for f in d.findings if f.code == dnssec.DNSSEC_DS_MISMATCH.code]
+    assert f.args["zone"] == "." and f.args["key_tag"] in ("20326", "38696")
+
+
+def test_signature_with_garbage_fields_is_a_finding() -> None:
+    def garble(line: str) -> str:
+        return line.replace(" RRSIG A ", " RRSIG A x ") if line.startswith("mail.example.net.") else line
+
+    ev = _edit(_load("dnssec-healthy"), garble)
+    d = analysis.analyse(ev)
+    unreadable = [f for f in d.findings if f.code == dnssec.DNSSEC_RECORD_UNREADABLE.code]
+    assert unreadable and "RRSIG" in unreadable[0].args["detail"]
+    assert dnssec.DNSSEC_SECURE.code not in {f.code for f in d.findings}
+
+
+def test_signature_over_changed_data_does_not_verify() -> None:
+    def change(line: str) -> str:
+        return line.replace("IN A 127.0.0.25", "IN A 127.0.0.26")
+
+    d = analysis.analyse(_edit(_load("dnssec-healthy"), change))
+    (f,) = [f for f in d.findings if f.code == dnssec.DNSSEC_RRSIG_INVALID.code]
+    assert f.args["qname"] == "mail.example.net."
+
+
+def test_dnskey_of_an_unknown_algorithm_is_a_finding_not_a_crash() -> None:
+    def unknown(line: str) -> str:
+        # every DNSKEY of example.net claims algorithm 200: nothing matches the DS any more
+        if line.startswith("example.net.") and " DNSKEY " in line:
+            head, rest = line.split(" DNSKEY ", 1)
+            flags, proto, _alg, key = rest.split(" ", 3)
+            return f"{head} DNSKEY {flags} {proto} 200 {key}"
+        return line
+
+    d = analysis.analyse(_edit(_load("dnssec-healthy"), unknown))
+    (f,) = [f for f in d.findings if f.code == dnssec.DNSSEC_DS_MISMATCH.code]
+    assert f.args["zone"] == "example.net."
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "no DS or DNSKEY"),
+        ("example.com. IN DS 1 8 2 AA\n", "for the root"),
+        (". IN A 127.0.0.1\n", "DS or DNSKEY"),
+        (". IN DS 20326 8 2 XYZ\n", "bad DS record"),
+        (". IN DNSKEY 257 3 8 !!!\n", "bad DNSKEY record"),
+        ("\x00\x01garbage", "line 1"),
+    ],
+)
+def test_malformed_trust_anchor_is_one_line(text: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem) as err:
+        anchor.parse(text, "anchor.key")
+    assert "\n" not in str(err.value)
+
+
+def test_trust_anchor_file_round_trips_and_bad_file_exits_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parsed = anchor.parse("; IANA's\n" + "\n".join(anchor.IANA_ROOT))
+    assert [anchor.rdata_of(line) for line in parsed] == [anchor.rdata_of(line) for line in anchor.IANA_ROOT]
+    bad = tmp_path / "root.key"
+    bad.write_text(". IN DS 20326 8 2 nothex\n", encoding="utf-8")
+    code = cli.main(["diagnose", "--no-system", "--trust-anchor", str(bad), "example.com"])
+    err = capsys.readouterr().err.strip()
+    assert code == 3 and "line 1" in err and len(err.splitlines()) == 1
+    missing = cli.main(["diagnose", "--no-system", "--trust-anchor", str(tmp_path / "nope"), "example.com"])
+    assert missing == 3 and "nope" in capsys.readouterr().err
