@@ -148,3 +148,39 @@ def test_nsec_that_claims_the_type() -> None:
     (failure,) = v.check_nodata(dns.name.from_text("mail", ZONE), dns.rdatatype.A, denial_section(zone),
                                 rrset(zone, "@", "DNSKEY"), ZONE, NOW)
     assert failure.problem is v.Problem.DENIAL_WRONG
+
+
+
+def test_nsec3_opt_out_proves_an_insecure_delegation() -> None:
+    import base64
+    import time
+
+    import dns.dnssec
+    import dns.name
+    import dns.rdatatype
+    import dns.rrset
+    import dns.zone
+
+    from mxdoctor.checks import _dnssec as dv
+    from mxdoctor.lab import signing as sg
+
+    now = time.time()
+    zone = dns.zone.from_text(
+        "com. 3600 IN SOA a. b. 1 1 1 1 1\ncom. 3600 IN NS a.\nzzz.com. 3600 IN NS ns.zzz.com.\n",
+        origin="com.", relativize=False)
+    keys = sg.make_keys(13)
+    sg.sign_zone(zone, keys, now=now, denial="nsec3")
+    origin = dns.name.from_text("com.")
+    owner, node = next((n, nd) for n, nd in zone.nodes.items() if nd.get_rdataset(1, dns.rdatatype.NSEC3))
+    nsec3 = node.get_rdataset(1, dns.rdatatype.NSEC3)
+    # An opt-out span from the owner round to itself: it covers every other hash.
+    itself = base64.b32hexdecode(owner.labels[0].decode().upper())
+    rrset = dns.rrset.from_rdata(owner, 300, nsec3[0].replace(flags=1, next=itself))
+    sig = dns.dnssec.sign(rrset, keys.zsk, origin, keys.zsk_dnskey, inception=now - 60, expiration=now + 3600)
+    proof = [rrset, dns.rrset.from_rdata(owner, 300, sig)]
+    dnskeys = dns.rrset.from_rdata_list(origin, 300, list(keys.dnskeys))
+    child = dns.name.from_text("example.com.")
+    assert dv.check_optout(child, proof, dnskeys, origin, now) == []
+    assert dv.check_optout(child, proof[:1], dnskeys, origin, now)  # unsigned: not a proof
+    without_flag = [dns.rrset.from_rdata(owner, 300, nsec3[0].replace(next=itself)), proof[1]]
+    assert dv.check_optout(child, without_flag, dnskeys, origin, now) is None

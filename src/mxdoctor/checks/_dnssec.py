@@ -162,6 +162,22 @@ def check_nodata(
                     detail=f"no NSEC or NSEC3 record for {owner} proves that it has no {rdtype} record")]
 
 
+def check_optout(
+    qname: dns.name.Name,
+    authority: Sequence[dns.rrset.RRset],
+    dnskeys: dns.rrset.RRset | None,
+    zone: dns.name.Name,
+    now: float,
+) -> list[Failure] | None:
+    """An insecure delegation under NSEC3 opt-out (RFC 5155 §6, §7.2.4): a signed NSEC3 with the
+    opt-out flag covering ``qname``'s hash proves there may be no DS. None when no such record came."""
+    for rrset, sigs in _denial(authority):
+        if rrset.rdtype == dns.rdatatype.NSEC3 and int(getattr(rrset[0], "flags", 0)) & 1 \
+                and _nsec3_covers(rrset, qname, zone):
+            return check_rrset(rrset, sigs, dnskeys, zone, now)
+    return None
+
+
 def check_nxdomain(
     qname: dns.name.Name,
     authority: Sequence[dns.rrset.RRset],

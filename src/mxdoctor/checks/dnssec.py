@@ -363,6 +363,9 @@ def _zone_status(
             ds = [d for d in ds_set if isinstance(d, dns.rdtypes.ANY.DS.DS)]
         else:
             failures = _dnssec.check_nodata(zone, dns.rdatatype.DS, reply.authority, above.keys, parent_name, now)
+            optout = _dnssec.check_optout(zone, reply.authority, above.keys, parent_name, now) if failures else None
+            if optout == []:
+                return _Zone(Status.INSECURE, detail=f"{parent} proves with NSEC3 opt-out that it has no DS for it")
             for f in failures:
                 result.fail(f, seen, x.id)
             if failures:
