@@ -10,8 +10,8 @@ import time
 from rich.console import Console
 
 from mxdoctor.errors import MxdoctorError, QueueError
-from mxdoctor.queues import _render, formats, parallel, shape, status
-from mxdoctor.queues.record import Mta
+from mxdoctor.queues import _render, formats, parallel, record, shape, status
+from mxdoctor.queues.record import Mta, printable
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,6 +96,8 @@ def _run(args: argparse.Namespace) -> int:
     source = source_from(args)
     limits = thresholds_from(args)
     now = time.time() if args.now is None else args.now
+    if not 0 <= now < record.MAX_TIME:
+        raise QueueError(f"--now {args.now!r}: not a time")
     result = None
     fmt: str | None = None
     if (args.jobs or 1) > 1 and source.path not in (None, "-"):
@@ -112,7 +114,8 @@ def _run(args: argparse.Namespace) -> int:
     elif args.json:
         doc = _render.to_json(result, source=source.label, fmt=fmt, status=verdict, limits=limits, top=args.top)
         try:
-            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+            # allow_nan=False: the records' bounds keep every number finite, and JSON has no NaN.
+            sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
             sys.stdout.flush()
         except BrokenPipeError:
             pass  # a pager or `head` closed the pipe; nothing left to say
@@ -120,6 +123,6 @@ def _run(args: argparse.Namespace) -> int:
         _render.print_text(Console(), result, source=source.label, fmt=fmt, status=verdict, top=args.top)
     if verdict is status.Status.UNKNOWN and args.json:
         first = f" (first: {result.malformed_examples[0]})" if result.malformed_examples else ""
-        print(f"mxdoctor: nothing readable in {source.label}: {result.malformed} malformed line(s){first}",
-              file=sys.stderr)
+        print(f"mxdoctor: nothing readable in {printable(source.label)}: {result.malformed} malformed line(s)"
+              f"{first}", file=sys.stderr)
     return int(verdict)

@@ -39,37 +39,45 @@ def parse_date(value: Any) -> float | None:
     if isinstance(value, Mapping):
         # PowerShell 3-5 sometimes wraps DateTime as {"value": "/Date(..)/", "DateTime": "..."}.
         return parse_date(value.get("value", value.get("DateTime")))
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return record.epoch(value)
+    if not isinstance(value, str):
+        raise ValueError(f"date not understood: {type(value).__name__}")
+    text = value.strip()
     match = _MS_DATE.fullmatch(text)
     if match:
         # The epoch part is UTC; the offset only says which zone the value was displayed in.
-        return int(match.group(1)) / 1000.0
+        digits = match.group(1)
+        if len(digits.lstrip("-")) > 16:
+            raise ValueError("date out of range")
+        return record.epoch(int(digits) / 1000.0)
     try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
+        return record.epoch(datetime.fromisoformat(text).timestamp())
+    except (ValueError, OverflowError, OSError):
         pass
     for fmt in _DATE_FORMATS:
         try:
-            return datetime.strptime(text, fmt).timestamp()
-        except ValueError:
+            return record.epoch(datetime.strptime(text, fmt).timestamp())
+        except (ValueError, OverflowError, OSError):
             continue
-    raise ValueError(f"date not understood: {text!r}")
+    raise ValueError(f"date not understood: {record.printable(record.excerpt(text))!r}")
 
 
 def parse_size(value: Any) -> int | None:
     """Bytes from an int or a ByteQuantifiedSize text such as ``4.5 KB (4,608 bytes)``."""
     if value is None or value == "":
         return None
-    if isinstance(value, int | float):
-        return int(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return record.count(value)
     if isinstance(value, Mapping):
         return parse_size(value.get("Value") or value.get("value"))
-    text = str(value)
-    match = _BYTES.search(text)
-    digits = re.sub(r"\D", "", match.group(1) if match else text)
-    return int(digits) if digits else None
+    if not isinstance(value, str):
+        raise ValueError(f"size not understood: {type(value).__name__}")
+    match = _BYTES.search(value)
+    digits = re.sub(r"\D", "", match.group(1) if match else value)
+    if len(digits) > 19:
+        raise ValueError("size out of range")
+    return record.count(digits) if digits else None
 
 
 def parse_recipients(value: Any, last_error: str | None) -> tuple[Recipient, ...]:
@@ -106,7 +114,13 @@ def _recipient_info(inner: str, last_error: str | None) -> Recipient:
 def _int(value: Any) -> int | None:
     if value is None or value == "":
         return None
-    return int(str(value).replace(",", ""))
+    if isinstance(value, float | bool):
+        raise ValueError(f"not a count: {value!r}")
+    if isinstance(value, str):
+        value = value.replace(",", "")
+        if len(value) > 19:
+            raise ValueError("count out of range")
+    return record.count(value)
 
 
 def from_fields(fields: Mapping[str, Any], line: int, text: str) -> Item:
@@ -117,7 +131,7 @@ def from_fields(fields: Mapping[str, Any], line: int, text: str) -> Item:
         status = str(fields.get("Status") or "") or None
         if "MessageCount" in fields:
             domain = str(fields.get("NextHopDomain") or "").lower()
-            return QueuedMessage(
+            return record.check(QueuedMessage(
                 MTA,
                 identity,
                 identity,
@@ -128,11 +142,11 @@ def from_fields(fields: Mapping[str, Any], line: int, text: str) -> Item:
                 _int(fields.get("RetryCount")),
                 status,
                 _int(fields.get("MessageCount")) or 0,
-            )
+            ))
         if not identity and "DateReceived" not in fields:
             return Malformed(line, "neither a Get-Message nor a Get-Queue object", record.excerpt(text))
         queue = str(fields.get("Queue") or identity.rpartition("\\")[0])
-        return QueuedMessage(
+        return record.check(QueuedMessage(
             MTA,
             identity,
             queue,
@@ -142,6 +156,6 @@ def from_fields(fields: Mapping[str, Any], line: int, text: str) -> Item:
             parse_recipients(fields.get("Recipients"), last_error),
             _int(fields.get("RetryCount")),
             status,
-        )
-    except (ValueError, TypeError) as exc:
-        return Malformed(line, str(exc), record.excerpt(text))
+        ))
+    except Exception as exc:  # any object, however broken, is one malformed record
+        return Malformed(line, record.problem(exc), record.excerpt(text))

@@ -25,6 +25,7 @@ def sniff(head: list[str]) -> bool:
     return '"Identity"' in first and any(key in first for key in _KNOWN)
 
 
+@record.reader(NAME, MTA, sniff=sniff, order=30)
 def read(lines: Iterable[str], *, now: float | None = None) -> Iterator[Item]:
     """Yield one record per CSV row; ``now`` is unused (rows carry dates)."""
     offset = 0
@@ -39,21 +40,26 @@ def read(lines: Iterable[str], *, now: float | None = None) -> Iterator[Item]:
 
     reader = csv.reader(rows())
     header: list[str] | None = None
-    try:
-        for row in reader:
-            line = reader.line_num + offset
-            joined = record.excerpt(",".join(row))
-            if not row or not any(row):
-                continue
-            if header is None:
-                header = row
-                if "Identity" not in header:
-                    yield Malformed(line, "CSV header without an Identity column", joined)
-                    header = None
-                continue
-            if len(row) != len(header):
-                yield Malformed(line, f"{len(row)} fields, header has {len(header)}", joined)
-                continue
-            yield _exchange.from_fields(dict(zip(header, row, strict=True)), line, ",".join(row))
-    except csv.Error as exc:
-        yield Malformed(reader.line_num + offset, f"CSV: {exc}", "")
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # The reader starts afresh on the next line (e.g. after a field over csv's size limit).
+            yield Malformed(reader.line_num + offset, f"CSV: {exc}", "")
+            continue
+        line = reader.line_num + offset
+        joined = record.excerpt(",".join(row))
+        if not row or not any(row):
+            continue
+        if header is None:
+            header = row
+            if "Identity" not in header:
+                yield Malformed(line, "CSV header without an Identity column", joined)
+                header = None
+            continue
+        if len(row) != len(header):
+            yield Malformed(line, f"{len(row)} fields, header has {len(header)}", joined)
+            continue
+        yield _exchange.from_fields(dict(zip(header, row, strict=True)), line, ",".join(row))
