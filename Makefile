@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEBS   := unbound dnsutils postfix jq iproute2
 
-.PHONY: demo test test-fast lint typecheck docs debs bench clean conformance
+.PHONY: demo test test-fast lint typecheck docs debs bench clean conformance fuzz
 
 $(BIN)/mxdoctor: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,14 @@ lint: $(BIN)/mxdoctor
 docs: $(BIN)/mxdoctor
 	$(BIN)/mxdoctor checks --markdown > docs/checks.md
 	$(BIN)/mxdoctor models --markdown > docs/mta-behaviour.md
+
+# The fuzz suites (-m fuzz) at length and at random: FUZZ_EXAMPLES per test, FUZZ_SEED=N replays a run.
+# `make test` runs the same tests with a small fixed budget.
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(BIN)/mxdoctor
+	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; echo "fuzz seed $$seed (FUZZ_SEED=$$seed replays it)"; \
+	MXDOCTOR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MXDOCTOR_FUZZ_SEED=$$seed \
+	  $(BIN)/pytest -m fuzz -q -o timeout=7200 -p no:cacheprovider
 
 # Real Postfix, Exim, OpenSMTPD and Sendmail against the lab scenarios (root); rewrites docs/conformance.md.
 conformance: $(BIN)/mxdoctor debs
