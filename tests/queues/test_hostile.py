@@ -217,3 +217,17 @@ def test_record_bounds() -> None:
         with pytest.raises(ValueError):
             record.check(bad)
     assert record.printable("a\x1bb\u202ec\x9b") == "a\\x1bb\\u202ec\\x9b"
+
+
+def test_parallel_parts_skip_an_over_long_line_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mxdoctor.queues import parallel, shape
+
+    path = tmp_path / "q.jsonl"
+    long = '{"queue_id": "' + "\u00e9" * (2 * _lines.MAX_LINE) + '"}\n'  # two bytes a character
+    path.write_text("".join(GOOD % i for i in range(500)) + long + "".join(GOOD % i for i in range(500, 1000)))
+    monkeypatch.setattr(parallel, "MIN_BYTES", 0)  # the parent decides; this file is small
+    split = parallel.build_file(str(path), "postfix-json", now=NOW, jobs=2)
+    whole = shape.build(formats.read(formats.Source(path=str(path)), now=NOW), now=NOW)
+    assert split is not None
+    assert (split.records, split.malformed) == (whole.records, whole.malformed) == (1000, 1)
+    assert [m.line for m in split.malformed_examples] == [m.line for m in whole.malformed_examples] == [501]

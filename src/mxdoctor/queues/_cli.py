@@ -26,7 +26,8 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--exchange", action="store_true",
                        help="on Windows, run Get-Message through PowerShell")
     parser.add_argument("--format", choices=sorted(formats.FORMATS), help="force the listing format")
-    parser.add_argument("--timeout", default="60s", help="limit for the MTA command (default 60s)")
+    parser.add_argument("--timeout", default="60s",
+                        help="limit for the MTA command, or for reading a pipe or FIFO (default 60s)")
 
 
 def source_from(args: argparse.Namespace) -> formats.Source:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import os
 import pkgutil
 import shutil
 import subprocess
@@ -145,9 +146,10 @@ def open_source(source: Source, *, now: float | None = None) -> tuple[str | None
                              "not a queue listing mxdoctor knows")
         if not any(line.strip() for line in head):
             return None, iter(())
-        first = record.excerpt(next(line for line in head if line.strip()))
-        raise QueueError(f"{source.label}: not a queue listing mxdoctor knows (first line: {first!r}); "
-                         f"use --format ({', '.join(FORMATS)})")
+        # The message names the line, never echoes it: the file may be anything (and secret).
+        number, first = next((n, line) for n, line in enumerate(head, 1) if line.strip())
+        raise QueueError(f"{source.label}: not a queue listing mxdoctor knows (line {number}, "
+                         f"{len(first.rstrip())} characters, matches no format); use --format ({', '.join(FORMATS)})")
     return found.name, records(found, lines, head, now=now, failed=failed)
 
 
@@ -155,8 +157,8 @@ def detected_format(source: Source) -> str | None:
     """The format a file source would be read as (for reports), without consuming stdin."""
     if source.mta is not None:
         return source.format or BY_MTA[source.mta].name
-    if source.format or source.path in (None, "-"):
-        return source.format
+    if source.format or source.path in (None, "-") or not os.path.isfile(source.path):
+        return source.format  # a pipe or FIFO cannot be read twice
     lines = _lines.open_path(source.path, source.timeout)
     try:
         fmt = detect(list(itertools.islice(lines, SNIFF_LINES)))
