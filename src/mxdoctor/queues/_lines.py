@@ -24,6 +24,7 @@ MAX_LINE = 1 << 20
 # Past this, one unending line is not a listing with a bad line but not a listing (/dev/zero).
 MAX_SKIP = 64 << 20
 CHUNK = 1 << 16
+_NONBLOCK: int = getattr(os, "O_NONBLOCK", 0)
 
 
 class SourceFailed(Exception):
@@ -135,11 +136,12 @@ def open_path(path: str, timeout: float) -> Lines:
         try:
             # O_NONBLOCK so that opening a FIFO with no writer does not wait; reads then go through
             # select(), and the flag is cleared so that they block only as select() allows.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            fd = os.open(path, os.O_RDONLY | _NONBLOCK | getattr(os, "O_BINARY", 0))
         except OSError as exc:
             raise QueueError(f"{path}: {exc.strerror or exc}") from None
         closefd = True
-        os.set_blocking(fd, True)
+        if _NONBLOCK:
+            os.set_blocking(fd, True)
     try:
         mode = os.fstat(fd).st_mode
     except OSError as exc:
@@ -147,10 +149,11 @@ def open_path(path: str, timeout: float) -> Lines:
             os.close(fd)
         raise QueueError(f"{label}: {exc.strerror or exc}") from None
     if stat.S_ISDIR(mode):
-        os.close(fd)
+        if closefd:
+            os.close(fd)
         raise QueueError(f"{path}: is a directory")
     deadline: _Deadline | None = None
-    if stat.S_ISREG(mode):
+    if stat.S_ISREG(mode) or not _NONBLOCK:  # Windows: select() takes sockets only
         raw: IO[bytes] = open(fd, "rb", closefd=closefd)  # closed with the text stream
     else:
         deadline = _Deadline(fd, label, timeout, closefd)
