@@ -260,7 +260,7 @@ def records(fmt: Format, lines: Iterator[str], head: list[str] | None = None, *,
     when nothing at all was read. ``failed`` is a failure already met while the head was read.
     """
     counted = lines if isinstance(lines, _lines.Lines) else _lines.Lines(_readline(lines))
-    return guard(_restarting(fmt, counted, head or [], now, failed))
+    return _records(fmt, counted, head or [], now, failed)
 
 
 def guard(items: Iterator[Item]) -> Iterator[Item]:
@@ -268,9 +268,13 @@ def guard(items: Iterator[Item]) -> Iterator[Item]:
     try:
         yield from items
     except SourceFailed as exc:
-        if exc.lines == 0:
-            raise QueueError(exc.problem) from None
-        yield Malformed(exc.lines + 1, exc.problem, "")
+        yield _ended(exc)
+
+
+def _ended(exc: SourceFailed) -> Malformed:
+    if exc.lines == 0:
+        raise QueueError(exc.problem) from None
+    return Malformed(exc.lines + 1, exc.problem, "")
 
 
 def _readline(lines: Iterator[str]) -> Callable[[int], str]:
@@ -278,36 +282,47 @@ def _readline(lines: Iterator[str]) -> Callable[[int], str]:
     return lambda _limit: next(it, "")
 
 
-def _restarting(fmt: Format, lines: _lines.Lines, head: list[str], now: float | None,
-                failed: SourceFailed | None) -> Iterator[Item]:
+def _records(fmt: Format, lines: _lines.Lines, head: list[str], now: float | None,
+             failed: SourceFailed | None) -> Iterator[Item]:
     notes = lines.notes
-    stream: Iterator[str] = itertools.chain(head, lines) if head else lines
-    given = 0  # lines handed to the reader, counting the sniffed head
+    given = 0  # lines of the head handed to the reader; past the head, lines.count says where it is
 
-    def counting() -> Iterator[str]:
+    def head_lines() -> Iterator[str]:
         nonlocal given
-        for line in stream:
+        for line in head:
             given += 1
             yield line
-        if failed is not None:
-            raise failed
 
-    source = counting()
-    while True:
-        started = given
-        try:
-            for item in fmt.read(source, now=now):
-                if notes:
-                    yield from notes
-                    notes.clear()
-                yield item
-        except (SourceFailed, QueueError):
-            raise  # the source's own failure, not the reader's: guard words it
-        except Exception as exc:
-            yield Malformed(max(given, 1), f"record not readable: {record.problem(exc)}", "")
-            if given > started:
-                continue  # the reader starts again after the line it failed on
+    def then_fail() -> Iterator[str]:
+        yield from lines
+        assert failed is not None
+        raise failed
+
+    # One shared stream, so that a reader started again goes on where the last one stopped.
+    stream = itertools.chain(head_lines(), lines if failed is None else then_fail())
+
+    def position() -> int:
+        return given if given < len(head) else lines.count
+
+    try:
+        while True:
+            started = position()
+            try:
+                for item in fmt.read(stream, now=now):
+                    if notes:
+                        yield from notes
+                        notes.clear()
+                    yield item
+            except (SourceFailed, QueueError):
+                raise  # the source's own failure, not the reader's
+            except Exception as exc:
+                yield Malformed(max(position(), 1), f"record not readable: {record.problem(exc)}", "")
+                if position() > started:
+                    continue  # the reader starts again after the line it failed on
+            break
         if notes:
             yield from notes
             notes.clear()
-        return
+    except SourceFailed as exc:
+        yield from notes
+        yield _ended(exc)

@@ -43,21 +43,24 @@ def read(lines: Iterable[str], *, now: float | None = None) -> Iterator[Item]:
     decoder = json.JSONDecoder(parse_constant=_constant)
     scan: Callable[[str, int], tuple[Any, int]] = getattr(decoder, "scan_once")  # noqa: B009
     new = tuple.__new__
+    # Builtins and bounds as locals: this loop runs a million times.
+    _type, _str, _int, _float, _len = type, str, int, float, len
+    max_time, max_count, max_address, max_reason = int(_MAX_TIME), _MAX_COUNT, _MAX_ADDRESS, _MAX_REASON
     for number, line in enumerate(lines, 1):
         if line[:1] in (" ", "\t"):
             line = line.lstrip()
         try:
             obj, end = scan(line, 0)
-            if end != len(line) and line[end:].strip():
+            if end != _len(line) and line[end:].strip():
                 raise ValueError("text after the JSON object")
             rcpts = []
             for r in obj.get("recipients") or ():
                 address = r["address"]
                 reason = r.get("delay_reason") or None
-                if type(address) is not str or len(address) > _MAX_ADDRESS:
+                if _type(address) is not _str or _len(address) > max_address:
                     raise ValueError("recipient address is not an address")
-                if reason is not None and (type(reason) is not str or len(reason) > _MAX_REASON):
-                    if type(reason) is not str:
+                if reason is not None and (_type(reason) is not _str or _len(reason) > max_reason):
+                    if _type(reason) is not _str:
                         raise ValueError("delay_reason is not text")
                     reason = record.cut_reason(reason)
                 at = address.rfind("@")
@@ -65,22 +68,25 @@ def read(lines: Iterable[str], *, now: float | None = None) -> Iterator[Item]:
                 rcpts.append(new(Recipient, (address, domain, reason)))
             arrival = obj.get("arrival_time")
             if arrival is not None:
-                if type(arrival) not in (int, float) or not 0 <= arrival < _MAX_TIME:
+                kind = _type(arrival)
+                if (kind is not _int and kind is not _float) or not 0 <= arrival < max_time:
                     raise ValueError("arrival_time out of range")
-                arrival = float(arrival)
+                arrival = _float(arrival)
             size = obj.get("message_size")
             if size is not None:
-                if type(size) not in (int, float) or not 0 <= size <= _MAX_COUNT:
+                kind = _type(size)
+                if (kind is not _int and kind is not _float) or not 0 <= size <= max_count:
                     raise ValueError("message_size out of range")
-                size = int(size)
+                if kind is _float:
+                    size = _int(size)
             queue_id = obj["queue_id"]
-            if type(queue_id) is not str:
-                if type(queue_id) is not int:
+            if _type(queue_id) is not _str:
+                if _type(queue_id) is not _int:
                     raise ValueError("queue_id is not text")
-                queue_id = str(queue_id)
+                queue_id = _str(queue_id)
             queue_name = obj.get("queue_name") or ""
             sender = obj.get("sender") or ""
-            if type(queue_name) is not str or type(sender) is not str or len(sender) > _MAX_ADDRESS:
+            if _type(queue_name) is not _str or _type(sender) is not _str or _len(sender) > max_address:
                 raise ValueError("queue_name or sender is not text")
             yield new(QueuedMessage, (
                 MTA,
