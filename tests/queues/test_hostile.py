@@ -86,6 +86,23 @@ def test_megabyte_line_is_linear(capsys: pytest.CaptureFixture[str], tmp_path: P
     assert cpu < 5
 
 
+# The entry lines of every reader, each followed by long runs that made patterns backtrack.
+PREFIXES = ["ABC 100 Thu Nov 16 01:00:00", "ABC 100 Thu Nov 16 01:00", "25m 2.9K 1rAbCd-0001Xy-7Q <a@b>",
+            "00000000000000aa|local|mta||a@b|c@d|c@d|1|2|3|1|pending|5|", '{"queue_id": "', '"Identity","',
+            "8BITMIME", "/var/spool/mqueue"]
+FILLERS = [" ", "A ", "a@b ", " (", "name=", "{", "(1 "]
+
+
+@pytest.mark.parametrize("fmt", sorted(formats.FORMATS))
+def test_long_lines_cost_linear_time_in_every_reader(fmt: str) -> None:
+    lines = [p + f * (200_000 // len(f)) + "x\n" for p in PREFIXES for f in FILLERS]
+    lines += [p + " " * 100_000 + "y" + " " * 100_000 + "x\n" for p in PREFIXES]  # two runs, one word
+    started = time.process_time()
+    items = list(formats.records(formats.FORMATS[fmt], iter(["\n", *lines])))
+    assert time.process_time() - started < 5  # quadratic backtracking here took minutes
+    assert all(type(i) in (QueuedMessage, Malformed) for i in items)
+
+
 def test_over_long_line_is_skipped_with_its_number(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "q.jsonl"
     path.write_text(GOOD % 1 + '{"queue_id": "' + "a" * (3 * _lines.MAX_LINE) + '"}\n' + GOOD % 3)

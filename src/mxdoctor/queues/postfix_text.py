@@ -17,7 +17,9 @@ NAME = "postfix-text"
 MTA = Mta.POSTFIX
 COMMAND = ("postqueue", "-p")
 
-_ENTRY = re.compile(r"^(\S+?)([*!#]?)\s+(\d+)\s+(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d)\s+(\S*)\s*$")
+# Matched on a right-stripped line: the sender is the last word, or absent (linear on long lines,
+# where "\s+(\S*)\s*$" backtracked quadratically over runs of spaces).
+_ENTRY = re.compile(r"^(\S+?)([*!#]?)\s+(\d+)\s+(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d)(?:\s+(\S+))?$")
 _QUEUE_BY_FLAG = {"*": "active", "!": "hold", "#": "deferred"}
 
 
@@ -85,4 +87,5 @@ def _build(entry: re.Match[str], rcpts: list[Recipient], now: float) -> QueuedMe
     else:
         queue = "deferred" if any(r.delay_reason for r in rcpts) else "incoming"
     status = "expiring" if flag == "#" else None
-    return QueuedMessage(MTA, queue_id, queue, arrival, record.count(size), sender, tuple(rcpts), None, status)
+    return QueuedMessage(MTA, queue_id, queue, arrival, record.count(size), sender or "", tuple(rcpts), None,
+                         status)
