@@ -248,3 +248,34 @@ def test_parallel_parts_skip_an_over_long_line_once(tmp_path: Path, monkeypatch:
     assert split is not None
     assert (split.records, split.malformed) == (whole.records, whole.malformed) == (1000, 1)
     assert [m.line for m in split.malformed_examples] == [m.line for m in whole.malformed_examples] == [501]
+
+
+def _fake_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, script: str) -> None:
+    """A program named ``name`` first on PATH: a hostile stand-in for an MTA's listing command."""
+    path = tmp_path / "bin" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_text("#!/bin/sh\n" + script + "\n")
+    path.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{path.parent}{os.pathsep}{os.environ['PATH']}")
+
+
+@pytest.mark.parametrize(("script", "problem"), [
+    ("exec sleep 30", "did not finish within 1 s"),
+    ("exec cat /dev/zero", "longer than 64 Mi"),
+])
+def test_hung_or_endless_command_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch, script: str, problem: str) -> None:
+    _fake_command(tmp_path, monkeypatch, "postqueue", script)
+    started = time.monotonic()
+    code, out, err, _ = run_queue(capsys, "--postfix", "--timeout", "1s", "--json")
+    assert time.monotonic() - started < 10
+    assert code == 3 and out == "" and problem in err and err.count("\n") == 1
+
+
+def test_command_that_hangs_after_some_output_keeps_it(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_command(tmp_path, monkeypatch, "postqueue", f"echo '{GOOD.strip() % 1}'; exec sleep 30")
+    code, out, _, _ = run_queue(capsys, "--postfix", "--timeout", "1s", "--json")
+    doc = strict_json(out)
+    assert code == 0 and doc["records"] == 1 and doc["malformed"]["count"] == 1
+    assert "did not finish within 1 s" in doc["malformed"]["examples"][0]["problem"]

@@ -218,13 +218,20 @@ class _CommandOutput:
             if line[-1] in "\r\n":
                 self.count += 1
             return line
-        self.finish()
-        self._check()
+        self._stop()
+        try:
+            self._check()
+        finally:
+            self.errors.close()
         return ""
 
     def finish(self) -> None:
-        """Stop the timer and reap the command (kill it if the reading stopped early)."""
-        if self.done and self.proc.returncode is not None:
+        """Stop the timer and reap the command (killed if the reading stopped early); idempotent."""
+        self._stop()
+        self.errors.close()
+
+    def _stop(self) -> None:
+        if self.done:
             return
         self.done = True
         self.timer.cancel()
@@ -237,8 +244,7 @@ class _CommandOutput:
 
     def _check(self) -> None:
         self.errors.seek(0)
-        stderr = " ".join(self.errors.read().split())[:200]
-        self.errors.close()
+        stderr = " ".join(self.errors.read(4096).split())[:200]
         name = " ".join(self.argv[:3])
         if self.timed_out.is_set():
             raise SourceFailed(self.count, f"{name} did not finish within {self.timeout:g} s; listing incomplete")
