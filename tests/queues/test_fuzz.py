@@ -12,6 +12,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -84,7 +85,7 @@ def mutated(draw: st.DrawFn, texts: list[str]) -> str:
     """A real sample with a few splices of nasty values, deletions and repeated lines."""
     text = draw(st.sampled_from(texts))
     for _ in range(draw(st.integers(1, 6))):
-        how = draw(st.sampled_from(["insert", "replace", "delete", "line", "token"]))
+        how = draw(st.sampled_from(["insert", "replace", "delete", "line", "token", "repeat"]))
         i = draw(st.integers(0, len(text)))
         j = min(len(text), i + draw(st.integers(0, 40)))
         if how == "insert":
@@ -93,6 +94,9 @@ def mutated(draw: st.DrawFn, texts: list[str]) -> str:
             text = text[:i] + draw(st.sampled_from(NASTY) | st.text(max_size=8)) + text[j:]
         elif how == "delete":
             text = text[:i] + text[j:]
+        elif how == "repeat":
+            # A piece of a line repeated into a long run: what makes a pattern backtrack.
+            text = text[:i] + text[i:j] * draw(st.integers(2, 5000)) + text[j:]
         elif how == "line":
             lines = text.splitlines(keepends=True) or [""]
             k = draw(st.integers(0, len(lines) - 1))
@@ -178,6 +182,7 @@ GARBAGE = (
 
 def exercise(fmt_name: str | None, text: str) -> None:
     """Read ``text`` as ``fmt_name`` (None: detect it) and render it every way ``mxdoctor queue`` does."""
+    started = time.process_time()
     lines = text.splitlines(keepends=True)
     if fmt_name is None:
         head = lines[: formats.SNIFF_LINES]
@@ -195,6 +200,8 @@ def exercise(fmt_name: str | None, text: str) -> None:
         else:
             assert item.line >= 1
     render(shape.build(items, now=NOW), fmt.name)
+    # A few hundred KB at most: anything near a second is a pattern gone quadratic.
+    assert time.process_time() - started < 5
 
 
 def render(result: shape.Shape, fmt: str) -> None:
