@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from typing import IO
 
 from mxdoctor.queues import _lines, formats, shape
 from mxdoctor.queues.shape import Shape
@@ -18,7 +19,7 @@ MIN_BYTES = 32 * 1024 * 1024  # below this, start-up costs more than a second co
 
 def _part_lines(path: str, start: int, end: int) -> _lines.Lines:
     """Lines that begin in [start, end) of ``path``, bounded in length as every source's are."""
-    fh = open(path, "rb")  # noqa: SIM115 - closed by the line stream
+    fh = open(path, "rb")  # closed by the line stream
     if start > 0:
         fh.seek(start - 1)
         _skip_line(fh)  # the line that began before ``start`` belongs to the previous part
@@ -45,10 +46,9 @@ def _part_lines(path: str, start: int, end: int) -> _lines.Lines:
     return _lines.Lines(readline, fh.close)
 
 
-def _skip_line(fh: object) -> None:
-    readline = getattr(fh, "readline")  # noqa: B009
+def _skip_line(fh: IO[bytes]) -> None:
     while True:
-        raw = readline(_lines.MAX_LINE)
+        raw = fh.readline(_lines.MAX_LINE)
         if not raw or raw[-1:] == b"\n":
             return
 
