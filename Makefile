@@ -51,6 +51,14 @@ docs: $(BIN)/mxdoctor
 	$(BIN)/mxdoctor models --markdown > docs/mta-behaviour.md
 	$(BIN)/python -m mxdoctor.lab.faults docs/lab.md
 
+# The fuzz suites (-m fuzz) at length and at random: FUZZ_EXAMPLES per test, FUZZ_SEED=N replays a run.
+# `make test` runs the same tests with a small fixed budget.
+FUZZ_EXAMPLES ?= 5000
+fuzz: $(BIN)/mxdoctor
+	@seed=$${FUZZ_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; echo "fuzz seed $$seed (FUZZ_SEED=$$seed replays it)"; \
+	MXDOCTOR_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) MXDOCTOR_FUZZ_SEED=$$seed \
+	  $(BIN)/pytest -m fuzz -q -o timeout=7200 -p no:cacheprovider
+
 # Real Postfix, Exim, OpenSMTPD and Sendmail against the lab scenarios (root); rewrites docs/conformance.md.
 conformance: $(BIN)/mxdoctor debs
 	$(BIN)/python tests/conformance/conformance_harness.py --write-docs

@@ -239,3 +239,26 @@ def test_postfix_text_streams_from_a_text_stream() -> None:
     items = list(itertools.islice(postfix_text.read(io.StringIO(head + body), now=NOW), 1000))
     assert len(items) == 100 and all(isinstance(i, QueuedMessage) for i in items)
     assert all(isinstance(i, QueuedMessage) and i.mta is Mta.POSTFIX for i in items)
+
+
+def test_formats_are_found_by_import_in_their_declared_order() -> None:
+    import importlib
+    import pkgutil
+
+    import mxdoctor.queues as package
+
+    # Detection order, --<mta> commands and the --jobs formats as they were before discovery.
+    assert list(formats.FORMATS) == ["postfix-json", "exchange-snapshot", "exchange-json", "exchange-csv",
+                                     "opensmtpd", "postfix-text", "sendmail", "exim"]
+    assert {mta: f.name for mta, f in formats.BY_MTA.items()} == {
+        Mta.POSTFIX: "postfix-json", Mta.EXIM: "exim", Mta.SENDMAIL: "sendmail",
+        Mta.OPENSMTPD: "opensmtpd", Mta.EXCHANGE: "exchange-json"}
+    assert formats.LINE_FORMATS == {"postfix-json", "opensmtpd"}
+    # Every public module with a read function is a registered format: none is listed by hand.
+    readers = set()
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"mxdoctor.queues.{info.name}")
+        if not info.name.startswith("_") and callable(getattr(module, "read", None)) and hasattr(module, "NAME"):
+            readers.add(module.NAME)
+            assert formats.FORMATS[module.NAME].read is module.read
+    assert readers == set(formats.FORMATS)

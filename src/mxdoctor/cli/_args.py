@@ -75,7 +75,8 @@ def add_queue_source(parser: argparse.ArgumentParser) -> None:
         else:
             group.add_argument(f"--{mta.value}", action="store_true", help=_SOURCE_HELP[mta])
     parser.add_argument("--format", choices=sorted(formats.FORMATS), help="force the listing format")
-    parser.add_argument("--timeout", default="60s", help="limit for the MTA command (default 60s)")
+    parser.add_argument("--timeout", default="60s",
+                        help="limit for the MTA command, or for reading a pipe or FIFO (default 60s)")
 
 
 def queue_source(args: argparse.Namespace) -> formats.Source:

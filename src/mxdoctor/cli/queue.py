@@ -7,8 +7,9 @@ import sys
 
 from mxdoctor import api
 from mxdoctor.cli import _args
-from mxdoctor.errors import MxdoctorError
-from mxdoctor.queues import status
+from mxdoctor.errors import MxdoctorError, QueueError
+from mxdoctor.queues import record, status
+from mxdoctor.queues.record import printable
 from mxdoctor.report import Kind
 
 
@@ -59,12 +60,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     source = _args.queue_source(args)
+    if args.now is not None and not 0 <= args.now < record.MAX_TIME:
+        raise QueueError(f"--now {args.now!r}: not a time")
     result = api.read_queue(source, queues=args.queue or (), limits=thresholds_from(args), now=args.now,
                             jobs=args.jobs or 1, top=args.top)
     _args.emit(args, Kind.QUEUE, result)
     if result.status is status.Status.UNKNOWN and args.output_format == "json":
         shape = result.shape
         first = f" (first: {shape.malformed_examples[0]})" if shape.malformed_examples else ""
-        print(f"mxdoctor: nothing readable in {source.label}: {shape.malformed} malformed line(s){first}",
-              file=sys.stderr)
+        print(f"mxdoctor: nothing readable in {printable(source.label)}: {shape.malformed} malformed line(s)"
+              f"{first}", file=sys.stderr)
     return result.exit_code

@@ -20,7 +20,7 @@ from mxdoctor import _loader
 from mxdoctor.errors import ConfigError
 from mxdoctor.monitor import notify
 from mxdoctor.queues import formats
-from mxdoctor.queues.status import parse_duration
+from mxdoctor.queues.status import DurationTooLong, parse_duration
 
 Duration = str | float
 
@@ -346,8 +346,14 @@ class _Checker:
         value = self.raw(name)
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise self.error(name, f"expected a duration such as 90s or 30m, got {value!r}")
+        if isinstance(value, int | float) and not (math.isfinite(value) and value >= 0):
+            raise self.error(name, f"must be a finite duration of zero or more, got {value!r}")
+        if isinstance(value, int | float) and value > MAX_DURATION:
+            raise self.error(name, f"must be at most 365d, got {value!r}")
         try:
             seconds = parse_duration(value)
+        except DurationTooLong:
+            raise self.error(name, f"must be at most 365d, got {value!r}") from None
         except ConfigError as exc:
             raise self.error(name, str(exc)) from None
         if not math.isfinite(seconds) or seconds < 0:

@@ -6,8 +6,9 @@ strings, numbers, lists or nested objects in JSON. Queues carry ``MessageCount``
 
 from __future__ import annotations
 
+import csv
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -39,37 +40,45 @@ def parse_date(value: Any) -> float | None:
     if isinstance(value, Mapping):
         # PowerShell 3-5 sometimes wraps DateTime as {"value": "/Date(..)/", "DateTime": "..."}.
         return parse_date(value.get("value", value.get("DateTime")))
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return record.epoch(value)
+    if not isinstance(value, str):
+        raise ValueError(f"date not understood: {type(value).__name__}")
+    text = value.strip()
     match = _MS_DATE.fullmatch(text)
     if match:
         # The epoch part is UTC; the offset only says which zone the value was displayed in.
-        return int(match.group(1)) / 1000.0
+        digits = match.group(1)
+        if len(digits.lstrip("-")) > 16:
+            raise ValueError("date out of range")
+        return record.epoch(int(digits) / 1000.0)
     try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
+        return record.epoch(datetime.fromisoformat(text).timestamp())
+    except (ValueError, OverflowError, OSError):
         pass
     for fmt in _DATE_FORMATS:
         try:
-            return datetime.strptime(text, fmt).timestamp()
-        except ValueError:
+            return record.epoch(datetime.strptime(text, fmt).timestamp())
+        except (ValueError, OverflowError, OSError):
             continue
-    raise ValueError(f"date not understood: {text!r}")
+    raise ValueError(f"date not understood: {record.printable(record.excerpt(text))!r}")
 
 
 def parse_size(value: Any) -> int | None:
     """Bytes from an int or a ByteQuantifiedSize text such as ``4.5 KB (4,608 bytes)``."""
     if value is None or value == "":
         return None
-    if isinstance(value, int | float):
-        return int(value)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return record.count(value)
     if isinstance(value, Mapping):
         return parse_size(value.get("Value") or value.get("value"))
-    text = str(value)
-    match = _BYTES.search(text)
-    digits = re.sub(r"\D", "", match.group(1) if match else text)
-    return int(digits) if digits else None
+    if not isinstance(value, str):
+        raise ValueError(f"size not understood: {type(value).__name__}")
+    match = _BYTES.search(value)
+    digits = re.sub(r"\D", "", match.group(1) if match else value)
+    if len(digits) > 19:
+        raise ValueError("size out of range")
+    return record.count(digits) if digits else None
 
 
 def parse_recipients(value: Any, last_error: str | None) -> tuple[Recipient, ...]:
@@ -106,7 +115,13 @@ def _recipient_info(inner: str, last_error: str | None) -> Recipient:
 def _int(value: Any) -> int | None:
     if value is None or value == "":
         return None
-    return int(str(value).replace(",", ""))
+    if isinstance(value, float | bool):
+        raise ValueError(f"not a count: {value!r}")
+    if isinstance(value, str):
+        value = value.replace(",", "")
+        if len(value) > 19:
+            raise ValueError("count out of range")
+    return record.count(value)
 
 
 def from_fields(fields: Mapping[str, Any], line: int, text: str) -> Item:
@@ -117,7 +132,7 @@ def from_fields(fields: Mapping[str, Any], line: int, text: str) -> Item:
         status = str(fields.get("Status") or "") or None
         if "MessageCount" in fields:
             domain = str(fields.get("NextHopDomain") or "").lower()
-            return QueuedMessage(
+            return record.check(QueuedMessage(
                 MTA,
                 identity,
                 identity,
@@ -128,11 +143,11 @@ def from_fields(fields: Mapping[str, Any], line: int, text: str) -> Item:
                 _int(fields.get("RetryCount")),
                 status,
                 _int(fields.get("MessageCount")) or 0,
-            )
+            ))
         if not identity and "DateReceived" not in fields:
             return Malformed(line, "neither a Get-Message nor a Get-Queue object", record.excerpt(text))
         queue = str(fields.get("Queue") or identity.rpartition("\\")[0])
-        return QueuedMessage(
+        return record.check(QueuedMessage(
             MTA,
             identity,
             queue,
@@ -142,6 +157,46 @@ def from_fields(fields: Mapping[str, Any], line: int, text: str) -> Item:
             parse_recipients(fields.get("Recipients"), last_error),
             _int(fields.get("RetryCount")),
             status,
-        )
-    except (ValueError, TypeError) as exc:
-        return Malformed(line, str(exc), record.excerpt(text))
+        ))
+    except Exception as exc:  # any object, however broken, is one malformed record
+        return Malformed(line, record.problem(exc), record.excerpt(text))
+
+
+def read_csv(lines: Iterable[str]) -> Iterator[Item]:
+    """Records of a Get-Message / Get-Queue CSV (Export-Csv or ConvertTo-Csv), one per row; a
+    ``#TYPE`` first line is skipped. Shared by the CSV reader and the collector snapshot's sections."""
+    offset = 0
+
+    def rows() -> Iterator[str]:
+        nonlocal offset
+        for line in lines:
+            if line.startswith("#TYPE") and offset == 0:
+                offset += 1
+                continue
+            yield line
+
+    reader = csv.reader(rows())
+    header: list[str] | None = None
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # The reader starts afresh on the next line (e.g. after a field over csv's size limit).
+            yield Malformed(reader.line_num + offset, f"CSV: {exc}", "")
+            continue
+        line = reader.line_num + offset
+        joined = record.excerpt(",".join(row))
+        if not row or not any(row):
+            continue
+        if header is None:
+            header = row
+            if "Identity" not in header:
+                yield Malformed(line, "CSV header without an Identity column", joined)
+                header = None
+            continue
+        if len(row) != len(header):
+            yield Malformed(line, f"{len(row)} fields, header has {len(header)}", joined)
+            continue
+        yield from_fields(dict(zip(header, row, strict=True)), line, ",".join(row))

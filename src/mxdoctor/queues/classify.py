@@ -126,7 +126,7 @@ RULES: tuple[Rule, ...] = (
 _STATUS = re.compile(r"(?<![\d.])([245]\d\d)(?:[ -]|$)")
 _ENHANCED = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?![\d.])")
 _HOST_PATTERNS = (
-    re.compile(r"name=(\S+?)\s+type="),
+    re.compile(r"name=([^\s=]+)\s+type="),  # "=" excluded: one scan per "name=", not one per character
     re.compile(r"connect to ([^\s\[\]]+)\["),
     re.compile(r"host ([^\s\[\]]+)\[[^\]]*\] (?:said|refused)"),
     re.compile(r"Name server: (\S+?)\.?: "),

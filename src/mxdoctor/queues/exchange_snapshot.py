@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from mxdoctor.queues import _exchange, exchange_csv
+from mxdoctor.queues import _exchange, record
 from mxdoctor.queues.record import Item, Malformed, QueuedMessage
 
 NAME = "exchange-snapshot"
@@ -81,7 +81,11 @@ def sniff(head: list[str]) -> bool:
     return bool(head) and head[0].lstrip("\ufeff").startswith(MAGIC)
 
 
-def _sections(lines: Iterable[str]) -> tuple[dict[str, str], dict[str, list[tuple[int, str]]]]:
+def _sections(
+    lines: Iterable[str], stray: list[Malformed] | None = None
+) -> tuple[dict[str, str], dict[str, list[tuple[int, str]]]]:
+    """Header fields and the lines of each section; other lines before the first section are
+    ``stray`` (a file that is no snapshot read as one)."""
     header: dict[str, str] = {}
     sections: dict[str, list[tuple[int, str]]] = {}
     current: list[tuple[int, str]] | None = None
@@ -94,6 +98,9 @@ def _sections(lines: Iterable[str]) -> tuple[dict[str, str], dict[str, list[tupl
             header[key] = value.strip()
         elif current is not None:
             current.append((number, line))
+        elif line.strip() and stray is not None:
+            stray.append(Malformed(number, "not a header line or section of a collector snapshot",
+                                   record.excerpt(line)))
     return header, sections
 
 
@@ -150,7 +157,8 @@ def _collected(value: str | None) -> float | None:
 
 def parse(lines: Iterable[str]) -> tuple[Snapshot, list[Item]]:
     """The snapshot's header and DNS settings, and its queue records (malformed ones counted)."""
-    header, sections = _sections(lines)
+    stray: list[Malformed] = []
+    header, sections = _sections(lines, stray)
     snap = Snapshot(
         version=header.get(MAGIC[1:], ""),
         host=header.get("host", ""),
@@ -164,7 +172,7 @@ def parse(lines: Iterable[str]) -> tuple[Snapshot, list[Item]]:
         section = sections.get(name, [])
         numbers = [n for n, _ in section]
         out = read.setdefault(name, [])
-        for item in exchange_csv.read(text for _, text in section):
+        for item in _exchange.read_csv(text for _, text in section):
             if isinstance(item, Malformed) and 0 < item.line <= len(numbers):
                 item = item._replace(line=numbers[item.line - 1])
             out.append(item)
@@ -173,7 +181,7 @@ def parse(lines: Iterable[str]) -> tuple[Snapshot, list[Item]]:
     # Exchange 2010 (which has none) from LastRetryTime, a lower bound.
     with_messages = {m.queue_name for m in read["get-message"] if isinstance(m, QueuedMessage)}
     retried = {row.get("Identity", ""): row.get("LastRetryTime", "") for row in _rows(sections.get("get-queue", []))}
-    items: list[Item] = []
+    items: list[Item] = list(stray)
     for item in read["get-queue"]:
         if isinstance(item, QueuedMessage):
             if item.queue_id in with_messages:
@@ -187,6 +195,7 @@ def parse(lines: Iterable[str]) -> tuple[Snapshot, list[Item]]:
     return snap, items + read["get-message"]
 
 
+@record.reader(NAME, MTA, sniff=sniff, order=15)
 def read(lines: Iterable[str], *, now: float | None = None) -> Iterator[Item]:
     """Yield the queue records of a snapshot; ``now`` is unused (rows carry dates)."""
     yield from parse(lines)[1]

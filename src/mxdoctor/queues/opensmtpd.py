@@ -27,6 +27,8 @@ def sniff(head: list[str]) -> bool:
     return first.count("|") >= FIELDS - 1 and bool(_EVPID.match(first.split("|", 1)[0]))
 
 
+@record.reader(NAME, MTA, command=COMMAND, sniff=sniff, order=40, mta_default=True,
+               line_records=True)
 def read(lines: Iterable[str], *, now: float | None = None) -> Iterator[Item]:
     """Yield one record per envelope (one recipient each); ``now`` is unused."""
     for number, raw in enumerate(lines, 1):
@@ -37,23 +39,36 @@ def read(lines: Iterable[str], *, now: float | None = None) -> Iterator[Item]:
         if len(fields) != FIELDS or not _EVPID.match(fields[0]):
             yield Malformed(number, f"not {FIELDS} |-separated smtpctl fields", record.excerpt(line))
             continue
-        evpid, _src, agent, flags, sender, rcpt, dest, creation, _exp, _last, retry, state, _arg, err = fields
         try:
-            arrival, retries = float(creation), int(retry)
-        except ValueError:
+            yield record.check(_message(fields))
+        except _NotNumbers:
             yield Malformed(number, "creation time or retry count is not a number", record.excerpt(line))
-            continue
-        # The envelope's destination is where it is being sent (after aliasing); rcpt is as given.
-        address = dest if dest != "@" else rcpt
-        status = ",".join(s for s in (state, flags) if s)
-        yield QueuedMessage(
-            MTA,
-            evpid,
-            agent,
-            arrival,
-            None,
-            "" if sender == "@" else sender,
-            (record.recipient(address, err or None),),
-            retries,
-            status or None,
-        )
+        except Exception as exc:  # any record, however broken, is one malformed line
+            yield Malformed(number, record.problem(exc), record.excerpt(line))
+
+
+class _NotNumbers(ValueError):
+    pass
+
+
+def _message(fields: list[str]) -> QueuedMessage:
+    evpid, _src, agent, flags, sender, rcpt, dest, creation, _exp, _last, retry, state, _arg, err = fields
+    try:
+        arrival, retries = float(creation), int(retry)
+    except ValueError:
+        raise _NotNumbers from None
+    arrival, retries = record.epoch(arrival), record.count(retries)
+    # The envelope's destination is where it is being sent (after aliasing); rcpt is as given.
+    address = dest if dest != "@" else rcpt
+    status = ",".join(s for s in (state, flags) if s)
+    return QueuedMessage(
+        MTA,
+        evpid,
+        agent,
+        arrival,
+        None,
+        "" if sender == "@" else sender,
+        (record.recipient(address, err or None),),
+        retries,
+        status or None,
+    )

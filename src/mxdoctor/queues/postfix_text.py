@@ -17,7 +17,9 @@ NAME = "postfix-text"
 MTA = Mta.POSTFIX
 COMMAND = ("postqueue", "-p")
 
-_ENTRY = re.compile(r"^(\S+?)([*!#]?)\s+(\d+)\s+(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d)\s+(\S*)\s*$")
+# Matched on a right-stripped line: the sender is the last word, or absent (linear on long lines,
+# where "\s+(\S*)\s*$" backtracked quadratically over runs of spaces).
+_ENTRY = re.compile(r"^(\S+?)([*!#]?)\s+(\d+)\s+(\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d)(?:\s+(\S+))?$")
 _QUEUE_BY_FLAG = {"*": "active", "!": "hold", "#": "deferred"}
 
 
@@ -26,6 +28,7 @@ def sniff(head: list[str]) -> bool:
     return first.startswith(("-Queue ID-", "----Queue ID", "Mail queue is empty"))
 
 
+@record.reader(NAME, MTA, command=COMMAND, sniff=sniff, order=50)
 def read(lines: Iterable[str], *, now: float | None = None) -> Iterator[Item]:
     """Yield one record per queue entry; ``now`` fixes the year of the yearless arrival times."""
     now = time.time() if now is None else now
@@ -68,14 +71,21 @@ def read(lines: Iterable[str], *, now: float | None = None) -> Iterator[Item]:
 
 
 def _message(entry: re.Match[str], rcpts: list[Recipient], now: float, line: int) -> Item:
-    queue_id, flag, size, when, sender = entry.groups()
     try:
-        arrival: float | None = _clock.yearless(when, "%a %b %d %H:%M:%S", now)
-    except ValueError:
-        return Malformed(line, "arrival time not understood", when)
+        return record.check(_build(entry, rcpts, now))
+    except _clock.NotUnderstood:
+        return Malformed(line, "arrival time not understood", entry.group(4))
+    except Exception as exc:  # any record, however broken, is one malformed entry
+        return Malformed(line, record.problem(exc), record.excerpt(entry.group(0)))
+
+
+def _build(entry: re.Match[str], rcpts: list[Recipient], now: float) -> QueuedMessage:
+    queue_id, flag, size, when, sender = entry.groups()
+    arrival = _clock.yearless(when, "%a %b %d %H:%M:%S", now)
     if flag:
         queue = _QUEUE_BY_FLAG[flag]
     else:
         queue = "deferred" if any(r.delay_reason for r in rcpts) else "incoming"
     status = "expiring" if flag == "#" else None
-    return QueuedMessage(MTA, queue_id, queue, arrival, int(size), sender, tuple(rcpts), None, status)
+    return QueuedMessage(MTA, queue_id, queue, arrival, record.count(size), sender or "", tuple(rcpts), None,
+                         status)

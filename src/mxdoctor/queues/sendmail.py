@@ -29,6 +29,7 @@ def sniff(head: list[str]) -> bool:
     )
 
 
+@record.reader(NAME, MTA, command=COMMAND, sniff=sniff, order=60, mta_default=True)
 def read(lines: Iterable[str], *, now: float | None = None) -> Iterator[Item]:
     """Yield one record per queue entry; ``now`` fixes the year of the yearless queue times."""
     now = time.time() if now is None else now
@@ -70,16 +71,25 @@ def read(lines: Iterable[str], *, now: float | None = None) -> Iterator[Item]:
 def _message(
     entry: tuple[re.Match[str], int, str], addresses: list[str], reason: str | None, now: float
 ) -> Item:
-    match, line, queue = entry
-    queue_id, flag, size, when, sender = match.groups()
+    match, line, _queue = entry
     try:
-        arrival = _clock.yearless(when, "%a %b %d %H:%M", now)
-    except ValueError:
-        return Malformed(line, "queue time not understood", when)
+        return record.check(_build(entry, addresses, reason, now))
+    except _clock.NotUnderstood:
+        return Malformed(line, "queue time not understood", match.group(4))
+    except Exception as exc:  # any record, however broken, is one malformed entry
+        return Malformed(line, record.problem(exc), record.excerpt(match.group(0)))
+
+
+def _build(
+    entry: tuple[re.Match[str], int, str], addresses: list[str], reason: str | None, now: float
+) -> QueuedMessage:
+    match, _line, queue = entry
+    queue_id, flag, size, when, sender = match.groups()
+    arrival = _clock.yearless(when, "%a %b %d %H:%M", now)
     if sender is None and addresses:
         # A long sender is printed on its own line after the entry.
         sender, addresses = addresses[0], addresses[1:]
     rcpts = tuple(record.recipient(a, reason) for a in addresses)
     status = {"*": "locked", "X": "load", "-": "too young"}.get(flag)
     sender = (sender or "").strip("<>")
-    return QueuedMessage(MTA, queue_id, queue, arrival, int(size), sender, rcpts, None, status)
+    return QueuedMessage(MTA, queue_id, queue, arrival, record.count(size), sender, rcpts, None, status)

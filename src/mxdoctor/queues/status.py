@@ -11,20 +11,31 @@ from dataclasses import dataclass
 from mxdoctor.diagnosis import Severity, exit_status
 from mxdoctor.errors import ConfigError
 from mxdoctor.queues.classify import Category
+from mxdoctor.queues.record import printable
 from mxdoctor.queues.shape import Shape
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_MAX_DURATION = 100 * 365 * 86400.0  # beyond a century is a typo, and would not fit JSON as a number
 
 
 def parse_duration(text: str | float | int) -> float:
     """Seconds in a duration such as ``30m``; a bare number is seconds. Raises ConfigError."""
     if isinstance(text, int | float):
+        if not 0 <= text < _MAX_DURATION:
+            raise ConfigError(f"not a duration: {text!r}")
         return float(text)
     match = _DURATION.match(text)
     if not match:
-        raise ConfigError(f"not a duration: {text!r} (use e.g. 90s, 30m, 4h, 2d)")
-    return float(match.group(1)) * _SECONDS[match.group(2)]
+        raise ConfigError(f"not a duration: {printable(text[:40])!r} (use e.g. 90s, 30m, 4h, 2d)")
+    seconds = float(match.group(1)) * _SECONDS[match.group(2)]
+    if not seconds < _MAX_DURATION:
+        raise DurationTooLong(f"not a duration we take: {printable(text[:40])!r} is longer than a century")
+    return seconds
+
+
+class DurationTooLong(ConfigError):
+    """A well-formed duration beyond any sensible bound (a typo, or a hostile value)."""
 
 
 def format_age(seconds: float | None) -> str:
@@ -85,13 +96,17 @@ def nagios(shape: Shape, limits: Thresholds, status: Status, source: str) -> str
     """One status line plus perfdata, as monitoring plugins print it."""
     total = shape.total
     age = total.oldest_age(shape.now)
+    # Untrusted text (a domain from the queue, the source's name) escaped, and without the '|'
+    # that would start the perfdata part of the line.
+    source = printable(source).replace("|", "\\x7c")
     if status is Status.UNKNOWN:
         text = f"nothing readable in {source}: {shape.malformed} malformed line(s)"
     else:
         text = f"{total.messages} message(s) in {source}, oldest {format_age(age)}"
         worst = max(shape.domains.values(), key=lambda d: d.oldest_age(shape.now) or -1.0, default=None)
         if worst is not None and worst.dominant is not None and worst.messages:
-            text += f"; {worst.domain}: {worst.dominant.category} {worst.dominant.summary}"
+            domain = printable(worst.domain).replace("|", "\\x7c")
+            text += f"; {domain}: {worst.dominant.category} {worst.dominant.summary}"
         if shape.malformed:
             text += f"; {shape.malformed} malformed line(s)"
     perf = [

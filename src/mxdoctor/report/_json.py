@@ -19,7 +19,8 @@ DOCUMENTS: dict[Kind, Builder] = {}
 
 def encode(doc: Any) -> str:
     """The JSON text of a document: dataclasses as objects, enums as values, tuples as lists."""
-    return json.dumps(_codec.dump(doc), indent=2, ensure_ascii=False)
+    # allow_nan=False: every number is bounded where it is read, and JSON has no NaN or Infinity.
+    return json.dumps(_codec.dump(doc), indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def document(kind: Kind) -> Callable[[B], B]:

@@ -6,9 +6,12 @@ from typing import IO, TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mxdoctor.queues import status as status_mod
+from mxdoctor.queues.record import printable
 from mxdoctor.queues.shape import BUCKET_LABELS, DomainShape, Shape
 from mxdoctor.queues.status import Status, Thresholds, format_age
 from mxdoctor.report import _json
@@ -72,6 +75,7 @@ def print_text(console: Console, shape: Shape, *, source: str, fmt: str | None, 
                top: int | None) -> None:
     now = shape.now
     domains = shape.top(top)
+    source = escape(printable(source))  # queue contents and names are untrusted: no escapes, no markup
     if status is Status.UNKNOWN:
         console.print(f"[{_STYLE[status]}]UNKNOWN[/]: nothing readable in {source}", highlight=False)
         _print_malformed(console, shape)
@@ -85,7 +89,7 @@ def print_text(console: Console, shape: Shape, *, source: str, fmt: str | None, 
         table.add_column(label, justify="right", no_wrap=True)
     for d in [shape.total, *domains]:
         style = "bold" if d is shape.total else None
-        table.add_row(d.domain, str(d.messages), *(str(n) for n in d.buckets), style=style)
+        table.add_row(Text(printable(d.domain)), str(d.messages), *(str(n) for n in d.buckets), style=style)
     console.print(table)
     if len(shape.domains) > len(domains):
         console.print(f"({len(shape.domains) - len(domains)} more domains; --top 0 shows all)")
@@ -98,10 +102,10 @@ def print_text(console: Console, shape: Shape, *, source: str, fmt: str | None, 
     for d in domains:
         dom = d.dominant
         reasons.add_row(
-            d.domain,
+            Text(printable(d.domain)),
             format_age(d.oldest_age(now)),
             dom.category.value if dom else "-",
-            dom.short if dom else "(no reason listed)",
+            Text(printable(dom.short)) if dom else "(no reason listed)",
         )
     if domains:
         console.print(reasons)
