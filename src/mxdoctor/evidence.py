@@ -182,6 +182,7 @@ class TlsInfo:
     expired: bool = False
     matches_host: bool | None = None
     verify_error: str | None = None
+    chain: tuple[str, ...] = ()  # (since 1.2) the certificates the server sent, leaf first, base64 DER
 
 
 @dataclass(frozen=True)

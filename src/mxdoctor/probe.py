@@ -150,7 +150,7 @@ async def probe_domain(target: str, options: ProbeOptions, *, started: float | N
         left = max(0.0, probe_time(options.deadline) - (time.monotonic() - started))
         auth = next((v for v in view_list if isinstance(v, views.AuthoritativeView)), None)
         if options.dnssec and auth is not None and not unfinished and left > 0:
-            keys = asyncio.ensure_future(_zone_keys(engine, auth))
+            keys = asyncio.ensure_future(asyncio.gather(_zone_keys(engine, auth), *(_tlsa(r) for r in runs)))
             done, _ = await asyncio.wait([keys], timeout=left)
             if not done:
                 keys.cancel()
@@ -201,6 +201,17 @@ async def probe_domain(target: str, options: ProbeOptions, *, started: float | N
         limits_reached=tuple(recorder.limits.values()),
         trust_anchor=trust_anchor,
     )
+
+
+DANE_PORT = 25
+MAX_TLSA_HOSTS = 8
+
+
+async def _tlsa(run: _RouteRun) -> None:
+    """TLSA at _25._tcp.<exchanger> (RFC 7672 §2.2) for the exchangers of one view's route: what a
+    DANE-enabled MTA asks before it connects."""
+    hosts = [x.host for x in run.machine.result().exchangers if x.literal is None][:MAX_TLSA_HOSTS]
+    await asyncio.gather(*(run.view.lookup(route.Question(f"_{DANE_PORT}._tcp.{h}", "TLSA")) for h in hosts))
 
 
 MAX_KEY_SERVERS = 4  # addresses asked for each zone's DNSKEY set and for its DS at the parent

@@ -58,6 +58,10 @@ RESOLVERS = {
     "dnssec-internal-nonvalidating": {"internal": [*((q, t, OK) for q, t in MAIL)],
                                       "external": [("mail.example.net.", "A", ("SERVFAIL", False, (7,)))]},
     "dnssec-dnskey-tcp-refused": {"internal": [("mail.example.net.", "A", ("SERVFAIL", False, (9,)))]},
+    "dnssec-dane-ok": {"internal": [("_25._tcp.mail.example.net.", "TLSA", OK_AD)]},
+    "dnssec-dane-stale": {"internal": [("_25._tcp.mail.example.net.", "TLSA", OK_AD)]},
+    "dnssec-dane-tlsa-servfail": {"internal": [("_25._tcp.mail.example.net.", "TLSA", ("SERVFAIL", False, ())),
+                                               ("mail.example.net.", "A", OK_AD)]},
 }
 
 
@@ -165,3 +169,29 @@ def test_sign_all_chains_ds_into_parents() -> None:
     keys = zones["net."].get_rdataset("net.", "DNSKEY")
     assert keys is not None and any(dns.dnssec.make_ds("net.", k, "SHA256") == ds[0] for k in keys)
     assert len(anchor) == 1 and trust_anchor.rdata_of(anchor[0]).rdtype == dns.rdatatype.DS
+
+
+@pytest.mark.parametrize(("name", "matches"), [("dnssec-dane-ok", True), ("dnssec-dane-stale", False)])
+def test_tlsa_published_for_the_certificate_the_server_presents(name: str, matches: bool) -> None:
+    import base64
+    import smtplib
+    import ssl
+
+    from mxdoctor.checks import _dane
+
+    with lab.running(name) as card:
+        reply = _ask(card.server("ns1.example.net"), "_25._tcp.mail.example.net.", "TLSA")
+        mail = card.smtp_servers[0]
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        with smtplib.SMTP(mail.addresses[0], mail.port, timeout=5) as client:
+            client.starttls(context=context)
+            assert isinstance(client.sock, ssl.SSLSocket)
+            der = client.sock.getpeercert(binary_form=True)
+    (tlsa,) = _rrset(reply, "answer", "TLSA")
+    assert _rrset(reply, "answer", "RRSIG", "TLSA")
+    record = _dane.Tlsa.from_text(tlsa[0].to_text())
+    assert (record.usage, record.selector, record.mtype) == (3, 1, 1)
+    assert der is not None
+    got = _dane.match([base64.b64encode(der).decode()], [record])
+    assert (got.matched is not None) is matches

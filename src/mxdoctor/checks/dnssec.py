@@ -421,11 +421,13 @@ def _answers(ctx: Context, auth: str, q: Question, result: Validation) -> None:
     zone = dns.name.from_text(zone_name)
     now = result.now
     secure = True
+    answered = False
     for lk in ctx.servers(auth, q):
         x = _final(ctx, lk)
         if x is None or not lk.outcome.is_answer or lk.outcome is Outcome.LAME:
             continue
         seen = Seen(auth, str(lk.server))
+        answered = True
         try:
             reply = _reply(x)
         except _Unreadable as exc:
@@ -455,7 +457,7 @@ def _answers(ctx: Context, auth: str, q: Question, result: Validation) -> None:
         if failures:
             secure = False
             result.bogus_questions.add(q)
-    if secure and ctx.servers(auth, q):
+    if secure and answered:
         result.secure_answers.add(q)
 
 
@@ -558,7 +560,8 @@ def dnssec_route(ctx: Context) -> Iterable[Finding]:
         if state.status is Status.INSECURE and not state.detail.startswith("its parent"):
             yield DNSSEC_INSECURE.emit(zone, seen=[Seen(ctx.authoritative or "")], zone=zone, detail=state.detail)
     auth = ctx.authoritative or ""
-    answered = {q for q in ctx.questions() if q.qtype not in ("DNSKEY", "DS") and ctx.servers(auth, q)}
+    answered = {q for q in ctx.questions() if q.qtype not in ("DNSKEY", "DS")
+                and (lk := ctx.summary(auth, q)) is not None and lk.outcome.is_answer}
     if answered and answered <= v.secure_answers and not v.failures:
         signed = ", ".join(z for z in route_zones if v.zones[z].status is Status.SECURE)
         yield DNSSEC_SECURE.emit(ctx.domain, seen=[Seen(ctx.authoritative or "")], records=signed)

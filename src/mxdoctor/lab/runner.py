@@ -299,9 +299,48 @@ class Lab:
     def _sign(self) -> None:
         """Parse the zones and sign those the scenario signs, with keys made now."""
         zones = {z.origin: z.parse() for z in self.scenario.zones}
+        self._publish_tlsa(zones)
         specs = {z.origin: z.signing for z in self.scenario.zones if z.signing is not None}
         self._anchor = signing.sign_all(zones, specs, now=time.time()) if specs else []
         self._zones = zones
+
+    def _publish_tlsa(self, zones: dict[str, Any]) -> None:
+        """TLSA at _25._tcp.<host> for SMTP servers that ask for one, from the certificate they will
+        present (made now, in the directory the SMTP servers take it from)."""
+        wanted = [s for s in self.scenario.smtp if s.tlsa]
+        if not wanted:
+            return
+        import hashlib
+
+        import dns.name
+        import dns.rdata
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        from mxdoctor.checks import _dane
+        from mxdoctor.lab import certs
+
+        assert self.workdir is not None
+        cert_dir = self.workdir / "certs"
+        cert_dir.mkdir(exist_ok=True)
+        for spec in wanted:
+            assert spec.tlsa is not None
+            usage, selector, mtype = (int(w) for w in spec.tlsa.split())
+            pem, _key = certs.make_certificate([spec.host], cert_dir)
+            chain = [c.public_bytes(serialization.Encoding.DER)
+                     for c in x509.load_pem_x509_certificates(Path(pem).read_bytes())]
+            der = chain[0] if usage == 3 else chain[-1]
+            data = _dane.association(der, selector, mtype) or b""
+            if spec.tlsa_stale:
+                # The record of the key before a certificate change: same shape, another value.
+                data = hashlib.sha256(b"stale " + data).digest() if mtype != 2 else hashlib.sha512(data).digest()
+            owner = dns.name.from_text(f"_25._tcp.{spec.host}.")
+            zone = max((z for o, z in zones.items() if owner.is_subdomain(dns.name.from_text(o))),
+                       key=lambda z: len(z.origin), default=None)
+            if zone is None:
+                continue
+            rdata = dns.rdata.from_text("IN", "TLSA", f"{usage} {selector} {mtype} {data.hex()}")
+            zone.find_rdataset(owner, "TLSA", create=True).add(rdata, 3600)
 
     def _build_dns(self, port: int) -> list[dnsserver.DnsServer]:
         zones = self._zones

@@ -94,6 +94,8 @@ class SmtpServer:
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
     starttls: bool = True
     rcpt_reject: tuple[tuple[str, int, str], ...] = ()
+    tlsa: str | None = None  # "usage selector mtype": a TLSA record for its certificate, made at start
+    tlsa_stale: bool = False  # the TLSA names a key the server no longer uses (a certificate change)
 
 
 @dataclass(frozen=True)
@@ -264,8 +266,18 @@ class _SmtpFile:
     extensions: tuple[str, ...] = DEFAULT_EXTENSIONS
     starttls: bool = True
     rcpt_reject: tuple[_RejectFile, ...] = ()
+    tlsa: str | None = None
+    tlsa_stale: bool = False
 
     def __post_init__(self) -> None:
+        if self.tlsa is not None:
+            words = self.tlsa.split()
+            if len(words) != 3 or words[0] not in ("2", "3") or words[1] not in ("0", "1") or words[2] not in (
+                    "0", "1", "2"):
+                raise _loader.field_error("tlsa", 'must be "USAGE SELECTOR MTYPE" with usage 2 or 3, selector 0 or 1, '
+                                                  f"matching type 0, 1 or 2; got {_loader.shown(self.tlsa)}")
+        if self.tlsa_stale and self.tlsa is None:
+            raise _loader.field_error("tlsa_stale", "only a server with a tlsa record has a stale one")
         if not 200 <= self.greeting <= 599:
             raise _loader.field_error("greeting", f"must be an SMTP reply code such as 220 or 421; got {self.greeting}")
 
@@ -594,6 +606,8 @@ class _Builder:
                     extensions=table.extensions,
                     starttls=table.starttls,
                     rcpt_reject=tuple((r.pattern, r.code, r.text) for r in table.rcpt_reject),
+                    tlsa=table.tlsa,
+                    tlsa_stale=table.tlsa_stale,
                 )
             )
         return tuple(out)

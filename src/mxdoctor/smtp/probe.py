@@ -163,6 +163,28 @@ def certificate_info(
     )
 
 
+MAX_CHAIN = 8  # certificates kept of what the server sent (DANE matches against them)
+MAX_CERT_BYTES = 16 * 1024
+
+
+def _peer_chain(sslobj: ssl.SSLObject, leaf: bytes | None) -> tuple[str, ...]:
+    """The chain as the server sent it, base64 DER, leaf first (``get_unverified_chain`` of the
+    underlying _ssl object, Python 3.10+; the leaf alone where it is missing)."""
+    import base64
+
+    certs: list[bytes] = []
+    inner = getattr(sslobj, "_sslobj", None)
+    getter = getattr(inner, "get_unverified_chain", None)
+    if getter is not None:
+        try:
+            certs = [c.public_bytes(ssl._ssl.ENCODING_DER) for c in (getter() or [])]  # type: ignore[attr-defined]
+        except (ssl.SSLError, AttributeError, ValueError):
+            certs = []
+    if not certs and leaf:
+        certs = [leaf]
+    return tuple(base64.b64encode(c).decode("ascii") for c in certs[:MAX_CHAIN] if len(c) <= MAX_CERT_BYTES)
+
+
 def _is_address(text: str) -> bool:
     try:
         ipaddress.ip_address(text)
@@ -379,6 +401,7 @@ class _Session:
             expired=base.expired,
             matches_host=base.matches_host,
             verify_error=base.verify_error,
+            chain=_peer_chain(sslobj, der),
         )
 
     async def command(self, stage: str, want: Iterable[int], *args: bytes) -> bool:
