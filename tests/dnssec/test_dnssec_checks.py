@@ -141,3 +141,51 @@ def test_trust_anchor_file_round_trips_and_bad_file_exits_3(
     assert code == 3 and "line 1" in err and len(err.splitlines()) == 1
     missing = cli.main(["diagnose", "--no-system", "--trust-anchor", str(tmp_path / "nope"), "example.com"])
     assert missing == 3 and "nope" in capsys.readouterr().err
+
+
+DANE_KNOBS = {"postfix": ("smtp_tls_security_level=dane",), "exim": ("hosts_require_dane=*",)}
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "postfix_text"),
+    [
+        ("dnssec-dane-stale", "DANE_TLSA_NO_MATCH", "4.7.5 Server certificate not trusted"),
+        ("dnssec-dane-tlsa-servfail", "DANE_TLSA_LOOKUP_FAILED", "4.7.5 TLSA lookup error for mail.example.net:25"),
+    ],
+)
+def test_dane_knobs_defer_where_dane_fails(name: str, code: str, postfix_text: str) -> None:
+    ev = _load(name)
+    plain = {v.mta: v for v in analysis.analyse(ev).verdicts}
+    assert all(v.outcome.value == "deliver" for v in plain.values())
+    # Without the knob the verdict names the knob that would defer it.
+    assert any(a.knob == "smtp_tls_security_level=dane" and a.outcome.value == "defer"
+               for a in plain["postfix"].alternatives)
+    dane = {v.mta: v for v in analysis.analyse(ev, knobs=DANE_KNOBS).verdicts}
+    assert dane["postfix"].outcome.value == "defer" and dane["postfix"].text == postfix_text
+    assert dane["postfix"].because == (code,)
+    assert dane["exim"].outcome.value == "defer" and "DANE" in dane["exim"].text
+    assert dane["sendmail"].outcome.value == "deliver"  # no DANE knob there
+
+
+def test_dane_match_keeps_delivering_with_the_knobs() -> None:
+    ev = _load("dnssec-dane-stale")
+    # The same evidence with the TLSA record replaced by the key the server really presents.
+    import base64
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    (probe,) = ev.smtp
+    assert probe.tls is not None and len(probe.tls.chain) == 2
+    leaf = x509.load_der_x509_certificate(base64.b64decode(probe.tls.chain[0]))
+    spki = leaf.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    good = hashlib.sha256(spki).hexdigest()
+    lookups = tuple(
+        dataclasses.replace(lk, records=(f"3 1 1 {good}",)) if lk.qtype == "TLSA" and lk.records else lk
+        for lk in ev.lookups
+    )
+    d = analysis.analyse(dataclasses.replace(ev, lookups=lookups), knobs=DANE_KNOBS)
+    codes = {f.code for f in d.findings}
+    assert "DANE_TLSA_MATCH" in codes and "DANE_TLSA_NO_MATCH" not in codes
+    assert {v.mta: v.outcome.value for v in d.verdicts}["postfix"] == "deliver"

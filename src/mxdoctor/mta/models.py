@@ -43,6 +43,9 @@ class Texts:
     domain_defer: str  # an address-lookup failure that fails the whole resolution (DOMAIN_DEFER)
     deliver: str = "delivers to {host} [{address}]"
     unreachable: str = "connect to {host}[{address}]:25: Connection refused"
+    # With DANE on (a knob): the TLSA lookup of {host} failed, or no TLSA record matches its certificate.
+    dane_lookup_error: str = "TLSA lookup error for {host}:25"
+    dane_no_match: str = "server certificate of {host} matches no TLSA record"
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class MtaModel:
     uses_external_view: bool = False  # set by a knob: resolution goes through the external resolvers
     no_address_defers: bool = False  # every exchanger answered without an address: defer, not bounce
     null_mx_supported: bool = True  # False: "MX 0 ." is just an exchanger "." without an address
+    dane: bool = False  # set by a knob: DANE for SMTP (RFC 7672) where the exchanger's zone is signed
     sources: tuple[Source, ...] = ()
     notes: tuple[str, ...] = ()  # behaviours that are inferred, not confirmed
 
@@ -237,6 +241,8 @@ POSTFIX = MtaModel(
         domain_defer="4.4.3 Host or domain name not found. Name service error for name={host} "
         "type={qtype}: Host not found, try again",
         unreachable="4.4.1 connect to {host}[{address}]:25: Connection refused",
+        dane_lookup_error="4.7.5 TLSA lookup error for {host}:25",
+        dane_no_match="4.7.5 Server certificate not trusted",
     ),
     knobs=(
         Knob(
@@ -244,6 +250,13 @@ POSTFIX = MtaModel(
             "Postfix asks only A records (AAAA never asked)",
             "postconf -e inet_protocols=ipv4 && postfix reload",
             {"order": ("A",)},
+        ),
+        Knob(
+            "smtp_tls_security_level=dane",
+            "Opportunistic DANE (RFC 7672): where the exchanger's zone is signed and publishes TLSA records, "
+            "the certificate must match one; a failed TLSA lookup defers the exchanger",
+            "postconf -e 'smtp_dns_support_level = dnssec' 'smtp_tls_security_level = dane' && postfix reload",
+            {"dane": True},
         ),
     ),
     sources=(
@@ -284,6 +297,8 @@ EXIM = MtaModel(
         address_tempfail="R=dnslookup defer (-1): host lookup did not complete",
         domain_defer="R=dnslookup defer (-1): host lookup did not complete",
         unreachable="T=remote_smtp defer (111): Connection refused",
+        dane_lookup_error="T=remote_smtp defer: DANE error: tlsa lookup DEFER",
+        dane_no_match="T=remote_smtp defer: TLS session: (SSL_connect): certificate verify failed (DANE)",
     ),
     knobs=(
         Knob(
@@ -291,6 +306,13 @@ EXIM = MtaModel(
             "Exim asks only A records for matching domains",
             "dns_ipv4_lookup = *   (main configuration; or disable_ipv6 = true)",
             {"order": ("A",)},
+        ),
+        Knob(
+            "hosts_require_dane=*",
+            "DANE required where TLSA records exist (RFC 7672): a failed TLSA lookup or a certificate that "
+            "matches no TLSA record defers the host",
+            "dnssec_request_domains = *  and, in the smtp transport, hosts_require_dane = *",
+            {"dane": True},
         ),
     ),
     sources=(

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from mxdoctor.checks import _registry as registry
 from mxdoctor.checks import address, mx, resolver
+from mxdoctor.checks import dane as dane_checks
 from mxdoctor.checks import smtp as smtp_checks
 from mxdoctor.checks._registry import Role
 from mxdoctor.diagnosis import Alternative, Decision, Finding, Verdict
@@ -153,8 +154,13 @@ def evaluate(
         if st.kind == "unknown":
             return verdict(Decision.UNKNOWN, "the address lookups did not complete", (), x.host)
     smtp_fail: tuple[Exchanger, str] | None = None
+    dane_fail: tuple[Exchanger, str, tuple[str, ...]] | None = None
     for x, st in states:
         if st.kind != "usable":
+            continue
+        blocked = _dane_blocked(model, findings, x) if model.dane else None
+        if blocked is not None:
+            dane_fail = dane_fail or (x, *blocked)
             continue
         reachable = [a for a in st.addresses if _reachable(smtp, a) is not False]
         if reachable:
@@ -163,6 +169,9 @@ def evaluate(
             return verdict(Decision.DELIVER, text, because, x.host)
         if smtp_fail is None:
             smtp_fail = (x, _smtp_failure_text(smtp, st.addresses[0]) or "")
+    if dane_fail is not None:
+        x, text, codes = dane_fail
+        return verdict(Decision.DEFER, text, codes, x.host)
     if smtp_fail is not None:
         x, words = smtp_fail
         text = t.unreachable.format(host=x.host.rstrip("."), address="") + (f" ({words})" if words else "")
@@ -182,6 +191,19 @@ def evaluate(
     text = t.no_address.format(domain=domain, host=host, qtype=st0.qtype if st0 else "A")
     perm_codes = registry.codes(findings, Role.ROUTE_PERMANENT, address.AAAA_NXDOMAIN)
     return verdict(Decision.DEFER if model.no_address_defers else Decision.BOUNCE, text, perm_codes, host)
+
+
+def _dane_blocked(model: MtaModel, findings: Sequence[Finding], x: Exchanger) -> tuple[str, tuple[str, ...]] | None:
+    """Why a DANE client skips exchanger ``x`` (its log text and the finding codes), or None."""
+    host = x.host.rstrip(".")
+    for f in findings:
+        if dane_checks.DANE_TLSA_LOOKUP_FAILED.matches(f) and f.args.get("host") == host:
+            return model.texts.dane_lookup_error.format(host=host), (f.code,)
+    no_match = [f for f in findings if dane_checks.DANE_TLSA_NO_MATCH.matches(f) and f.args.get("host") == host]
+    good = [f for f in findings if dane_checks.DANE_TLSA_MATCH.matches(f) and f.args.get("host") == host]
+    if no_match and not good:
+        return model.texts.dane_no_match.format(host=host), (no_match[0].code,)
+    return None
 
 
 def _default_status(outcome: Decision, text: str) -> str:
