@@ -46,7 +46,6 @@ MTAS = ("exchange2010", "exchange2013", "postfix", "exim", "sendmail", "opensmtp
 _KNOWN_FAULTS = {
     "nxlb": "non-AA NXDOMAIN answers are discarded, so no server is named (issue 11, item 4)",
     "lame": "the lame server's REFUSED is reported as AAAA_UNEXPECTED_RCODE before LAME_DELEGATION",
-    "ednsdrop": "mxdoctor retries without EDNS after a time-out, which no resolver does (issue 11, item 3)",
     "cname": "the AAAA_SERVFAIL of the alias's target names no authoritative server",
 }
 KNOWN: dict[tuple[str, str], str] = {

@@ -52,6 +52,11 @@ class RecursiveView:
             lookups.append(lk)
             if lk.outcome.is_answer:
                 break
+        if lookups and all(lk.outcome is Outcome.TIMEOUT for lk in lookups) and not _reachable(self.engine, self.name):
+            # silence to one question is not a dead resolver: the stub times out and the MTA defers;
+            # only a resolver that answers nothing at all (not even the root's NS) is unreachable
+            for server in self.servers:
+                await self.engine.ask(self.name, server, ".", "NS", rd=True)
         if not lookups:
             summary = Lookup(
                 self.name, None, question.qname, question.qtype, Outcome.NETWORK_ERROR,
