@@ -45,7 +45,7 @@ AAAA_NXDOMAIN = finding(
     "AAAA_NXDOMAIN",
     Severity.ERROR,
     "AAAA query answered NXDOMAIN for a name that exists",
-    "The AAAA query for {qname} is answered NXDOMAIN although the name has other records.",
+    "The AAAA query for {qname} is answered NXDOMAIN although the name has other records.{detail}",
     "NXDOMAIN says the name does not exist at all; resolvers cache it for the whole name and below "
     "(RFC 8020), so a later A query can get the same negative answer, and Exchange treats the host as "
     "having no address.",
@@ -166,13 +166,35 @@ def aaaa_answers(ctx: Context) -> Iterable[Finding]:
             if _name_exists(ctx, seen.view, seen.server, host)
         ]
         if nx:
+            non_aa = [lk for lk, _, _ in nx if lk.server is not None and not lk.authoritative]
             yield AAAA_NXDOMAIN.emit(
                 f"{host} AAAA",
-                seen=[s for _, s, _ in nx],
+                seen=[s for _, s, _ in nx] + _rejecting_views(ctx, q, bool(non_aa)),
                 reproduce=[with_result(d, lk) for lk, _, d in nx],
                 exchanges=[i for lk, _, _ in nx for i in lk.exchanges],
                 qname=host,
+                detail=_NON_AA_NOTE.format(servers=", ".join(str(lk.server) for lk in non_aa)) if non_aa else "",
             )
+
+
+_NON_AA_NOTE = (
+    " The NXDOMAIN from {servers} lacks the AA bit (what load balancers and dnsdist synthesise): Knot "
+    "Resolver turns such an answer into SERVFAIL; Unbound, BIND, PowerDNS Recursor and dnsmasq pass the "
+    "NXDOMAIN on."
+)
+
+
+def _rejecting_views(ctx: Context, q: Question, non_aa: bool) -> list[Seen]:
+    """Resolver views that answered SERVFAIL where the servers gave an NXDOMAIN without AA."""
+    if not non_aa:
+        return []
+    out = []
+    for view in ctx.recursive_views():
+        lk = ctx.summary(view, q)
+        if lk is not None and lk.outcome is Outcome.SERVFAIL:
+            said = "SERVFAIL: this resolver rejects an NXDOMAIN without AA, as Knot Resolver does"
+            out.append(Seen(view, None, said))
+    return out
 
 
 def _nxdomain_places(ctx: Context, q: Question) -> list[tuple[Lookup, Seen, str]]:
@@ -180,7 +202,8 @@ def _nxdomain_places(ctx: Context, q: Question) -> list[tuple[Lookup, Seen, str]
     if ctx.authoritative:
         for lk in ctx.servers(ctx.authoritative, q):
             if lk.outcome is Outcome.NXDOMAIN and lk.server is not None:
-                out.append((lk, Seen(ctx.authoritative, str(lk.server), "NXDOMAIN"), ctx.dig(lk.server, q)))
+                said = "NXDOMAIN" if lk.authoritative else (lk.detail or "NXDOMAIN without the AA bit")
+                out.append((lk, Seen(ctx.authoritative, str(lk.server), said), ctx.dig(lk.server, q)))
     for view in ctx.recursive_views():
         lk_v = ctx.summary(view, q)
         if lk_v is not None and lk_v.outcome is Outcome.NXDOMAIN:

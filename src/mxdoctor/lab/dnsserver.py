@@ -165,7 +165,8 @@ class DnsServer:
             elif fault.kind == "edns-version-ignore" and request.edns > 0:
                 request.use_edns(0, request.ednsflags, request.payload, options=list(request.options))
         early = _before(active, request, transport)
-        if isinstance(early, dns.message.Message) and early.rcode() == dns.rcode.NXDOMAIN:
+        synthesised = any(f.kind == "lb-nxdomain" for f in active)  # a load balancer knows no SOA
+        if isinstance(early, dns.message.Message) and early.rcode() == dns.rcode.NXDOMAIN and not synthesised:
             # A name error carries the zone's SOA, as the real broken servers of RFC 4074 §4.2 send
             # it; without one, resolvers would not cache the denial and the fault would lose its bite.
             early.authority = await self._sub_records(request, dns.rdatatype.SOA, transport, authority=True)
@@ -323,6 +324,10 @@ def _before(
             return _formerr(request)
         if fault.kind == "opcode-drop" and request.opcode() != dns.opcode.QUERY:
             return _SILENCE
+        if fault.kind == "lb-nxdomain":
+            reply = dns.message.make_response(request)
+            reply.set_rcode(dns.rcode.NXDOMAIN)
+            return reply
         if fault.kind == "rcode":
             reply = dns.message.make_response(request)
             reply.set_rcode(fault.rcode_value)

@@ -25,6 +25,7 @@ KINDS: dict[str, tuple[bool, str, str]] = {
     "delay": (True, "wait `seconds` before answering (other faults still apply)", ""),
     "edns-formerr": (True, "answer FORMERR to queries that carry an OPT record", ""),
     "edns-drop": (True, "send no answer to queries that carry an OPT record", ""),
+    "lb-nxdomain": (True, "answer NXDOMAIN without AA and without SOA, as load balancers and dnsdist do", "4.2"),
     "tcp-refuse": (True, "close TCP connections at once, without an answer", ""),
     "broken-aaaa": (False, "answer AAAA with 4-byte rdata (the name's A address)", "4.4"),
     "wrong-type": (False, "answer with records of another type (`rtype`, default A)", "4.4"),
