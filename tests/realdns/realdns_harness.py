@@ -44,7 +44,6 @@ WORKERS = int(os.environ.get("MXDOCTOR_REALDNS_WORKERS", "16"))
 MTAS = ("exchange2010", "exchange2013", "postfix", "exim", "sendmail", "opensmtpd")
 # Cells where mxdoctor is known to differ from the expected diagnosis, with the reason (strict xfails).
 _KNOWN_FAULTS = {
-    "lame": "the lame server's REFUSED is reported as AAAA_UNEXPECTED_RCODE before LAME_DELEGATION",
     "cname": "the AAAA_SERVFAIL of the alias's target names no authoritative server",
 }
 KNOWN: dict[tuple[str, str], str] = {

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from mxdoctor.checks._common import outcome_text, records_key
+from mxdoctor.checks._common import lame_servers, outcome_text, records_key, server_lookups
 from mxdoctor.checks._context import Context
 from mxdoctor.checks._registry import Finding, Seen, Severity, check, finding
-from mxdoctor.evidence import Exchange, Lookup, Outcome, Transport
+from mxdoctor.evidence import Exchange, Lookup, Transport
 from mxdoctor.route import Question, fqdn
 
 LAME_DELEGATION = finding(
@@ -100,30 +100,10 @@ def ipv6_transport(ctx: Context) -> Iterable[Finding]:
         yield IPV6_TRANSPORT_UNAVAILABLE.emit("IPv6", seen=[Seen(v6[0].view)], count=str(len(v6)))
 
 
-def _server_lookups(ctx: Context) -> dict[str, list[Lookup]]:
-    by_server: dict[str, list[Lookup]] = defaultdict(list)
-    if ctx.authoritative is None:
-        return by_server
-    for (view, _), lks in ctx.per_server.items():
-        if view == ctx.authoritative:
-            for lk in lks:
-                if lk.server is not None:
-                    by_server[lk.server.address].append(lk)
-    return by_server
-
-
-def _lame_servers(ctx: Context) -> set[str]:
-    lame = set()
-    for addr, lks in _server_lookups(ctx).items():
-        if lks and all(lk.outcome in (Outcome.LAME, Outcome.REFUSED) for lk in lks):
-            lame.add(addr)
-    return lame
-
-
 @check(LAME_DELEGATION)
 def lame(ctx: Context) -> Iterable[Finding]:
-    by_server = _server_lookups(ctx)
-    for addr in sorted(_lame_servers(ctx)):
+    by_server = server_lookups(ctx)
+    for addr in sorted(lame_servers(ctx)):
         lk = by_server[addr][0]
         assert lk.server is not None and ctx.authoritative is not None
         yield LAME_DELEGATION.emit(
@@ -145,7 +125,7 @@ def _q(lk: Lookup) -> Question:
 def disagreement(ctx: Context) -> Iterable[Finding]:
     if ctx.authoritative is None:
         return
-    lame = _lame_servers(ctx)
+    lame = lame_servers(ctx)
     for (view, q), lks in sorted(ctx.per_server.items(), key=lambda kv: (kv[0][1].qname, kv[0][1].qtype)):
         if view != ctx.authoritative:
             continue
