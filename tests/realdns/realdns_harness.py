@@ -42,13 +42,9 @@ PROBE_TIMEOUT = 60.0  # three stub lookups of at most 10 s each, with room
 DIAGNOSE_TIMEOUT = 90.0
 WORKERS = int(os.environ.get("MXDOCTOR_REALDNS_WORKERS", "16"))
 MTAS = ("exchange2010", "exchange2013", "postfix", "exim", "sendmail", "opensmtpd")
-# Cells where mxdoctor is known to differ from the expected diagnosis, with the reason (strict xfails).
-_KNOWN_FAULTS = {
-    "cname": "the AAAA_SERVFAIL of the alias's target names no authoritative server",
-}
-KNOWN: dict[tuple[str, str], str] = {
-    (fault, resolver): why for fault, why in _KNOWN_FAULTS.items() for resolver in servers.RESOLVERS
-}
+# Cells where mxdoctor is known to differ from the expected diagnosis, with the reason (strict xfails):
+# none left; a new one goes here with its reason rather than into the expectation.
+KNOWN: dict[tuple[str, str], str] = {}
 
 
 @dataclass

@@ -13,7 +13,7 @@ from mxdoctor.checks._common import failing_places, outcome_text, with_result
 from mxdoctor.checks._context import Context
 from mxdoctor.checks._registry import Finding, FindingSpec, Seen, Severity, check, finding
 from mxdoctor.evidence import Lookup, Outcome
-from mxdoctor.route import Question
+from mxdoctor.route import Question, fqdn
 
 _RECEIVER_AAAA = (
     "Make every authoritative server of the zone of {qname} answer the AAAA query with NOERROR and an "
@@ -123,6 +123,16 @@ def exchanger_hosts(ctx: Context) -> list[str]:
     return hosts
 
 
+def _chain(ctx: Context, q: Question) -> list[Question]:
+    """The question and, when the host is an alias, the same question for each name of its CNAME chain:
+    the servers that fail are those of the canonical name's zone (another provider, often)."""
+    out = [q]
+    summary = ctx.summary(ctx.authoritative, q) if ctx.authoritative else None
+    for name in summary.cnames if summary is not None else ():
+        out.append(Question(fqdn(name), q.qtype))
+    return out
+
+
 def _name_exists(ctx: Context, view: str, server: str | None, host: str) -> bool:
     q = Question(host, "A")
     if server is None:
@@ -138,7 +148,7 @@ def _name_exists(ctx: Context, view: str, server: str | None, host: str) -> bool
 def aaaa_answers(ctx: Context) -> Iterable[Finding]:
     for host in exchanger_hosts(ctx):
         q = Question(host, "AAAA")
-        items = [i for i in failing_places(ctx, q) if i[0].outcome in _AAAA_CODES]
+        items = [i for n in _chain(ctx, q) for i in failing_places(ctx, n) if i[0].outcome in _AAAA_CODES]
         at_servers = [i for i in items if i[1].server is not None]
         through_views = [i for i in items if i[1].server is None]
         groups: dict[FindingSpec, list[tuple[Lookup, Seen, str]]] = defaultdict(list)
@@ -218,7 +228,7 @@ def _nxdomain_places(ctx: Context, q: Question) -> list[tuple[Lookup, Seen, str]
 def a_answers(ctx: Context) -> Iterable[Finding]:
     for host in exchanger_hosts(ctx):
         q = Question(host, "A")
-        items = list(failing_places(ctx, q))
+        items = [i for n in _chain(ctx, q) for i in failing_places(ctx, n)]
         if items:
             first = items[0][0]
             yield A_LOOKUP_FAILED.emit(
