@@ -72,6 +72,13 @@ class RecursiveView:
         return evidence.View(self.name, self.kind, self.servers, _reachable(self.engine, self.name))
 
 
+ROOT_PROBES = 6  # root addresses asked at once whether this host reaches them at all
+ROOTS_SILENT = (
+    "no root server answered from this host: the authoritative servers could not be tested (a firewall "
+    "that lets only the resolver out?)"
+)
+
+
 class AuthoritativeView:
     """Iterate from the root hints; ask the question of every address of every server of the zone
     that owns the name, and conclude as a good resolver would (``iterate.summarise``)."""
@@ -86,12 +93,19 @@ class AuthoritativeView:
         self.table = iterate.ZoneTable(root)
         # one fan-out per name and type, whether the route asks it or a CNAME chain leads to it
         self._fan_outs: dict[tuple[str, str], asyncio.Task[Lookup]] = {}
+        self._roots: asyncio.Task[bool] | None = None
 
     def _server(self, ns: str, address: str) -> evidence.Server:
         return evidence.Server(address, self.port, ns)
 
     async def lookup(self, question: route.Question) -> Lookup:
         qname, qtype = question.qname, question.qtype
+        if self._roots is None:
+            self._roots = asyncio.ensure_future(self._roots_answer())
+        if not await asyncio.shield(self._roots):
+            silent = Lookup(self.name, None, qname, qtype, Outcome.TIMEOUT, detail=ROOTS_SILENT)
+            self.engine.recorder.add_lookup(silent)
+            return silent
         chain: list[str] = []
         exchanges: list[int] = []
         summary: Lookup | None = None
@@ -112,6 +126,31 @@ class AuthoritativeView:
         result = replace(summary, qname=question.qname, cnames=tuple(chain), exchanges=tuple(dict.fromkeys(exchanges)))
         self.engine.recorder.add_lookup(result)
         return result
+
+    async def _roots_answer(self) -> bool:
+        """Whether any of a few root addresses answers within one time-out: a host whose firewall lets
+        only its own resolver out (the usual Exchange server) cannot test the authoritative servers,
+        and should say so at once instead of walking every root address to the deadline."""
+        addresses = self.table.cuts["."].addresses()[:ROOT_PROBES]
+        if not addresses:
+            return True  # no hints: the walk reports that itself
+        tasks = {
+            asyncio.ensure_future(self.engine.ask(self.name, self._server(ns, a), ".", "NS", rd=False))
+            for ns, a in addresses
+        }
+        deadline = asyncio.get_running_loop().time() + self.engine.timeout * 1.5
+        try:
+            while tasks:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    return False
+                done, tasks = await asyncio.wait(tasks, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                if any(t.result().replied for t in done):
+                    return True
+            return False
+        finally:
+            for task in tasks:
+                task.cancel()  # only this waiter: the engine's task goes on into the evidence
 
     async def _ask_owner_zone(self, qname: str, qtype: str) -> Lookup:
         task = self._fan_outs.get((qname, qtype))
