@@ -56,6 +56,10 @@ class World:
     def hints(self) -> Path:
         return self.work / "root.hints"
 
+    @property
+    def silent_hints(self) -> Path:
+        return self.work / "silent-root.hints"
+
 
 @contextlib.contextmanager
 def world() -> Iterator[World]:
@@ -109,6 +113,7 @@ class Cell:
     findings: tuple[str, ...] = ()
     exit_code: int = -1
     seconds: float = 0.0
+    diagnose_seconds: float = 0.0  # the `mxdoctor diagnose` process alone
     error: str = ""
 
     @property
@@ -143,9 +148,12 @@ def run_cell(w: World, fault: str, resolver: str) -> Cell:
     try:
         out = w.ns.exec_ok([PYTHON, str(NS_SCRIPT), "probe", address, spec.domain], timeout=PROBE_TIMEOUT)
         cell.answers = json.loads(out)
+        hints = w.silent_hints if spec.silent_root else w.hints
         cmd = [MXDOCTOR, "diagnose", spec.domain, "--resolver", address, "--no-system",
-               "--root-hints", str(w.hints), "--json"]
+               "--root-hints", str(hints), "--json"]
+        diagnosing = time.monotonic()
         result = w.ns.exec(cmd, timeout=DIAGNOSE_TIMEOUT)
+        cell.diagnose_seconds = round(time.monotonic() - diagnosing, 1)
         if result.returncode not in (0, 1, 2, 3) or not result.stdout.strip():
             raise HarnessError(f"mxdoctor exited {result.returncode}: {result.stderr.strip()[-600:]}")
         _read_diagnosis(cell, json.loads(result.stdout))
@@ -309,8 +317,8 @@ def render(cells: Sequence[Cell], seconds: float) -> str:
         "## Fault × resolver",
         "",
         "| fault | resolver | the resolver answered the MTA | mxdoctor: root cause | side | servers "
-        "| MTAs not delivering | match |",
-        "|---|---|---|---|---|---|---|---|",
+        "| MTAs not delivering | diagnose took | match |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
         if c.match:
@@ -324,7 +332,8 @@ def render(cells: Sequence[Cell], seconds: float) -> str:
             mark += f"<br>*{_cell(note)}*"
         lines.append(
             f"| {c.spec.title} | {servers.RESOLVER_TITLES[c.resolver]} | {_answers(c)} | "
-            f"{c.code or '—'} | {c.side or '—'} | {_names(c.servers)} | {_failing(c)} | {mark} |"
+            f"{c.code or '—'} | {c.side or '—'} | {_names(c.servers)} | {_failing(c)} | "
+            f"{c.diagnose_seconds:.1f} s | {mark} |"
         )
     lines += [
         "",
@@ -354,7 +363,8 @@ def main(argv: Sequence[str]) -> int:
     for c in cells:
         print(
             f"{'ok ' if c.match else 'BAD'} {c.fault:<12} {c.resolver:<14} {c.code or '-':<22} {c.side or '-':<9} "
-            f"{','.join(c.servers) or '-':<24} {c.seconds:5.1f}s {_answers(c)} {c.error}"
+            f"{','.join(c.servers) or '-':<24} {c.seconds:5.1f}s (diagnose {c.diagnose_seconds:4.1f}s) "
+            f"{_answers(c)} {c.error}"
         )
     bad = sum(not c.match for c in cells)
     print(f"{len(cells) - bad} of {len(cells)} cells match, {bad} mismatches, {seconds:.0f} s")

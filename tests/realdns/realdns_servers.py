@@ -28,6 +28,7 @@ RESOLVERS: dict[str, str] = {
     "dnsmasq": "10.53.1.5",
 }
 DNSMASQ_UPSTREAM = "10.53.1.6"
+SILENT_ROOT = "10.53.0.9"  # dnsdist 1 listens here and drops every query: a root behind a firewall
 RESOLVER_TITLES = {
     "unbound": "Unbound",
     "bind": "BIND (recursive)",
@@ -51,6 +52,9 @@ class Fault:
     cname: bool = False  # the MX target is an alias in the mail zone, pointing into the provider's zone
     broken_zone: bool = False  # BIND's mail zone file does not load
     lame: bool = False  # PowerDNS does not have the provider zone
+    # mxdoctor's host reaches its resolver but no root server (a firewalled sender): its hints name
+    # SILENT_ROOT, where dnsdist drops everything; the resolvers use the real fake root
+    silent_root: bool = False
     # What a correct diagnosis names: root cause codes (any of), side, servers (labels, any order).
     expect_codes: tuple[str, ...] = ()
     expect_side: str = "receiver"
@@ -108,6 +112,10 @@ def _faults() -> tuple[Fault, ...]:
     add("sfall", "AAAA SERVFAIL at every server", f"dnsdist `{sf}` for AAAA of the MX host, both servers",
         rules1=(_aaaa(mail("sfall"), sf),), rules2=(_aaaa(mail("sfall"), sf),),
         expect_codes=("AAAA_SERVFAIL",), expect_servers=both)
+    add("firewalled", "AAAA SERVFAIL, sender firewalled (no root server answers mxdoctor's host)",
+        f"as at every server; mxdoctor's root hints name {SILENT_ROOT}, where dnsdist drops every query",
+        rules1=(_aaaa(mail("firewalled"), sf),), rules2=(_aaaa(mail("firewalled"), sf),),
+        silent_root=True, expect_codes=("AAAA_SERVFAIL",), expect_servers=())
     add("sfone", "AAAA SERVFAIL at one server", f"dnsdist `{sf}` for AAAA of the MX host, ns1 only",
         rules1=(_aaaa(mail("sfone"), sf),), expect_codes=("AAAA_SERVFAIL",), expect_servers=("ns1",))
     add("drop", "AAAA dropped", f"dnsdist `{drop}` for AAAA of the MX host, both servers",
@@ -178,7 +186,8 @@ def expected_servers(fault: Fault) -> tuple[str, ...]:
 
 def all_addresses() -> list[str]:
     """Every address a daemon listens on (BIND binds only addresses configured on an interface)."""
-    fixed = [ROOT, TLD, NSD_BACKEND, PDNS_BACKEND, BIND_AUTH_CONTROL, DNSMASQ_UPSTREAM, *RESOLVERS.values()]
+    fixed = [ROOT, TLD, NSD_BACKEND, PDNS_BACKEND, BIND_AUTH_CONTROL, DNSMASQ_UPSTREAM, SILENT_ROOT,
+             *RESOLVERS.values()]
     return list(dict.fromkeys(fixed + [a for f in FAULTS for a in addresses(f).values()]))
 
 
@@ -205,8 +214,8 @@ def root_zone() -> str:
     return z
 
 
-def root_hints() -> str:
-    return f".  3600000  NS  {ROOT_NS}\n{ROOT_NS}  3600000  A  {ROOT}\n"
+def root_hints(address: str = ROOT) -> str:
+    return f".  3600000  NS  {ROOT_NS}\n{ROOT_NS}  3600000  A  {address}\n"
 
 
 def tld_zone(tld: str) -> str:
@@ -289,6 +298,7 @@ def write_world(work: Path) -> list[Daemon]:
     zones = work / "zones"
     zones.mkdir(parents=True, exist_ok=True)
     (work / "root.hints").write_text(root_hints())
+    (work / "silent-root.hints").write_text(root_hints(SILENT_ROOT))
     (zones / "root.zone").write_text(root_zone())
     for tld in ("com", "net"):
         (zones / f"{tld}.zone").write_text(tld_zone(tld))
@@ -417,14 +427,19 @@ def _dnsdist(work: Path, which: int) -> Daemon:
     label = f"ns{which}"
     backend = NSD_BACKEND if which == 1 else PDNS_BACKEND
     listen = [addresses(f)[f"{label}.{f.net}"] for f in FAULTS]
+    if which == 1:
+        listen.append(SILENT_ROOT)
     lines = [f'setLocal("{listen[0]}:53")', *(f'addLocal("{a}:53")' for a in listen[1:])]
     lines += [
         'setACL({"0.0.0.0/0"})',
         "function suffix(zone) local node = newSuffixMatchNode(); node:add(zone); return node end",
+        "function to(address) local group = newNMG(); group:addMask(address); return group end",
         # FORMERR and the other synthesised answers without an OPT record, as the legacy servers send them.
         "setAddEDNSToSelfGeneratedResponses(false)",
         f'newServer({{address="{backend}:53", checkInterval=3600}}):setUp()',
     ]
+    if which == 1:  # by destination address: the silent root
+        lines.append(f'addAction(NetmaskGroupRule(to("{SILENT_ROOT}/32"), false), DropAction())')
     for f in FAULTS:
         lines += list(f.rules1 if which == 1 else f.rules2)
     (d / "dnsdist.conf").write_text("\n".join(lines) + "\n")

@@ -138,7 +138,7 @@ class AuthoritativeView:
             asyncio.ensure_future(self.engine.ask(self.name, self._server(ns, a), ".", "NS", rd=False))
             for ns, a in addresses
         }
-        deadline = asyncio.get_running_loop().time() + self.engine.timeout * 1.5
+        deadline = asyncio.get_running_loop().time() + self.engine.timeout + 0.25  # the first try, and a margin
         try:
             while tasks:
                 left = deadline - asyncio.get_running_loop().time()
