@@ -221,6 +221,14 @@ def missing() -> str:
 
 # -- docs/realdns.md ----------------------------------------------------------------------------------------
 
+LIMITS = """The verdict column is mxdoctor's MTA models over mxdoctor's own queries, which ask A and AAAA
+at once rather than in each MTA's order, and wait mxdoctor's time-outs (2 s, then 4 s) rather than the
+stub's (5 s × 2): it is shown, not judged. Where a resolver's answer depends on order or timing, the
+column of what the resolver answered the MTA shows what the MTA's own sequence got, and the notes under
+a cell say where that differs between resolvers: BIND applies a fresh AAAA NXDOMAIN to the A query
+that follows; BIND and PowerDNS Recursor turn silence into SERVFAIL (10 s, 3 s), which an MTA reads
+as a temporary failure, while Unbound and Knot Resolver (10.9 s) leave the stub to time out."""
+
 INTRO = """Real authoritative servers and resolvers from Debian ran in one network namespace, each on its own
 address: Knot serves the root, NSD the TLDs com. and net., BIND (authoritative only) each mail zone
 `example-<fault>.com` (MX 10 `mail.example-<fault>.net.`), and the MX host's zone `example-<fault>.net` is
@@ -336,6 +344,8 @@ def render(cells: Sequence[Cell], seconds: float) -> str:
             f"{c.diagnose_seconds:.1f} s | {mark} |"
         )
     lines += [
+        "",
+        textwrap.fill(LIMITS, width=104),
         "",
         "## How to run it",
         "",

@@ -6,6 +6,7 @@ Each records its per-server Lookups and answers a question with one view-level L
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 from typing import Protocol
 
@@ -99,13 +100,22 @@ class AuthoritativeView:
         return evidence.Server(address, self.port, ns)
 
     async def lookup(self, question: route.Question) -> Lookup:
-        qname, qtype = question.qname, question.qtype
         if self._roots is None:
             self._roots = asyncio.ensure_future(self._roots_answer())
-        if not await asyncio.shield(self._roots):
-            silent = Lookup(self.name, None, qname, qtype, Outcome.TIMEOUT, detail=ROOTS_SILENT)
-            self.engine.recorder.add_lookup(silent)
-            return silent
+        # the walk starts at once; the root check only cuts it short when no root answers at all
+        walking = asyncio.ensure_future(self._lookup(question))
+        done, _ = await asyncio.wait({walking, self._roots}, return_when=asyncio.FIRST_COMPLETED)
+        if walking in done or self._roots.result():
+            return await walking
+        walking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await walking
+        silent = Lookup(self.name, None, question.qname, question.qtype, Outcome.TIMEOUT, detail=ROOTS_SILENT)
+        self.engine.recorder.add_lookup(silent)
+        return silent
+
+    async def _lookup(self, question: route.Question) -> Lookup:
+        qname, qtype = question.qname, question.qtype
         chain: list[str] = []
         exchanges: list[int] = []
         summary: Lookup | None = None
