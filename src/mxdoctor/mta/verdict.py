@@ -169,7 +169,7 @@ def evaluate(
     if route.kind is RouteKind.FAILED:
         error = _DNS_STATUS.get(route.mx.outcome, "ErrorRetry") if route.mx else "ErrorRetry"
         text = t.mx_tempfail.format(domain=domain, error=error, host=domain, qtype="MX")
-        return verdict(Decision.DEFER, text, _codes(findings, {"MX_LOOKUP_FAILED", "RESOLVER_FAILS"}))
+        return verdict(Decision.DEFER, text, _codes(findings, {"MX_LOOKUP_FAILED", "RESOLVER_FAILS", "EDNS_DROPPED"}))
     if route.kind is RouteKind.NXDOMAIN:
         text = t.nxdomain.format(domain=domain, qtype=model.order[-1], host=domain, error="")
         return verdict(Decision.BOUNCE, text, _codes(findings, {"DOMAIN_NXDOMAIN", "RESOLVER_DISAGREES"}))
