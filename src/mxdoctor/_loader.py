@@ -31,7 +31,8 @@ def _path_text(path: str) -> str:
 
 
 def _fail(error: type[MxdoctorError], source: str, path: str, problem: str) -> MxdoctorError:
-    where = _path_text(path)
+    # A key may hold any character: escape what would break the one-line message.
+    where = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in _path_text(path))
     return error(f"{source}: {where}: {problem}" if where else f"{source}: {problem}")
 
 
