@@ -63,8 +63,9 @@ def vantage(base: api.DiagnoseOptions, host: str | None = None, dns: DnsSettings
     external = tuple(dns.external) if dns.uses_external else ()
     labels.update({_key(s, base.dns_port): f"{host}'s internal DNS" for s in internal})
     labels.update({_key(s, base.dns_port): f"{host}'s external DNS (send connector)" for s in external})
+    port = base.dns_port
     options = dataclasses.replace(
-        base, resolvers=_unique(internal + base.resolvers), externals=_unique(external + base.externals),
+        base, resolvers=_unique(internal + base.resolvers, port), externals=_unique(external + base.externals, port),
     )
     knobs: dict[str, tuple[str, ...]] = {m: (EXTERNAL_KNOB,) for m in EXCHANGE_MODELS} if external else {}
     return Vantage(options, knobs, labels)
@@ -77,8 +78,12 @@ def _key(text: str, port: int) -> str:
         return text
 
 
-def _unique(items: Sequence[str]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(items))
+def _unique(items: Sequence[str], port: int) -> tuple[str, ...]:
+    """The servers once each, however written (``127.0.0.3`` and ``127.0.0.3:53`` are one)."""
+    seen: dict[str, str] = {}
+    for s in items:
+        seen.setdefault(_key(s, port), s)
+    return tuple(seen.values())
 
 
 def reachable_first(ev: Evidence) -> Evidence:
