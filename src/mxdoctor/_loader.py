@@ -93,7 +93,7 @@ def _check_keys(data: Any, tp: Any, path: str, source: str, error: type[Mxdoctor
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         for arg in get_args(tp):
-            if dataclasses.is_dataclass(arg) and isinstance(data, dict):
+            if (dataclasses.is_dataclass(arg) or get_origin(arg) is dict) and isinstance(data, dict):
                 _check_keys(data, arg, path, source, error)
         return
     if origin in (tuple, list) and isinstance(data, list):
