@@ -193,3 +193,21 @@ def test_web_beyond_loopback_without_token_is_one_line_exit_3(tmp_path: Path) ->
     )
     assert proc.returncode == 3 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert "--web: listening on 0.0.0.0 (beyond loopback) requires a token" in proc.stderr
+
+
+def test_metrics_name_the_host() -> None:
+    from prometheus_client import generate_latest
+
+    from mxdoctor.monitor import metrics
+
+    local, pushed = metrics.WatchMetrics(), metrics.WatchMetrics()
+    local.polls.labels("ok").inc()
+    pushed.polls.labels("ok").inc()
+    pushed.polls.labels("ok").inc()
+    pushed.alerts.labels("example.com").set(1)
+    text = generate_latest(metrics.fleet_registry({"": local, "sbs1": pushed})).decode()
+    assert 'mxdoctor_watch_polls_total{host="",result="ok"} 1.0' in text
+    assert 'mxdoctor_watch_polls_total{host="sbs1",result="ok"} 2.0' in text
+    assert 'mxdoctor_watch_alert_firing{domain="example.com",host="sbs1"} 1.0' in text \
+        or 'mxdoctor_watch_alert_firing{host="sbs1",domain="example.com"} 1.0' in text
+    assert text.count("# TYPE mxdoctor_watch_polls_total counter") + text.count("# TYPE mxdoctor_watch_polls counter") == 1

@@ -232,7 +232,7 @@ def test_two_pushed_exchange_hosts(tmp_path: Path, lab: runner.Card, hook: Webho
         assert [d["domain"] for d in queues["sbs1"]["domains"]] == ["example.com"]
         assert queues["sbs1"]["domains"][0]["firing"]
         code, page = watch.get("/")
-        assert code == 200 and "sbs1" in page and "exch16&#39;s external DNS (send connector)" in page
+        assert code == 200 and "sbs1" in page and "exch16&#39;s external DNS, for its send connector" in page
         code, page = watch.get("/domain/example.com?queue=exch16")
         assert code == 200 and 'src="/domain/example.com/report?queue=exch16"' in page
         code, report = watch.get("/domain/example.com/report?queue=exch16")

@@ -13,7 +13,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,7 +53,7 @@ class WebOptions:
 
     host: str = "127.0.0.1"
     port: int = 8425
-    token: str | None = None  # required when ``host`` is not a loopback address
+    token: str | None = field(default=None, repr=False)  # required beyond loopback; never in a repr
     refresh: int = 30  # seconds between the pages' own reloads
     threshold: str = "30m"  # the alert age, as shown
 

@@ -62,7 +62,7 @@ def vantage(base: api.DiagnoseOptions, host: str | None = None, dns: DnsSettings
     internal = tuple(dns.internal)
     external = tuple(dns.external) if dns.uses_external else ()
     labels.update({_key(s, base.dns_port): f"{host}'s internal DNS" for s in internal})
-    labels.update({_key(s, base.dns_port): f"{host}'s external DNS (send connector)" for s in external})
+    labels.update({_key(s, base.dns_port): f"{host}'s external DNS, for its send connector" for s in external})
     port = base.dns_port
     options = dataclasses.replace(
         base, resolvers=_unique(internal + base.resolvers, port), externals=_unique(external + base.externals, port),
@@ -100,7 +100,8 @@ def reachable_first(ev: Evidence) -> Evidence:
 def _label(v: View, labels: dict[str, str]) -> str:
     servers = ", ".join(str(s) for s in v.servers)
     whose = next((labels[str(s)] for s in v.servers if str(s) in labels), "")
-    text = v.name if not servers or servers in v.name else f"{v.name} {servers}"
+    named = any(str(s.address) in v.name for s in v.servers)  # "external 192.0.2.53" names its server
+    text = v.name if not servers or named else f"{v.name} {servers}"
     return f"{text} ({whose})" if whose else text
 
 
