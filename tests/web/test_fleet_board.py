@@ -210,4 +210,47 @@ def test_metrics_name_the_host() -> None:
     assert 'mxdoctor_watch_polls_total{host="sbs1",result="ok"} 2.0' in text
     assert 'mxdoctor_watch_alert_firing{domain="example.com",host="sbs1"} 1.0' in text \
         or 'mxdoctor_watch_alert_firing{host="sbs1",domain="example.com"} 1.0' in text
-    assert text.count("# TYPE mxdoctor_watch_polls_total counter") + text.count("# TYPE mxdoctor_watch_polls counter") == 1
+    types = text.count("# TYPE mxdoctor_watch_polls_total counter") + text.count("# TYPE mxdoctor_watch_polls counter")
+    assert types == 1  # one family, both hosts' series in it
+
+
+def test_watch_serves_the_dashboard_of_its_local_queue_and_stops_on_sigterm(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "monitor"))
+    from watch_helpers import wait_for, write_queue
+
+    queue = tmp_path / "queue.jsonl"
+    write_queue(queue, time.time(), [("bob@example.com", 3600, "connect to mx.example.com[192.0.2.1]:25: "
+                                      "Connection timed out")])
+    port = runner._free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mxdoctor.cli", "watch", str(queue), "--interval", "0.5s", "--no-diagnose",
+         "--no-log", "--web", f"127.0.0.1:{port}", "--state", str(tmp_path / "s.sqlite")],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        def listed() -> Any:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/state", timeout=5) as r:
+                    queues = json.loads(r.read())["queues"]
+            except OSError:
+                return None
+            return queues if queues and queues[0]["domains"] else None
+
+        (q,) = wait_for(listed, 30, "the dashboard to list the queue")
+        assert q["name"] == str(queue) and q["domains"][0]["domain"] == "example.com"
+        assert q["domains"][0]["category"] == "connect" and q["domains"][0]["firing"]
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        assert time.monotonic() - started < 5.0
+        assert proc.stderr is not None
+        assert "dashboard at http://127.0.0.1:" in proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
