@@ -77,7 +77,8 @@ class Site:
 
     def poll(self) -> watch.PollResult:
         result = self.watcher.poll()
-        self.watcher._observe(result)
+        for observe in self.watcher.observers:
+            observe(result)
         return result
 
     def push(self, body: bytes) -> int:

@@ -186,8 +186,12 @@ def test_two_pushed_exchange_hosts(tmp_path: Path, lab: runner.Card, hook: Webho
         pusher.set("exch16", bodies["exch16"])
         wait_for(lambda: len(events(hook, event="alert", domain="example.com")) >= 2, 90, "both hosts' alerts")
 
-        by_host = {b["host"]: b for b in events(hook, event="alert", domain="example.com")}
-        assert set(by_host) == {"sbs1", "exch16"}
+        alerts = events(hook, event="alert", domain="example.com")
+        by_host = {b["host"]: b for b in alerts}
+        assert set(by_host) == {"sbs1", "exch16"} and len({b["id"] for b in alerts}) == 2  # one per host
+        assert by_host["sbs1"]["text"].startswith("DELAYED on sbs1: 2 message(s) to example.com queued")
+        assert "; views: internal " in by_host["sbs1"]["text"]
+        assert "(not reachable from here: internal " in by_host["exch16"]["text"]
         sbs1, exch16 = by_host["sbs1"]["diagnosis"], by_host["exch16"]["diagnosis"]
         assert sbs1["root_cause"] == "AAAA_SERVFAIL" and sbs1["verdicts"]["exchange2010"] == "defer"
         assert any("sbs1's internal DNS" in v for v in sbs1["views_used"]) and not sbs1["views_unreachable"]

@@ -392,6 +392,10 @@ class Watcher:
             courier.wake.set()
         return last
 
+    def stop(self) -> None:
+        """End ``run()`` soon, from any thread (what SIGTERM does)."""
+        self._stop()
+
     def _stop(self) -> None:
         self.stop_event.set()
         for courier in self.couriers:

@@ -29,6 +29,7 @@ from mxdoctor.monitor import config, fleet, history, metrics, state, watch
 from mxdoctor.mta.models import MODELS
 from mxdoctor.queues import formats
 from mxdoctor.queues.exchange_snapshot import DnsSettings
+from mxdoctor.queues.status import format_age
 from mxdoctor.web import app as web_app
 from mxdoctor.web.server import WebServer
 from mxdoctor.web.watchboard import WatchBoard
@@ -163,7 +164,7 @@ class Runtime:
     def stop(self) -> None:
         self.stop_event.set()
         for _, watcher in self.watchers:
-            watcher._stop()
+            watcher.stop()
 
     def close(self) -> None:
         """Stop and close everything; a send in flight gets a second (it is resent after a restart)."""
@@ -234,7 +235,7 @@ def build(opts: config.Settings, source: formats.Source | None, options: watch.W
         web = None
         if opts.web is not None and board is not None:
             web_options = web_app.WebOptions(host=opts.web.host, port=opts.web.port, token=opts.web.token,
-                                             refresh=opts.web.refresh, threshold=_age(opts.alert_age))
+                                             refresh=opts.web.refresh, threshold=format_age(opts.alert_age))
             web = WebServer(web_app.Dashboard(board, web_options, the_fleet).app, opts.web.host, opts.web.port)
             web.start()
             closers.insert(0, web.stop)
@@ -251,12 +252,6 @@ def build(opts: config.Settings, source: formats.Source | None, options: watch.W
         for close in closers:
             close()
         raise
-
-
-def _age(seconds: float) -> str:
-    from mxdoctor.queues.status import format_age
-
-    return format_age(seconds)
 
 
 def _observe(w: watch.Watcher, name: str, board: WatchBoard, the_fleet: fleet.Fleet | None) -> None:
