@@ -37,6 +37,7 @@ class Watch:
 state = "{tmp}/state.sqlite"
 interval = "0.5s"
 alert_age = "60s"
+queues = ["deferred"]  # the local queue's filter: no host's queue is filtered by it
 resolvers = ["{card.resolver("internal").hostport}"]
 dns_port = {card.dns_port}
 root_hints = "{card.root_hints}"

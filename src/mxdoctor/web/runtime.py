@@ -224,7 +224,9 @@ def build(opts: config.Settings, source: formats.Source | None, options: watch.W
                 m = metrics.WatchMetrics(top=opts.metrics_top) if opts.metrics else None
                 if m is not None:
                     parts[host.name] = m
-                host_options = dataclasses.replace(template, source=the_fleet.source(host.name), host=host.name)
+                # The local queue's filter (queues = ["deferred"]) names Postfix queues: not a host's.
+                host_options = dataclasses.replace(template, source=the_fleet.source(host.name), host=host.name,
+                                                   queues=())
                 diagnoser = custom if custom is not None or not wanted else _host_diagnoser(base, board, the_fleet,
                                                                                          host.name)
                 hw = fleet.HostWatcher(the_fleet, host.name, host_options,
