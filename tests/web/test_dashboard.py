@@ -147,6 +147,8 @@ def test_dashboard_in_chromium(site: Site) -> None:
     site.poll()
     site.poll()
     assert site.push_and_poll_host().raised == ["example.com"]
+    from selenium.webdriver.support.ui import WebDriverWait
+
     with open_browser(1280, 1100) as driver:
         driver.get(site.server.url + "/")
         rows = driver.find_elements("css selector", "tr.domain[data-domain='example.com']")
@@ -165,6 +167,8 @@ def test_dashboard_in_chromium(site: Site) -> None:
         driver.get(site.server.url + "/diagnose")
         driver.find_element("name", "domain").send_keys("example.com")
         driver.find_element("css selector", "#diagnose-form button").click()
+        # The report comes when the diagnosis is done: wait for it rather than race the navigation.
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements("id", "root-cause"))
         assert "AAAA_SERVFAIL" in driver.find_element("id", "root-cause").text
         assert driver.find_elements("css selector", "#mail-path g.box.fail")
         if os.environ.get("MXDOCTOR_WRITE_SCREENSHOTS"):
