@@ -24,6 +24,7 @@ from mxdoctor import analysis, api
 from mxdoctor.checks import resolver
 from mxdoctor.diagnosis import Diagnosis
 from mxdoctor.dns import system
+from mxdoctor.errors import MxdoctorError
 from mxdoctor.evidence import Evidence, View, ViewKind
 from mxdoctor.monitor import config, fleet, history, metrics, state, watch
 from mxdoctor.mta.models import MODELS
@@ -75,7 +76,7 @@ def vantage(base: api.DiagnoseOptions, host: str | None = None, dns: DnsSettings
 def _key(text: str, port: int) -> str:
     try:
         return str(system.parse_server(text, port))
-    except Exception:  # noqa: BLE001 - a name that is no address is reported by the probe itself
+    except MxdoctorError:  # a name that is no address: the diagnosis reports it as its error
         return text
 
 
