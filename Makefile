@@ -2,9 +2,12 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-DEBS   := unbound dnsutils postfix jq iproute2 time chromium chromium-driver
+DEBS   := unbound dnsutils postfix jq iproute2 time chromium chromium-driver \
+          nsd knot bind9 pdns-server pdns-backend-bind dnsdist knot-resolver pdns-recursor dnsmasq
+# Services those packages start on the host: the realdns suite starts its own daemons in a namespace.
+REALDNS_SERVICES := nsd knot named pdns dnsdist kresd@1 kres-cache-gc pdns-recursor dnsmasq
 
-.PHONY: demo test test-fast lint typecheck docs debs bench clean conformance fuzz
+.PHONY: demo test test-fast lint typecheck docs debs bench clean conformance fuzz realdns
 
 $(BIN)/mxdoctor: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +18,8 @@ $(BIN)/mxdoctor: pyproject.toml
 demo: $(BIN)/mxdoctor
 	$(BIN)/mxdoctor demo
 
-# Debian packages the tests start (Unbound, Postfix, dig); installed only when missing and root.
+# Debian packages the tests start (Unbound, Postfix, dig, the realdns servers); installed only when missing
+# and root.
 debs:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
@@ -23,6 +27,10 @@ debs:
 	    echo "installing:$$missing"; \
 	    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	    for s in $(REALDNS_SERVICES); do \
+	      if [ -d /run/systemd/system ]; then systemctl disable --now $$s >/dev/null 2>&1 || true; \
+	      else service $$s stop >/dev/null 2>&1 || true; fi; \
+	    done; \
 	  else echo "not root: tests needing$$missing will skip"; fi; \
 	fi
 
@@ -33,7 +41,7 @@ test: $(BIN)/mxdoctor debs
 	$(BIN)/pytest
 
 test-fast: $(BIN)/mxdoctor
-	$(BIN)/pytest -m "not slow and not conformance"
+	$(BIN)/pytest -m "not slow and not conformance and not realdns"
 
 # The property tests (test_fuzz_*) at length: FUZZ_EXAMPLES inputs per property, a fresh random seed each
 # run (repeat one with MXDOCTOR_FUZZ_SEED=N); `make test` runs them on a small fixed budget.
@@ -62,6 +70,11 @@ fuzz: $(BIN)/mxdoctor
 # Real Postfix, Exim, OpenSMTPD and Sendmail against the lab scenarios (root); rewrites docs/conformance.md.
 conformance: $(BIN)/mxdoctor debs
 	$(BIN)/python tests/conformance/conformance_harness.py --write-docs
+
+# Real DNS servers and resolvers (Knot, NSD, BIND, PowerDNS, dnsdist, Unbound, Knot Resolver, PowerDNS
+# Recursor, dnsmasq) against mxdoctor in a namespace (root); rewrites docs/realdns.md.
+realdns: $(BIN)/mxdoctor debs
+	$(BIN)/python tests/realdns/realdns_harness.py --write-docs
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -57,3 +57,12 @@ def test_recorded_evidence_replays_offline(path: Path) -> None:
     sc = scenario_mod.load(path.stem)
     d = api.explain(path)
     assert_expectations(sc, d)
+
+
+def test_edns_dropping_servers_are_the_root_cause_not_the_resolver() -> None:
+    with lab.running("edns-dropped") as card:
+        d = analysis.analyse(collect(card))
+    top = d.root_causes()[0]
+    assert top.code == "EDNS_DROPPED", [f.code for f in d.root_causes()]
+    assert not top.remediation.receiver.startswith("Nothing")
+    assert "RESOLVER_FAILS" not in {f.code for f in d.findings}

@@ -68,7 +68,8 @@ def _path_text(path: str) -> str:
 
 
 def _fail(error: type[MxdoctorError], source: str, path: str, problem: str) -> MxdoctorError:
-    where = _path_text(path)
+    # A key may hold any character: escape what would break the one-line message.
+    where = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in _path_text(path))
     if issubclass(error, ScenarioError):
         return error(source, where, problem)
     return error(f"{source}: {where}: {problem}" if where else f"{source}: {problem}")
@@ -283,6 +284,7 @@ def _check_keys(data: Any, tp: Any, path: str, source: str, error: type[Mxdoctor
     if origin in (typing.Union, types.UnionType):
         # Each branch below looks only at data of its own shape (msgspec allows one object-like type).
         for arg in get_args(tp):
+
             _check_keys(data, arg, path, source, error)
         return
     if origin in (tuple, list) and isinstance(data, list):

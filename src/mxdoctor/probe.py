@@ -149,8 +149,10 @@ async def probe_domain(target: str, options: ProbeOptions, *, started: float | N
         await asyncio.gather(*unfinished, return_exceptions=True)
         left = max(0.0, probe_time(options.deadline) - (time.monotonic() - started))
         auth = next((v for v in view_list if isinstance(v, views.AuthoritativeView)), None)
-        if options.dnssec and auth is not None and not unfinished and left > 0:
-            keys = asyncio.ensure_future(asyncio.gather(_zone_keys(engine, auth), *(_tlsa(r) for r in runs)))
+        # Only where the authoritative servers answered at all: a silent root would only cost time-outs.
+        if options.dnssec and auth is not None and not unfinished and left > 0 and auth.describe().reachable:
+            tlsa = (_tlsa(r, engine, auth) for r in runs)
+            keys = asyncio.ensure_future(asyncio.gather(_zone_keys(engine, auth), *tlsa))
             done, _ = await asyncio.wait([keys], timeout=left)
             if not done:
                 keys.cancel()
@@ -207,49 +209,84 @@ DANE_PORT = 25
 MAX_TLSA_HOSTS = 8
 
 
-async def _tlsa(run: _RouteRun) -> None:
+async def _tlsa(run: _RouteRun, engine: Engine, auth: views.AuthoritativeView) -> None:
     """TLSA at _25._tcp.<exchanger> (RFC 7672 §2.2) for the exchangers of one view's route: what a
-    DANE-enabled MTA asks before it connects."""
+    DANE-enabled MTA asks before it connects. Through a resolver view as the MTA asks it; for the
+    authoritative view, of the exchanger's zone's servers directly (lookups of the dnssec view, so the
+    route's own checks do not count them)."""
     hosts = [x.host for x in run.machine.result().exchangers if x.literal is None][:MAX_TLSA_HOSTS]
-    await asyncio.gather(*(run.view.lookup(route.Question(f"_{DANE_PORT}._tcp.{h}", "TLSA")) for h in hosts))
+    names = [n for n in (f"_{DANE_PORT}._tcp.{h}" for h in hosts) if _is_name(n)]
+    if run.view is not auth:
+        await asyncio.gather(*(run.view.lookup(route.Question(n, "TLSA")) for n in names))
+        return
+    zones = auth.zones()
+    asks = []
+    for name in names:
+        owner = _owning(zones, name)
+        if owner is not None:
+            asks.append(_raced(engine, _key_servers(owner, auth.port), name, "TLSA"))
+    await asyncio.gather(*asks)
+
+
+def _is_name(text: str) -> bool:
+    """A TLSA owner that fits in a name (a 250-byte exchanger name does not take the prefix)."""
+    import dns.exception
+    import dns.name
+
+    try:
+        dns.name.from_text(text)
+    except dns.exception.DNSException:
+        return False
+    return True
+
+
+def _owning(zones: tuple[evidence.Zone, ...], name: str) -> evidence.Zone | None:
+    labels = name.lower().rstrip(".").split(".")
+    best: evidence.Zone | None = None
+    for zone in zones:
+        z = zone.name.lower().rstrip(".")
+        inside = z == "" or labels[-len(z.split(".")):] == z.split(".")
+        if inside and (best is None or len(zone.name) > len(best.name)):
+            best = zone
+    return best
 
 
 MAX_KEY_SERVERS = 4  # addresses asked for each zone's DNSKEY set and for its DS at the parent
 
 
+def _key_servers(zone: evidence.Zone, port: int) -> list[evidence.Server]:
+    pairs = [(ns.name, a) for ns in zone.nameservers for a in (ns.addresses or ns.glue)]
+    return [evidence.Server(a, port, ns) for ns, a in pairs[:MAX_KEY_SERVERS]]
+
+
+async def _raced(engine: Engine, servers: list[evidence.Server], qname: str, qtype: str) -> None:
+    """Ask the servers at once; the first definite answer ends the wait (as for the route)."""
+    pending = {asyncio.ensure_future(engine.ask(evidence.DNSSEC_KEYS_VIEW, s, qname, qtype, rd=False))
+               for s in servers}
+    try:
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            answers = [t.result() for t in done]
+            for answer in answers:
+                engine.recorder.add_lookup(answer.to_lookup(evidence.DNSSEC_KEYS_VIEW))
+            if any(a.outcome.is_answer for a in answers):
+                break
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+
 async def _zone_keys(engine: Engine, auth: views.AuthoritativeView) -> None:
-    """DNSKEY of every zone on the path from its own servers, and its DS from the parent's servers;
-    the servers of one question are raced, as for the route: the first answer ends the wait."""
+    """DNSKEY of every zone on the path from its own servers, and its DS from the parent's servers."""
     zones = {z.name: z for z in auth.zones()}
-
-    def addresses(zone: evidence.Zone) -> list[evidence.Server]:
-        pairs = [(ns.name, a) for ns in zone.nameservers for a in (ns.addresses or ns.glue)]
-        return [evidence.Server(a, auth.port, ns) for ns, a in pairs[:MAX_KEY_SERVERS]]
-
-    async def raced(servers: list[evidence.Server], qname: str, qtype: str) -> None:
-        pending = {asyncio.ensure_future(engine.ask(evidence.DNSSEC_KEYS_VIEW, s, qname, qtype, rd=False))
-                   for s in servers}
-        try:
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                answers = [t.result() for t in done]
-                for answer in answers:
-                    engine.recorder.add_lookup(answer.to_lookup(evidence.DNSSEC_KEYS_VIEW))
-                if any(a.outcome.is_answer for a in answers):
-                    break
-        finally:
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-
     asks = []
     for zone in zones.values():
-        asks.append(raced(addresses(zone), zone.name, "DNSKEY"))
+        asks.append(_raced(engine, _key_servers(zone, auth.port), zone.name, "DNSKEY"))
         parent = zones.get(zone.parent) if zone.parent else None
         if parent is not None:
-            asks.append(raced(addresses(parent), zone.name, "DS"))
+            asks.append(_raced(engine, _key_servers(parent, auth.port), zone.name, "DS"))
     await asyncio.gather(*asks)
-
 
 def collect(target: str, options: ProbeOptions, *, started: float | None = None) -> evidence.Evidence:
     """``probe_domain`` for synchronous callers (the CLI)."""

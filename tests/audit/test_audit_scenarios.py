@@ -38,6 +38,8 @@ TABLE: dict[str, tuple[set[str], int]] = {
     "internal-resolver-stale": (set(), 0),
     "internal-forwarder-broken": (set(), 0),
     "edns-intolerant": ({nameserver.EDNS_INTOLERANT.code}, 1),
+    # the MX query fails (every resolver fails the zone); audit's own EDNS probe names the servers too
+    "edns-dropped": ({nameserver.EDNS_DROPPED.code, nameserver.EDNS_INTOLERANT.code, mx.MX_LOOKUP_FAILED.code}, 2),
     "tcp-refused-truncated": ({nameserver.TCP_FAILS.code, mx.MX_LOOKUP_FAILED.code}, 2),
     "smtp-tempfail": (set(), 0),  # an SMTP fault: audit does not speak SMTP
     "ipv6-only-mx": (set(), 0),

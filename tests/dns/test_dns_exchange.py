@@ -100,25 +100,29 @@ def test_edns_formerr_falls_back_without_edns(tmp_path: Path) -> None:
     )
 
 
-def test_edns_silence_falls_back_without_edns(tmp_path: Path) -> None:
+def test_edns_silence_is_a_timeout_with_a_plain_dns_diagnostic(tmp_path: Path) -> None:
+    # resolvers retry with EDNS and fail; the query without EDNS only tells why
+    started = time.monotonic()
     answer, rec = run_in_tree(tmp_path, ask("mx.example.test.", "A"), {NS1: [Fault("edns-drop")]}, timeout=0.3)
-    assert answer.outcome is Outcome.NOERROR
-    first, second = sorted(rec.exchanges, key=lambda x: x.attempt)
-    assert (first.edns, first.outcome) == (0, Outcome.TIMEOUT)
-    assert (second.edns, second.workaround, second.outcome) == (
-        None,
-        "RetryWithoutEdnsOnTimeout",
-        Outcome.NOERROR,
-    )
+    assert answer.outcome is Outcome.TIMEOUT
+    assert answer.detail == "no reply to queries with EDNS; answers NOERROR without EDNS"
+    by = {x.workaround: x for x in rec.exchanges}
+    assert set(by) == {None, "RetryOnTimeout", "DiagnosticWithoutEdns"}
+    assert (by[None].edns, by[None].outcome) == (0, Outcome.TIMEOUT)
+    assert (by["RetryOnTimeout"].edns, by["RetryOnTimeout"].outcome) == (0, Outcome.TIMEOUT)
+    assert (by["DiagnosticWithoutEdns"].edns, by["DiagnosticWithoutEdns"].outcome) == (None, Outcome.NOERROR)
+    assert set(answer.exchanges) == {x.id for x in rec.exchanges}
+    assert time.monotonic() - started < 1.5  # the diagnostic runs beside the retry, not after it
 
 
 def test_silence_is_a_bounded_timeout(tmp_path: Path) -> None:
     started = time.monotonic()
     answer, rec = run_in_tree(tmp_path, ask("mx.example.test.", "A"), {NS1: [Fault("drop")]}, timeout=0.25)
     elapsed = time.monotonic() - started
-    assert answer.outcome is Outcome.TIMEOUT
-    first, second = sorted(rec.exchanges, key=lambda x: x.attempt)
-    assert (first.outcome, second.outcome) == (Outcome.TIMEOUT, Outcome.TIMEOUT)
+    assert answer.outcome is Outcome.TIMEOUT and answer.detail is None
+    first, second, plain = sorted(rec.exchanges, key=lambda x: (x.attempt, x.edns is None))
+    assert (first.outcome, second.outcome, plain.outcome) == (Outcome.TIMEOUT,) * 3
+    assert (second.workaround, plain.workaround) == ("RetryOnTimeout", "DiagnosticWithoutEdns")
     # the retry waits twice as long, and the first attempt listens all along
     assert 0.7 < first.duration < 0.9 and 0.45 < second.duration < 0.65
     assert first.error is not None and "no reply within 0.25 s" in first.error
@@ -131,11 +135,11 @@ def test_late_reply_to_the_first_attempt_is_taken_and_said_late(tmp_path: Path) 
         tmp_path, ask("mx.example.test.", "A"), {NS1: [Fault("delay", seconds=0.4)]}, timeout=0.25
     )
     assert answer.outcome is Outcome.NOERROR
-    first, second = sorted(rec.exchanges, key=lambda x: x.attempt)
+    first, second = sorted((x for x in rec.exchanges if x.edns is not None), key=lambda x: x.attempt)
     assert (first.edns, first.outcome) == (0, Outcome.NOERROR)  # the EDNS query was answered, late
     assert first.error is not None and "after the 0.25 s timeout" in first.error
-    assert (second.workaround, second.outcome) == ("RetryWithoutEdnsOnTimeout", Outcome.TIMEOUT)
-    assert answer.exchanges == (first.id, second.id)
+    assert (second.workaround, second.outcome) == ("RetryOnTimeout", Outcome.TIMEOUT)
+    assert answer.exchanges == (first.id, second.id)  # the diagnostic was cancelled: EDNS got an answer
 
 
 @pytest.mark.parametrize(

@@ -45,12 +45,19 @@ def test_plan_truncation_goes_to_tcp_keeping_edns() -> None:
         (AttemptResult(Outcome.FORMERR, "FORMERR"), "RetryWithoutEdnsOnFormerr"),
         (AttemptResult(Outcome.NOTIMP, "NOTIMP"), "RetryWithoutEdnsOnNotimp"),
         (AttemptResult(Outcome.OTHER_RCODE, "BADVERS"), "RetryWithoutEdnsOnBadvers"),
-        (AttemptResult(Outcome.TIMEOUT), "RetryWithoutEdnsOnTimeout"),
     ],
-    ids=["formerr", "notimp", "badvers", "timeout"],
+    ids=["formerr", "notimp", "badvers"],
 )
 def test_plan_edns_fallbacks(result: AttemptResult, workaround: str) -> None:
     assert plan_after(result)[1] == (Transport.UDP, None, workaround)
+
+
+def test_plan_retries_a_timeout_with_edns_as_resolvers_do() -> None:
+    # DNS Flag Day 2019: silence is loss, not a reason to drop EDNS
+    assert plan_after(AttemptResult(Outcome.TIMEOUT), AttemptResult(Outcome.TIMEOUT)) == [
+        (Transport.UDP, 0, None),
+        (Transport.UDP, 0, "RetryOnTimeout"),
+    ]
 
 
 def test_plan_gives_up_after_the_fallback_fails_too() -> None:

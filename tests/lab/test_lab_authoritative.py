@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import dns.flags
@@ -151,3 +152,14 @@ def test_other_opcodes_are_not_implemented(card: lab_mod.Card) -> None:
     request.set_opcode(dns.opcode.STATUS)
     reply = dns.query.udp(request, endpoint.address, port=endpoint.port, timeout=2)
     assert reply.rcode() == dns.rcode.NOTIMP
+
+
+def test_zone_transfer_is_refused_at_once_over_tcp(card: lab_mod.Card) -> None:
+    # as NSD, Knot, BIND and PowerDNS answer without an allow list; Zonemaster's AXFR test then ends at once
+    endpoint = card.server("ns1.example.com")
+    for qtype in ("AXFR", "IXFR"):
+        request = dns.message.make_query("example.com", qtype)
+        started = time.monotonic()
+        reply = dns.query.tcp(request, endpoint.address, port=endpoint.port, timeout=2)
+        assert reply.rcode() == dns.rcode.REFUSED and reply.answer == []
+        assert time.monotonic() - started < 0.5

@@ -151,6 +151,12 @@ CHECKS: dict[str, list[Wire]] = {
         Wire("ns1.example.com", "example.com", "MX", answer=MX1, aa=True, edns=False),
         Wire("internal", "example.com", "MX", answer=MX1),
     ],
+    "edns-dropped": [
+        Wire("ns1.example.com", "example.com", "MX", NO_REPLY, timeout=0.5),
+        Wire("ns2.example.com", "example.com", "MX", NO_REPLY, timeout=0.5),
+        Wire("ns1.example.com", "example.com", "MX", answer=MX1, aa=True, edns=False),
+        Wire("internal", "example.com", "MX", "SERVFAIL", timeout=6.0),
+    ],
     "tcp-refused-truncated": [
         Wire("ns1.example.com", "example.com", "MX", answer=(), tc=True),
         Wire("ns1.example.com", "example.com", "MX", TCP_CUT, tcp=True),
@@ -181,6 +187,7 @@ CHECKS: dict[str, list[Wire]] = {
 def test_every_builtin_scenario_has_wire_checks() -> None:
     # the audit-* scenarios are checked by tests/audit, the dnssec-* ones by tests/lab/test_lab_dnssec.py
     assert sorted(CHECKS) == [n for n in scenario_mod.builtin_names() if not n.startswith(("audit-", "dnssec-"))]
+
     assert all(CHECKS.values()), [name for name, wires in CHECKS.items() if not wires]
 
 

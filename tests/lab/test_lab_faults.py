@@ -42,6 +42,7 @@ trunc      A    127.0.0.25
 tcpcut     A    127.0.0.25
 edns       A    127.0.0.25
 ednsdrop   A    127.0.0.25
+lbnx       A    127.0.0.25
 garbage    A    127.0.0.25
 wrongid    A    127.0.0.25
 wrongq     A    127.0.0.25
@@ -70,6 +71,7 @@ faults = [
   {{ kind = "tcp-refuse", name = "tcpcut.example.com." }},
   {{ kind = "edns-formerr", name = "edns.example.com." }},
   {{ kind = "edns-drop", name = "ednsdrop.example.com." }},
+  {{ kind = "lb-nxdomain", name = "lbnx.example.com.", qtype = "AAAA" }},
   {{ kind = "garbage", name = "garbage.example.com.", size = 40 }},
   {{ kind = "wrong-id", name = "wrongid.example.com." }},
   {{ kind = "wrong-question", name = "wrongq.example.com.", qname = "other.example.org." }},
@@ -110,6 +112,14 @@ def test_nxdomain_fault_is_authoritative_with_soa_and_only_for_its_type(card: la
     assert reply.flags & dns.flags.AA
     assert [rrset.rdtype for rrset in reply.authority] == [dns.rdatatype.SOA]
     assert texts(query(*ns1(card), "nxdomain.example.com", "A"), "A") == ["127.0.0.25"]
+
+
+def test_lb_nxdomain_has_neither_aa_nor_soa(card: lab_mod.Card) -> None:
+    reply = query(*ns1(card), "lbnx.example.com", "AAAA")
+    assert rcode(reply) == "NXDOMAIN"
+    assert not reply.flags & dns.flags.AA
+    assert reply.authority == [] and reply.answer == []
+    assert texts(query(*ns1(card), "lbnx.example.com", "A"), "A") == ["127.0.0.25"]
 
 
 def test_drop_sends_nothing_for_its_type_only(card: lab_mod.Card) -> None:
@@ -250,7 +260,7 @@ def test_fault_matching_is_case_insensitive_and_typed() -> None:
     assert not faults.Fault("truncate").matches("x.", "A", "tcp")
     assert set(faults.KINDS) >= {
         "rcode", "drop", "delay", "broken-aaaa", "wrong-type", "no-aa", "truncate", "tcp-refuse",
-        "edns-formerr", "edns-drop", "garbage", "wrong-id", "wrong-question",
+        "edns-formerr", "edns-drop", "lb-nxdomain", "garbage", "wrong-id", "wrong-question",
     }  # fmt: skip
 
 

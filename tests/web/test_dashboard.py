@@ -16,15 +16,19 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "monitor"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "report"))
+sys.path.insert(0, str(Path(__file__).parent))
 from browser import assert_not_blank, open_browser  # noqa: E402
+from fleet_helpers import TOKENS, snapshots  # noqa: E402
 from watch_helpers import write_queue  # noqa: E402
 
 from mxdoctor import api  # noqa: E402
 from mxdoctor.errors import ConfigError  # noqa: E402
 from mxdoctor.lab import runner  # noqa: E402
 from mxdoctor.monitor import history, state, watch  # noqa: E402
+from mxdoctor.monitor.fleet import Fleet, Host, HostWatcher  # noqa: E402
 from mxdoctor.queues import formats  # noqa: E402
 from mxdoctor.web import app as web_app  # noqa: E402
+from mxdoctor.web import runtime  # noqa: E402
 from mxdoctor.web.server import WebServer  # noqa: E402
 from mxdoctor.web.watchboard import WatchBoard  # noqa: E402
 
@@ -44,12 +48,31 @@ class Site:
             watch.WatchOptions(source=formats.Source(path=str(self.queue)), interval=1, alert_age=600),
             self.state, [], lambda d: api.summarise(self.board.diagnose(d)),
         )
-        self.server = WebServer(web_app.Dashboard(self.board, options).app, "127.0.0.1", runner._free_port())
+        # A pushed Exchange 2010 host beside it, diagnosed through the resolver its snapshot names.
+        self.card = card
+        self.fleet = Fleet(tmp / "hosts", {"sbs1": Host.make("sbs1", token=TOKENS["sbs1"])})
+        self.host_state = state.State(tmp / "sbs1.sqlite")
+        self.host_watcher = HostWatcher(
+            self.fleet, "sbs1", watch.WatchOptions(source=self.fleet.source("sbs1"), interval=1, alert_age=600,
+                                                   host="sbs1"),
+            self.host_state, [], runtime._host_diagnoser(probe, self.board, self.fleet, "sbs1"),
+        )
+        self.server = WebServer(web_app.Dashboard(self.board, options, self.fleet).app, "127.0.0.1",
+                                runner._free_port())
         self.server.start()
 
     def poll(self) -> watch.PollResult:
         result = self.watcher.poll()
         self.board.observe("mail1 postfix", result, self.state)
+        return result
+
+    def push_and_poll_host(self) -> watch.PollResult:
+        request = urllib.request.Request(f"{self.server.url}/api/v1/queues/sbs1", data=snapshots(self.card)["sbs1"],
+                                         headers={"Authorization": f"Bearer {TOKENS['sbs1']}"}, method="POST")
+        with urllib.request.urlopen(request, timeout=30) as r:
+            assert r.status == 202
+        result = self.host_watcher.poll()
+        self.board.observe("sbs1", result, self.host_state, age_from=self.fleet.age_from("sbs1"))
         return result
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, str, dict[str, str]]:
@@ -66,6 +89,7 @@ class Site:
         self.server.stop()
         self.history.close()
         self.state.close()
+        self.host_state.close()
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -122,10 +146,17 @@ def test_dashboard_in_chromium(site: Site) -> None:
     write_queue(site.queue, time.time(), [("bob@example.com", 3600, DNS)])
     site.poll()
     site.poll()
-    with open_browser(1280, 900) as driver:
+    assert site.push_and_poll_host().raised == ["example.com"]
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with open_browser(1280, 1100) as driver:
         driver.get(site.server.url + "/")
         rows = driver.find_elements("css selector", "tr.domain[data-domain='example.com']")
         assert rows and "FIRING" in rows[0].text and "AAAA_SERVFAIL" in rows[0].text
+        # The pushed host's queue is listed under its name, with the views its diagnosis used.
+        (heading,) = [h for h in driver.find_elements("css selector", "h2") if h.text == "sbs1"]
+        host_row = heading.find_element("xpath", "following-sibling::table[1]//tr[@data-domain='example.com']")
+        assert "FIRING" in host_row.text and "sbs1's internal DNS" in host_row.text
         overview = driver.get_screenshot_as_png()
         assert_not_blank(overview)
         rows[0].find_element("css selector", "a").click()
@@ -136,6 +167,8 @@ def test_dashboard_in_chromium(site: Site) -> None:
         driver.get(site.server.url + "/diagnose")
         driver.find_element("name", "domain").send_keys("example.com")
         driver.find_element("css selector", "#diagnose-form button").click()
+        # The report comes when the diagnosis is done: wait for it rather than race the navigation.
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements("id", "root-cause"))
         assert "AAAA_SERVFAIL" in driver.find_element("id", "root-cause").text
         assert driver.find_elements("css selector", "#mail-path g.box.fail")
         if os.environ.get("MXDOCTOR_WRITE_SCREENSHOTS"):

@@ -37,7 +37,7 @@ class EmptyBoard:
     def history(self, queue: str, domain: str) -> list[Any]:
         return []
 
-    def report(self, domain: str) -> None:
+    def report(self, domain: str, queue: str = "") -> None:
         return None
 
     def diagnose(self, domain: str) -> Any:

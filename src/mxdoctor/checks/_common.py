@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 
 from mxdoctor.checks._context import Context
@@ -25,6 +26,27 @@ def view_reachable(ctx: Context, view: str) -> bool:
     return v is not None and v.reachable
 
 
+def server_lookups(ctx: Context) -> dict[str, list[Lookup]]:
+    by_server: dict[str, list[Lookup]] = defaultdict(list)
+    if ctx.authoritative is None:
+        return by_server
+    for (view, _), lks in ctx.per_server.items():
+        if view == ctx.authoritative:
+            for lk in lks:
+                if lk.server is not None:
+                    by_server[lk.server.address].append(lk)
+    return by_server
+
+
+def lame_servers(ctx: Context) -> set[str]:
+    """Authoritative servers that answered no question of the run but with REFUSED or a lame answer."""
+    lame = set()
+    for addr, lks in server_lookups(ctx).items():
+        if lks and all(lk.outcome in (Outcome.LAME, Outcome.REFUSED) for lk in lks):
+            lame.add(addr)
+    return lame
+
+
 def failing_places(ctx: Context, q: Question) -> Iterator[tuple[Lookup, Seen, str]]:
     """Every (lookup, place, dig command) where question ``q`` failed, with the rule of attribution:
 
@@ -34,8 +56,12 @@ def failing_places(ctx: Context, q: Question) -> Iterator[tuple[Lookup, Seen, st
     auth = ctx.authoritative
     auth_summary = ctx.summary(auth, q) if auth else None
     if auth is not None:
+        lame = lame_servers(ctx)  # one finding says it: LAME_DELEGATION
         for lk in ctx.servers(auth, q):
-            if lk.outcome.is_failure and lk.outcome is not Outcome.LAME and lk.server is not None:
+            if (
+                lk.outcome.is_failure and lk.outcome is not Outcome.LAME and lk.server is not None
+                and lk.server.address not in lame
+            ):
                 yield lk, Seen(auth, str(lk.server), outcome_text(lk)), ctx.dig(lk.server, q)
     for view in ctx.recursive_views():
         lk_v = ctx.summary(view, q)

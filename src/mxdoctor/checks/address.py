@@ -14,7 +14,7 @@ from mxdoctor.checks._context import Context
 from mxdoctor.checks._registry import FindingSpec, Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
 from mxdoctor.evidence import Lookup, Outcome
-from mxdoctor.route import Question
+from mxdoctor.route import Question, fqdn
 
 _RECEIVER_AAAA = (
     "Make every authoritative server of the zone of {qname} answer the AAAA query with NOERROR and an "
@@ -48,7 +48,7 @@ AAAA_NXDOMAIN = finding(
     Severity.ERROR,
     Role.DNS_FAULT,
     "AAAA query answered NXDOMAIN for a name that exists",
-    "The AAAA query for {qname} is answered NXDOMAIN although the name has other records.",
+    "The AAAA query for {qname} is answered NXDOMAIN although the name has other records.{detail}",
     "NXDOMAIN says the name does not exist at all; resolvers cache it for the whole name and below "
     "(RFC 8020), so a later A query can get the same negative answer, and Exchange treats the host as "
     "having no address.",
@@ -130,6 +130,16 @@ def exchanger_hosts(ctx: Context) -> list[str]:
     return hosts
 
 
+def _chain(ctx: Context, q: Question) -> list[Question]:
+    """The question and, when the host is an alias, the same question for each name of its CNAME chain:
+    the servers that fail are those of the canonical name's zone (another provider, often)."""
+    out = [q]
+    summary = ctx.summary(ctx.authoritative, q) if ctx.authoritative else None
+    for name in summary.cnames if summary is not None else ():
+        out.append(Question(fqdn(name), q.qtype))
+    return out
+
+
 def _name_exists(ctx: Context, view: str, server: str | None, host: str) -> bool:
     q = Question(host, "A")
     if server is None:
@@ -145,7 +155,7 @@ def _name_exists(ctx: Context, view: str, server: str | None, host: str) -> bool
 def aaaa_answers(ctx: Context) -> Iterable[Finding]:
     for host in exchanger_hosts(ctx):
         q = Question(host, "AAAA")
-        items = [i for i in failing_places(ctx, q) if i[0].outcome in _AAAA_CODES]
+        items = [i for n in _chain(ctx, q) for i in failing_places(ctx, n) if i[0].outcome in _AAAA_CODES]
         at_servers = [i for i in items if i[1].server is not None]
         through_views = [i for i in items if i[1].server is None]
         groups: dict[FindingSpec, list[tuple[Lookup, Seen, str]]] = defaultdict(list)
@@ -173,13 +183,35 @@ def aaaa_answers(ctx: Context) -> Iterable[Finding]:
             if _name_exists(ctx, seen.view, seen.server, host)
         ]
         if nx:
+            non_aa = [lk for lk, _, _ in nx if lk.server is not None and not lk.authoritative]
             yield AAAA_NXDOMAIN.emit(
                 f"{host} AAAA",
-                seen=[s for _, s, _ in nx],
+                seen=[s for _, s, _ in nx] + _rejecting_views(ctx, q, bool(non_aa)),
                 reproduce=[with_result(d, lk) for lk, _, d in nx],
                 exchanges=[i for lk, _, _ in nx for i in lk.exchanges],
                 qname=host,
+                detail=_NON_AA_NOTE.format(servers=", ".join(str(lk.server) for lk in non_aa)) if non_aa else "",
             )
+
+
+_NON_AA_NOTE = (
+    " The NXDOMAIN from {servers} lacks the AA bit (what load balancers and dnsdist synthesise): Knot "
+    "Resolver turns such an answer into SERVFAIL; Unbound, BIND, PowerDNS Recursor and dnsmasq pass the "
+    "NXDOMAIN on."
+)
+
+
+def _rejecting_views(ctx: Context, q: Question, non_aa: bool) -> list[Seen]:
+    """Resolver views that answered SERVFAIL where the servers gave an NXDOMAIN without AA."""
+    if not non_aa:
+        return []
+    out = []
+    for view in ctx.recursive_views():
+        lk = ctx.summary(view, q)
+        if lk is not None and lk.outcome is Outcome.SERVFAIL:
+            said = "SERVFAIL: this resolver rejects an NXDOMAIN without AA, as Knot Resolver does"
+            out.append(Seen(view, None, said))
+    return out
 
 
 def _nxdomain_places(ctx: Context, q: Question) -> list[tuple[Lookup, Seen, str]]:
@@ -187,7 +219,8 @@ def _nxdomain_places(ctx: Context, q: Question) -> list[tuple[Lookup, Seen, str]
     if ctx.authoritative:
         for lk in ctx.servers(ctx.authoritative, q):
             if lk.outcome is Outcome.NXDOMAIN and lk.server is not None:
-                out.append((lk, Seen(ctx.authoritative, str(lk.server), "NXDOMAIN"), ctx.dig(lk.server, q)))
+                said = "NXDOMAIN" if lk.authoritative else (lk.detail or "NXDOMAIN without the AA bit")
+                out.append((lk, Seen(ctx.authoritative, str(lk.server), said), ctx.dig(lk.server, q)))
     for view in ctx.recursive_views():
         lk_v = ctx.summary(view, q)
         if lk_v is not None and lk_v.outcome is Outcome.NXDOMAIN:
@@ -202,7 +235,7 @@ def _nxdomain_places(ctx: Context, q: Question) -> list[tuple[Lookup, Seen, str]
 def a_answers(ctx: Context) -> Iterable[Finding]:
     for host in exchanger_hosts(ctx):
         q = Question(host, "A")
-        items = list(failing_places(ctx, q))
+        items = [i for n in _chain(ctx, q) for i in failing_places(ctx, n)]
         if items:
             first = items[0][0]
             yield A_LOOKUP_FAILED.emit(

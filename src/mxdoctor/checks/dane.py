@@ -11,6 +11,7 @@ from mxdoctor.checks._common import outcome_text
 from mxdoctor.checks._context import Context
 from mxdoctor.checks._registry import Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
+from mxdoctor.evidence import DNSSEC_KEYS_VIEW as KEYS
 from mxdoctor.route import Question
 
 _RFC = ("RFC 7672", "RFC 6698", "RFC 7671")
@@ -65,7 +66,7 @@ def dane(ctx: Context) -> Iterable[Finding]:
         host_signed = any(Question(x.host, t) in v.secure_answers for t in ("A", "AAAA"))
         if not host_signed:
             continue  # RFC 7672 §2.2.2: DANE applies only where the exchanger's address is secure
-        truth = ctx.summary(auth, q)
+        truth = next((lk for lk in ctx.servers(KEYS, q) if lk.outcome.is_answer), None)
         failing = [view for view in ctx.recursive_views()
                    if (lk := ctx.summary(view, q)) is not None and lk.outcome.is_failure]
         if failing:

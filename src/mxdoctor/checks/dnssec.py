@@ -319,7 +319,14 @@ def validate(ctx: Context) -> Validation | None:
         if q.qtype in ("DNSKEY", "DS"):
             continue
         _answers(ctx, auth, q, result)
+    for q in tlsa_questions(ctx):
+        _answers(ctx, KEYS, q, result)
     return result
+
+
+def tlsa_questions(ctx: Context) -> list[Question]:
+    """The TLSA questions asked of the authoritative servers (lookups of the dnssec view)."""
+    return sorted({q for (view, q) in ctx.per_server if view == KEYS and q.qtype == "TLSA"})
 
 
 def _first_reply(ctx: Context, auth: str, q: Question, result: Validation) -> tuple[Lookup, Exchange, _Reply] | None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from mxdoctor.checks._common import outcome_text, records_key
+from mxdoctor.checks._common import lame_servers, outcome_text, records_key, server_lookups
 from mxdoctor.checks._context import Context
 from mxdoctor.checks._registry import Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
-from mxdoctor.evidence import Lookup, Outcome, Transport
+from mxdoctor.evidence import Exchange, Lookup, Transport
 from mxdoctor.route import Question, fqdn
 
 LAME_DELEGATION = finding(
@@ -42,14 +42,34 @@ EDNS_INTOLERANT = finding(
     Severity.WARNING,
     Role.DNS_FAULT,
     "Server does not handle EDNS",
-    "{ns_name} ({ns_ip}) fails queries with EDNS ({rcode}) and answers only without it.",
-    "RFC 6891 §7: a server that does not support EDNS must answer FORMERR without an OPT record, not "
-    "drop the query. Since DNS Flag Day 2019 resolvers no longer retry without EDNS, so this server "
-    "looks dead to them.",
-    sender="Nothing reliable on the sending side.",
+    "{ns_name} ({ns_ip}) answers {rcode} to queries with EDNS and answers only without it.",
+    "RFC 6891 §7: a server without EDNS answers FORMERR without an OPT record, and resolvers (BIND, "
+    "Unbound, Knot Resolver, PowerDNS Recursor) then retry without EDNS, so lookups still work, but "
+    "without EDNS: no large UDP answers, no DNSSEC.",
+    sender="Nothing to change on the sending side.",
     receiver="Upgrade the server or the firewall in front of it so that queries with an OPT record get "
     "normal answers: dig @{ns_ip} <zone> SOA +edns=0",
     rfcs=("RFC 6891 §6.2.2", "RFC 6891 §7"),
+)
+EDNS_DROPPED = finding(
+    "EDNS_DROPPED",
+    Severity.CRITICAL,
+    Role.DNS_FAULT,
+    "Server drops queries with EDNS",
+    "{ns_name} ({ns_ip}) never answers queries that carry EDNS but answers the same query without it "
+    "({qname} {qtype}: {detail}). Every current resolver (BIND, Unbound, Knot Resolver, PowerDNS "
+    "Recursor; dnsmasq and stubs through them) sends EDNS and does not retry without it after a time-out, "
+    "so to every one of them this server is dead.",
+    "Since DNS Flag Day 2019 resolvers treat silence as loss, not as a sign to drop EDNS (RFC 6891 §7 "
+    "asks a server without EDNS to answer FORMERR). A firewall or load balancer that drops DNS packets "
+    "with an OPT record, or an old server, makes every lookup in the zone fail or time out.",
+    sender="Nothing reliable on the sending side: no current resolver works around it. Until the receiver "
+    "fixes it, a resolver can be told to query this server without EDNS (BIND: server {ns_ip} "
+    "{{ edns no; }};).",
+    receiver="Let DNS queries with an OPT record (EDNS, RFC 6891) through the firewall or load balancer in "
+    "front of {ns_ip}, or upgrade the server: dig @{ns_ip} {qname} {qtype} +norecurse must answer as "
+    "dig @{ns_ip} {qname} {qtype} +norecurse +noedns does.",
+    rfcs=("RFC 6891 §7", "RFC 6891 §6.2.2"),
 )
 TCP_FAILS = finding(
     "TCP_FAILS",
@@ -87,30 +107,10 @@ def ipv6_transport(ctx: Context) -> Iterable[Finding]:
         yield IPV6_TRANSPORT_UNAVAILABLE.emit("IPv6", seen=[Seen(v6[0].view)], count=str(len(v6)))
 
 
-def _server_lookups(ctx: Context) -> dict[str, list[Lookup]]:
-    by_server: dict[str, list[Lookup]] = defaultdict(list)
-    if ctx.authoritative is None:
-        return by_server
-    for (view, _), lks in ctx.per_server.items():
-        if view == ctx.authoritative:
-            for lk in lks:
-                if lk.server is not None:
-                    by_server[lk.server.address].append(lk)
-    return by_server
-
-
-def _lame_servers(ctx: Context) -> set[str]:
-    lame = set()
-    for addr, lks in _server_lookups(ctx).items():
-        if lks and all(lk.outcome in (Outcome.LAME, Outcome.REFUSED) for lk in lks):
-            lame.add(addr)
-    return lame
-
-
 @check(LAME_DELEGATION)
 def lame(ctx: Context) -> Iterable[Finding]:
-    by_server = _server_lookups(ctx)
-    for addr in sorted(_lame_servers(ctx)):
+    by_server = server_lookups(ctx)
+    for addr in sorted(lame_servers(ctx)):
         lk = by_server[addr][0]
         assert lk.server is not None and ctx.authoritative is not None
         yield LAME_DELEGATION.emit(
@@ -132,7 +132,7 @@ def _q(lk: Lookup) -> Question:
 def disagreement(ctx: Context) -> Iterable[Finding]:
     if ctx.authoritative is None:
         return
-    lame = _lame_servers(ctx)
+    lame = lame_servers(ctx)
     for (view, q), lks in sorted(ctx.per_server.items(), key=lambda kv: (kv[0][1].qname, kv[0][1].qtype)):
         if view != ctx.authoritative:
             continue
@@ -154,6 +154,36 @@ def disagreement(ctx: Context) -> Iterable[Finding]:
             qname=q.qname,
             qtype=q.qtype,
             detail="; ".join(parts),
+        )
+
+
+@check(EDNS_DROPPED)
+def edns_dropped(ctx: Context) -> Iterable[Finding]:
+    """A query that timed out with EDNS while the diagnostic query without EDNS was answered."""
+    dropped: dict[str, list[Exchange]] = defaultdict(list)
+    for x in ctx.evidence.exchanges:
+        # "DiagnosticWithoutEdns": the engine's plain query beside the retry of a timed-out EDNS query
+        if x.probe is None and x.workaround == "DiagnosticWithoutEdns" and x.outcome.is_answer:
+            dropped[x.server.address].append(x)
+    for addr, xs in sorted(dropped.items()):
+        first = xs[0]
+        q = Question(fqdn(first.qname), first.qtype)
+        asked = {(x.qname, x.qtype) for x in xs}
+        yield EDNS_DROPPED.emit(
+            f"{first.server.name or addr} {addr}",
+            seen=[Seen(x.view, str(x.server), f"{x.qname} {x.qtype}: no reply with EDNS, "
+                       f"{x.outcome.value} without") for x in xs],
+            reproduce=[f"{ctx.dig(first.server, q)}   # -> no reply",
+                       f"{ctx.dig(first.server, q, extra='+noedns')}   # -> {first.outcome.value}"],
+            exchanges=[
+                y.id for y in ctx.evidence.exchanges
+                if y.probe is None and y.server.address == addr and (y.qname, y.qtype) in asked
+            ],
+            ns_name=first.server.name or addr,
+            ns_ip=addr,
+            qname=q.qname,
+            qtype=q.qtype,
+            detail=f"{first.outcome.value} without EDNS",
         )
 
 

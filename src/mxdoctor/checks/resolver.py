@@ -9,7 +9,7 @@ from mxdoctor.checks._common import outcome_text, records_key
 from mxdoctor.checks._context import Context
 from mxdoctor.checks._registry import Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
-from mxdoctor.evidence import ViewKind
+from mxdoctor.evidence import Outcome, ViewKind
 
 RESOLVER_UNREACHABLE = finding(
     "RESOLVER_UNREACHABLE",
@@ -23,6 +23,21 @@ RESOLVER_UNREACHABLE = finding(
     "dig @<resolver> . SOA",
     receiver="Nothing to change on the receiving side.",
     rfcs=("RFC 1035 §7",),
+)
+AUTHORITATIVE_UNREACHABLE = finding(
+    "AUTHORITATIVE_UNREACHABLE",
+    Severity.NOTICE,
+    Role.UNTESTED,
+    "The authoritative servers could not be tested from this host",
+    "No root server answered from this host ({servers}), so the authoritative servers of {domain} could "
+    "not be asked; the diagnosis rests on the resolver views.",
+    "A host whose firewall lets only its own resolver out (the usual Exchange server) cannot reach the "
+    "root or any authoritative server. That is not a fault of the receiver, and not of the mail: it only "
+    "means the receiver's side was not tested from here.",
+    sender="To test the receiver's servers, run mxdoctor diagnose {domain} (or mxdoctor audit {domain}) "
+    "from a host with outbound DNS (UDP and TCP port 53); here, --no-authoritative skips this view at once.",
+    receiver="Nothing: the receiving side could not be tested from this host.",
+    rfcs=("RFC 1034 §5.3.3",),
 )
 RESOLVER_FAILS = finding(
     "RESOLVER_FAILS",
@@ -60,6 +75,16 @@ def _describe(lk_records: tuple[str, ...], outcome: str) -> str:
     return f"{outcome} {' '.join(lk_records)}".strip()
 
 
+@check(AUTHORITATIVE_UNREACHABLE)
+def authoritative_unreachable(ctx: Context) -> Iterable[Finding]:
+    for v in ctx.evidence.views:
+        if v.kind is ViewKind.AUTHORITATIVE and not v.reachable:
+            servers = ", ".join(s.address for s in v.servers[:3]) + (" ..." if len(v.servers) > 3 else "")
+            yield AUTHORITATIVE_UNREACHABLE.emit(
+                v.name, seen=[Seen(v.name)], servers=servers or "no root hints", domain=ctx.domain
+            )
+
+
 @check(RESOLVER_UNREACHABLE, RESOLVER_FAILS, RESOLVER_DISAGREES)
 def resolver_vs_truth(ctx: Context) -> Iterable[Finding]:
     for v in ctx.evidence.views:
@@ -81,6 +106,8 @@ def resolver_vs_truth(ctx: Context) -> Iterable[Finding]:
             truth = ctx.summary(ctx.authoritative, q)
             if mine is None or truth is None or not truth.outcome.is_answer:
                 continue
+            if truth.outcome is Outcome.NXDOMAIN and not truth.authoritative and mine.outcome is Outcome.SERVFAIL:
+                continue  # a resolver may reject an NXDOMAIN without AA (Knot Resolver); AAAA_NXDOMAIN says so
             if mine.outcome.is_failure:
                 failed.append((q, mine))
             elif records_key(mine) != records_key(truth):

@@ -7,14 +7,16 @@ import importlib
 import logging
 import os
 import sys
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 from mxdoctor.cli import _args
 from mxdoctor.diagnosis import exit_status
 from mxdoctor.errors import ConfigError
 from mxdoctor.monitor import config, state, watch
-from mxdoctor.monitor import metrics as metrics_mod
+from mxdoctor.queues import formats
+
+if TYPE_CHECKING:
+    from mxdoctor.web import runtime  # imported when a watch starts: the web stack is heavy to load
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,6 +50,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument("--email-username")
     p.add_argument("--email-timeout")
     p.add_argument("--metrics", metavar="ADDR:PORT", help="serve Prometheus metrics here")
+    p.add_argument("--web", metavar="ADDR:PORT",
+                   help="serve the dashboard and the push API here (a token is required beyond loopback)")
     p.add_argument("--metrics-top", type=int, help="per-domain series for the N biggest domains (100)")
     p.add_argument("--no-diagnose", dest="diagnose", action="store_false", default=None,
                    help="do not diagnose DNS-class deferrals")
@@ -73,51 +77,46 @@ def merged(args: argparse.Namespace) -> config.Settings:
     return config.merge(args.config, vars(args), os.environ)
 
 
-def _diagnoser(opts: config.Settings) -> watch.Diagnoser | None:
-    if not opts.diagnose:
-        return None
+def _custom_diagnoser(opts: config.Settings) -> watch.Diagnoser | None:
     spec = opts.diagnoser
-    if spec:
-        module, _, name = str(spec).partition(":")
-        try:
-            fn = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError, ValueError) as exc:
-            raise ConfigError(f"--diagnoser {spec}: {exc}") from None
-        if not callable(fn):
-            raise ConfigError(f"--diagnoser {spec}: not callable")
-        return fn  # type: ignore[no-any-return]
-    from mxdoctor import api
-
-    options = api.DiagnoseOptions(
-        deadline=opts.diagnose_deadline,
-        dns_port=opts.dns_port,
-        resolvers=tuple(opts.resolvers or ()),
-        externals=tuple(opts.externals or ()),
-        root_hints=opts.root_hints or None,
-    )
-    return partial(api.diagnose_summary, options=options)
-
-
-def build(opts: config.Settings) -> tuple[watch.Watcher, Any]:
-    """The watcher and (if asked) the running metrics server, from checked settings."""
-    ns = argparse.Namespace(**{k: getattr(opts, k) for k in ("source", "postfix", "exim", "sendmail", "opensmtpd",
-                                                            "exchange", "format")}, timeout=opts.timeout)
-    source = _args.queue_source(ns)
-    options = watch.WatchOptions(
-        source=source, interval=opts.interval, alert_age=opts.alert_age, diagnose=opts.diagnose,
-        diagnose_every=opts.diagnose_every, max_diagnoses=opts.max_diagnoses, queues=opts.queues,
-        diagnose_wait=opts.diagnose_deadline + 10.0, retry_max=opts.retry_max,
-    )
-    metrics = metrics_mod.WatchMetrics(top=opts.metrics_top) if opts.metrics else None
-    notifiers = config.notifiers(opts)
-    diagnoser = _diagnoser(opts)
-    store = state.State(opts.state or state.default_path())
+    if not opts.diagnose or not spec:
+        return None
+    module, _, name = str(spec).partition(":")
     try:
-        server = metrics_mod.serve(metrics, opts.metrics) if metrics is not None and opts.metrics else None
-    except BaseException:
-        store.close()
-        raise
-    return watch.Watcher(options, store, notifiers, diagnoser, metrics), server
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"--diagnoser {spec}: {exc}") from None
+    if not callable(fn):
+        raise ConfigError(f"--diagnoser {spec}: not callable")
+    return fn  # type: ignore[no-any-return]
+
+
+_SOURCES = ("source", "postfix", "exim", "sendmail", "opensmtpd", "exchange")
+
+
+def build(opts: config.Settings) -> runtime.Runtime:
+    """The running watch (a ``web.runtime.Runtime``) from checked settings: the local queue's watcher
+    (unless only pushed hosts are watched), one per pushed host, the dashboard and the metrics."""
+    from mxdoctor import api
+    from mxdoctor.web import runtime  # noqa: F811
+
+    base = api.DiagnoseOptions(
+        deadline=opts.diagnose_deadline, dns_port=opts.dns_port, resolvers=tuple(opts.resolvers or ()),
+        externals=tuple(opts.externals or ()), root_hints=opts.root_hints or None,
+    )
+    base.probe_options()  # a bad resolver address is a one-line error now, not at the first diagnosis
+    source = options = None
+    local = any(getattr(opts, k) not in (None, False) for k in _SOURCES)
+    if local or not opts.hosts:
+        ns = argparse.Namespace(**{k: getattr(opts, k) for k in (*_SOURCES, "format")}, timeout=opts.timeout)
+        source = _args.queue_source(ns)
+    template = watch.WatchOptions(
+        source=source or formats.Source(path=""), interval=opts.interval, alert_age=opts.alert_age,
+        diagnose=opts.diagnose, diagnose_every=opts.diagnose_every, max_diagnoses=opts.max_diagnoses,
+        queues=opts.queues, diagnose_wait=opts.diagnose_deadline + 10.0, retry_max=opts.retry_max,
+    )
+    options = template if source is not None else None
+    return runtime.build(opts, source, options, base, _custom_diagnoser(opts), template=template)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,13 +125,14 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO if opts.verbose else logging.WARNING, stream=sys.stderr,
         format="mxdoctor watch: %(levelname)s %(message)s",
     )
-    watcher, server = build(opts)
+    running = build(opts)
+    if opts.web is not None:
+        assert running.web is not None
+        print(f"mxdoctor watch: dashboard at {running.web.url}/", file=sys.stderr, flush=True)
     try:
-        last = watcher.run(max_polls=opts.max_polls)
+        last = running.run(max_polls=opts.max_polls)
     finally:
-        watcher.close()
-        if server is not None:
-            server.shutdown()
+        running.close()
     # --once, as from cron: the one exit policy, UNKNOWN when the queue could not be read.
     untested = opts.max_polls == 1 and last is not None and not last.ok
     if untested:

@@ -31,6 +31,7 @@ from mxdoctor.dns.wire import Z_FLAG, QueryShape  # noqa: F401 - the engine's ca
 from mxdoctor.evidence import Outcome, Transport
 
 MAX_ATTEMPTS = 4
+DIAGNOSTIC_WITHOUT_EDNS = "DiagnosticWithoutEdns"  # the workaround name of the plain-DNS diagnostic query
 MAX_CNAME_CHAIN = 16
 MAX_RETIRED = 1024  # a quarter of the ID space at most stays unusable
 MAX_STRAYS = 8  # stray datagrams remembered per query: enough to explain, bounded against floods
@@ -117,8 +118,9 @@ class AttemptResult:
 class AttemptPlan:
     """Which attempt comes next, given what the last one got: the ordered workarounds of a stub.
 
-    TcpOnTruncation; RetryWithoutEdnsOn{Formerr,Notimp,Badvers,Timeout}; RetryOnTimeout when the
-    first query carried no EDNS. At most MAX_ATTEMPTS attempts.
+    TcpOnTruncation; RetryWithoutEdnsOn{Formerr,Notimp,Badvers}; RetryOnTimeout, with the same EDNS as
+    the first query: since DNS Flag Day 2019 no resolver drops EDNS after a time-out (the engine's
+    DiagnosticWithoutEdns query tells an EDNS-dropping server apart). At most MAX_ATTEMPTS attempts.
     """
 
     def __init__(self, *, edns: bool = True) -> None:
@@ -145,12 +147,8 @@ class AttemptPlan:
                 return Attempt(n, a.transport, None, f"RetryWithoutEdnsOn{r.outcome.value.title()}")
             if r.rcode == "BADVERS":
                 return Attempt(n, a.transport, None, "RetryWithoutEdnsOnBadvers")
-            if r.outcome is Outcome.TIMEOUT and a.transport is Transport.UDP:
-                # silence to an EDNS query is either loss or an EDNS-intolerant path; the one UDP
-                # retry goes without OPT, so the history tells the two apart
-                return Attempt(n, Transport.UDP, None, "RetryWithoutEdnsOnTimeout")
-        elif r.outcome is Outcome.TIMEOUT and a.transport is Transport.UDP and a.number == 1:
-            return Attempt(n, Transport.UDP, None, "RetryOnTimeout")
+        if r.outcome is Outcome.TIMEOUT and a.transport is Transport.UDP and a.number == 1:
+            return Attempt(n, Transport.UDP, a.edns, "RetryOnTimeout")
         return None
 
 
@@ -558,8 +556,16 @@ class Engine:
         # that retries with the same ID (glibc), so a slow server is not mistaken for a dead one
         lingering: list[_Sent] = []
         last: _AttemptOutcome | None = None
+        diagnostic: asyncio.Task[_AttemptOutcome] | None = None
         try:
             while (attempt := plan.next()) is not None:
+                if attempt.workaround == "RetryOnTimeout" and attempt.edns is not None and not rd and shape is None:
+                    # beside the retry, one query without EDNS: only a diagnostic (resolvers do not
+                    # send it), telling a server that drops EDNS queries from one that is silent
+                    bare = Attempt(attempt.number, Transport.UDP, None, DIAGNOSTIC_WITHOUT_EDNS)
+                    diagnostic = asyncio.ensure_future(
+                        self._udp_attempt(view, server, qname, qtype, rd, bare, lingering, recorded, alone=True)
+                    )
                 async with self._limit(server):
                     if attempt.transport is Transport.UDP:
                         last = await self._udp_attempt(
@@ -587,7 +593,14 @@ class Engine:
                         )  # fmt: skip
                         recorded.append((attempt.number, ident))
                 plan.give(last.result)
+            if diagnostic is not None and last is not None and last.result.outcome is Outcome.TIMEOUT:
+                plain = (await diagnostic).result.outcome
+                if plain.is_answer:
+                    detail = f"no reply to queries with EDNS; answers {plain.value} without EDNS"
+                    last = _AttemptOutcome(last.result, Classified(Outcome.TIMEOUT, detail=detail), False, None)
         finally:
+            if diagnostic is not None and not diagnostic.done():
+                diagnostic.cancel()  # the server answered with EDNS after all: nothing to tell apart
             channel = self._channels.get((server.address, server.port))
             for sent in lingering:
                 if channel is not None:
@@ -619,11 +632,13 @@ class Engine:
         recorded: list[tuple[int, int]],
         shape: QueryShape | None = None,
         probe: str | None = None,
+        *,
+        alone: bool = False,
     ) -> _AttemptOutcome:
         """Send one UDP attempt and wait for it or any lingering earlier one; record what is settled.
 
-        A shaped query waits the same time on each attempt and does not linger: each attempt is
-        judged on its own, as the probe that sent it asks."""
+        A shaped query, or one sent ``alone`` (the diagnostic without EDNS), waits only for itself and
+        does not linger: each attempt is judged on its own, as the probe that sent it asks."""
         started = self.recorder.now()
         channel = self._channel(server)
         # the wait doubles on each retry, as glibc's and Windows' stubs back off
@@ -639,9 +654,14 @@ class Engine:
             recorded.append((attempt.number, ident))
             return out
         sent = _Sent(attempt, ident, waiter, started, timeout)
-        listening = {s.waiter.future: s for s in (sent, *lingering)}
-        done, _ = await asyncio.wait(listening, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-        if not done and shape is not None:
+        solo = alone or shape is not None
+        listening = {s.waiter.future: s for s in (sent, *(() if solo else lingering))}
+        try:
+            done, _ = await asyncio.wait(listening, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            channel.forget(ident)
+            raise
+        if not done and solo:
             channel.forget(ident)
             ident, out = self._record(
                 view, server, qname, qtype, rd, attempt, started, None, waiter.strays, timeout, shape=shape, probe=probe

@@ -248,7 +248,8 @@ class Walk:
 
 
 def judge(view: str, zone: str, answer: ServerAnswer) -> Lookup:
-    """One server's Lookup as an authoritative server: an answer without AA or a referral is LAME.
+    """One server's Lookup as an authoritative server: an answer without AA (but NXDOMAIN) or a referral
+    is LAME.
 
     REFUSED stays REFUSED: refusing one question (AAAA only, say) is an unexpected RCODE, and a
     server that refuses every question of the zone is told lame by the checks, across questions.
@@ -259,6 +260,11 @@ def judge(view: str, zone: str, answer: ServerAnswer) -> Lookup:
         referred = referral_anywhere(msg) if msg is not None else None
         if referred is not None:
             outcome, detail = Outcome.LAME, f"referral to {referred} instead of an answer from {zone}"
+        elif not answer.aa and outcome is Outcome.NXDOMAIN:
+            # what load balancers and dnsdist synthesise: resolvers act on it (most pass it on), so
+            # it is evidence against this server, not a lame answer to be ignored
+            has_soa = msg is not None and any(rr.rdtype == dns.rdatatype.SOA for rr in msg.authority)
+            detail = "NXDOMAIN without the AA bit" + ("" if has_soa else " and without SOA")
         elif not answer.aa:
             outcome, detail = Outcome.LAME, f"answer without AA from a server of {zone}"
     return replace(answer.to_lookup(view), outcome=outcome, detail=detail)

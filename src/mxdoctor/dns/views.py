@@ -6,6 +6,7 @@ Each records its per-server Lookups and answers a question with one view-level L
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import replace
 from typing import Protocol
 
@@ -51,6 +52,11 @@ class RecursiveView:
             lookups.append(lk)
             if lk.outcome.is_answer:
                 break
+        if lookups and all(lk.outcome is Outcome.TIMEOUT for lk in lookups) and not _reachable(self.engine, self.name):
+            # silence to one question is not a dead resolver: the stub times out and the MTA defers;
+            # only a resolver that answers nothing at all (not even the root's NS) is unreachable
+            for server in self.servers:
+                await self.engine.ask(self.name, server, ".", "NS", rd=True)
         if not lookups:
             summary = Lookup(
                 self.name, None, question.qname, question.qtype, Outcome.NETWORK_ERROR,
@@ -64,6 +70,13 @@ class RecursiveView:
 
     def describe(self) -> evidence.View:
         return evidence.View(self.name, self.kind, self.servers, _reachable(self.engine, self.name))
+
+
+ROOT_PROBES = 6  # root addresses asked at once whether this host reaches them at all
+ROOTS_SILENT = (
+    "no root server answered from this host: the authoritative servers could not be tested (a firewall "
+    "that lets only the resolver out?)"
+)
 
 
 class AuthoritativeView:
@@ -81,11 +94,27 @@ class AuthoritativeView:
         self.budget = iterate.NsBudget(engine.limits.ns_names, engine.limits.ns_depth)
         # one fan-out per name and type, whether the route asks it or a CNAME chain leads to it
         self._fan_outs: dict[tuple[str, str], asyncio.Task[Lookup]] = {}
+        self._roots: asyncio.Task[bool] | None = None
 
     def _server(self, ns: str, address: str) -> evidence.Server:
         return evidence.Server(address, self.port, ns)
 
     async def lookup(self, question: route.Question) -> Lookup:
+        if self._roots is None:
+            self._roots = asyncio.ensure_future(self._roots_answer())
+        # the walk starts at once; the root check only cuts it short when no root answers at all
+        walking = asyncio.ensure_future(self._lookup(question))
+        done, _ = await asyncio.wait({walking, self._roots}, return_when=asyncio.FIRST_COMPLETED)
+        if walking in done or self._roots.result():
+            return await walking
+        walking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await walking
+        silent = Lookup(self.name, None, question.qname, question.qtype, Outcome.TIMEOUT, detail=ROOTS_SILENT)
+        self.engine.recorder.add_lookup(silent)
+        return silent
+
+    async def _lookup(self, question: route.Question) -> Lookup:
         qname, qtype = question.qname, question.qtype
         chain: list[str] = []
         exchanges: list[int] = []
@@ -107,6 +136,31 @@ class AuthoritativeView:
         result = replace(summary, qname=question.qname, cnames=tuple(chain), exchanges=tuple(dict.fromkeys(exchanges)))
         self.engine.recorder.add_lookup(result)
         return result
+
+    async def _roots_answer(self) -> bool:
+        """Whether any of a few root addresses answers within one time-out: a host whose firewall lets
+        only its own resolver out (the usual Exchange server) cannot test the authoritative servers,
+        and should say so at once instead of walking every root address to the deadline."""
+        addresses = self.table.cuts["."].addresses()[:ROOT_PROBES]
+        if not addresses:
+            return True  # no hints: the walk reports that itself
+        tasks = {
+            asyncio.ensure_future(self.engine.ask(self.name, self._server(ns, a), ".", "NS", rd=False))
+            for ns, a in addresses
+        }
+        deadline = asyncio.get_running_loop().time() + self.engine.timeout + 0.25  # the first try, and a margin
+        try:
+            while tasks:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    return False
+                done, tasks = await asyncio.wait(tasks, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                if any(t.result().replied for t in done):
+                    return True
+            return False
+        finally:
+            for task in tasks:
+                task.cancel()  # only this waiter: the engine's task goes on into the evidence
 
     async def _ask_owner_zone(self, qname: str, qtype: str) -> Lookup:
         task = self._fan_outs.get((qname, qtype))

@@ -60,7 +60,9 @@ class Authoritative:
             return reply
         question = request.question[0]
         zone = self.zone_for(question.name)
-        if zone is None:
+        # zone transfers are refused at once, as NSD, Knot, BIND and PowerDNS do without an allow list:
+        # an empty NOERROR would leave a client waiting for the rest of the transfer
+        if zone is None or question.rdtype in (dns.rdatatype.AXFR, dns.rdatatype.IXFR):
             reply.set_rcode(dns.rcode.REFUSED)
             return reply
         self._answer(zone, question.name, question.rdtype, reply)

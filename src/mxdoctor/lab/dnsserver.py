@@ -161,10 +161,6 @@ class DnsServer:
             outcome = await fault.on_query(query)
             if early is None:
                 early = outcome
-        if isinstance(early, dns.message.Message) and early.rcode() == dns.rcode.NXDOMAIN:
-            # A name error carries the zone's SOA, as the real broken servers of RFC 4074 §4.2 send
-            # it; without one, resolvers would not cache the denial and the fault would lose its bite.
-            early.authority = await self._sub_records(request, dns.rdatatype.SOA, transport, authority=True)
         if early is faults_mod.Action.SILENCE:
             return None
         if early is faults_mod.Action.CLOSE:

@@ -213,6 +213,10 @@ class Rcode(
         reply.set_rcode(self.rcode_value)
         if self.sets_aa:
             reply.flags |= dns.flags.AA
+        if self.rcode == "NXDOMAIN":
+            # A name error carries the zone's SOA, as the real broken servers of RFC 4074 §4.2 send
+            # it; without one, resolvers would not cache the denial and the fault would lose its bite.
+            reply.authority = await query.records(dns.rdatatype.SOA, True)
         return reply
 
 
@@ -482,6 +486,18 @@ class StaleSerial(Fault, kind="stale-serial", reproduces="a secondary that misse
     async def on_response(self, query: Query, reply: dns.message.Message) -> dns.message.Message | bytes:
         reply.answer = [_older_serial(rrset) for rrset in reply.answer]
         reply.authority = [_older_serial(rrset) for rrset in reply.authority]
+        return reply
+
+
+
+@dataclass(frozen=True, kw_only=True)
+class LbNxdomain(Fault, kind="lb-nxdomain", reproduces="RFC 4074 §4.2, as load balancers and dnsdist send it"):
+    """NXDOMAIN without AA and without SOA: the synthesised answer of a load balancer in front of the
+    zone's servers (dnsdist's RCodeAction), which Knot Resolver turns into SERVFAIL"""
+
+    async def on_query(self, query: Query) -> Outcome | None:
+        reply = dns.message.make_response(query.request)
+        reply.set_rcode(dns.rcode.NXDOMAIN)
         return reply
 
 

@@ -8,6 +8,7 @@ traceback and never ignored; durations are finite and bounded, ports 1-65535, UR
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import re
 import urllib.parse
@@ -18,7 +19,7 @@ from typing import Any
 
 from mxdoctor import _loader
 from mxdoctor.errors import ConfigError
-from mxdoctor.monitor import notify
+from mxdoctor.monitor import fleet, notify
 from mxdoctor.queues import formats
 from mxdoctor.queues.status import DurationTooLong, parse_duration
 
@@ -48,6 +49,21 @@ class EmailTable:
     username: str | None = None
     password: str | None = None
     timeout: Duration | None = None
+
+
+@dataclass(frozen=True)
+class WebTable:
+    listen: str | None = None
+    token: str | None = None
+    token_file: str | None = None
+    refresh: Duration | None = None
+
+
+@dataclass(frozen=True)
+class HostTable:
+    token: str | None = None
+    token_file: str | None = None
+    silent_after: Duration | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +112,8 @@ class WatchFile:
     email_timeout: Duration | None = None
     max_polls: int | None = None
     verbose: bool | None = None
+    web: WebTable | None = None
+    hosts: dict[str, HostTable] | None = None
 
 
 # Every option by its command-line name, with its default. The command line wins over the file.
@@ -108,7 +126,7 @@ DEFAULTS: dict[str, Any] = {
     "webhook_ca_file": None, "retry_max": "5m", "email_relay": None, "email_from": None, "email_to": (),
     "email_tls": "starttls", "email_starttls": False, "email_allow_plaintext": False, "email_ca_file": None,
     "email_username": None, "email_password": None, "email_timeout": "20s", "max_polls": None,
-    "verbose": False,
+    "verbose": False, "web": None, "web_token": None, "web_token_file": None, "web_refresh": "30s", "hosts": {},
 }
 # Old spellings kept working: singular list names.
 _ALIASES = {"queue": "queues", "resolver": "resolvers", "external": "externals"}
@@ -118,8 +136,10 @@ _TABLE_KEYS = {
               "starttls": "email_starttls", "allow_plaintext": "email_allow_plaintext",
               "ca_file": "email_ca_file", "username": "email_username", "password": "email_password",
               "timeout": "email_timeout"},
+    "web": {"listen": "web", "token": "web_token", "token_file": "web_token_file", "refresh": "web_refresh"},
 }
-_FLAGS = {"queues": "--queue", "resolvers": "--resolver", "externals": "--external", "webhooks": "--webhook"}
+_FLAGS = {"web": "--web", "queues": "--queue", "resolvers": "--resolver", "externals": "--external",
+          "webhooks": "--webhook"}
 _SOURCE_KEYS = ("source", "postfix", "exim", "sendmail", "opensmtpd", "exchange")
 
 
@@ -151,6 +171,8 @@ def from_data(data: dict[str, Any], path: str) -> dict[str, tuple[Any, str]]:
                 subvalue = getattr(value, sub.name)
                 if subvalue is not None:
                     out[_TABLE_KEYS[f.name][sub.name]] = (subvalue, f"{path}: {f.name}.{sub.name.rstrip('_')}")
+        elif f.name == "hosts":
+            out["hosts"] = ({name: dataclasses.asdict(table) for name, table in value.items()}, f"{path}: hosts")
         elif f.name == "mta":
             if value not in MTAS:
                 raise ConfigError(f"{path}: mta: must be one of {', '.join(MTAS)}, got {value!r}")
@@ -168,6 +190,9 @@ def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
         name = _ALIASES.get(name, name) if _ALIASES.get(name) not in raw else name
         if name in _TABLE_KEYS and isinstance(value, dict):
             value = {("from_" if k == "from" else k.replace("-", "_")): v for k, v in value.items()}
+        if name == "hosts" and isinstance(value, dict):
+            value = {host: {k.replace("-", "_"): v for k, v in table.items()} if isinstance(table, dict) else table
+                     for host, table in value.items()}
         out[name] = value
     if isinstance(out.get("webhook"), str | list):
         out["webhooks"] = [out.pop("webhook")] if isinstance(out.get("webhook"), str) else out.pop("webhook")
@@ -187,6 +212,28 @@ class EmailSettings:
     username: str | None
     password: str | None
     timeout: float
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    """The dashboard's listener; ``token`` is kept out of every repr (and so out of logs)."""
+
+    host: str
+    port: int
+    token: str | None = dataclasses.field(default=None, repr=False)
+    refresh: int = 30
+
+    @property
+    def loopback(self) -> bool:
+        return is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a listen address is loopback (127.0.0.0/8, ::1, localhost)."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 @dataclass(frozen=True)
@@ -224,6 +271,8 @@ class Settings:
     email: EmailSettings | None
     max_polls: int | None
     verbose: bool
+    web: WebSettings | None = None
+    hosts: tuple[fleet.Host, ...] = ()
 
 
 def merge(config: str | dict[str, tuple[Any, str]] | None, command_line: Mapping[str, Any],
@@ -269,9 +318,79 @@ def _check(values: dict[str, tuple[Any, str]]) -> Settings:
         webhook_timeout=c.duration("webhook_timeout", positive=True), webhook_ca_file=c.text("webhook_ca_file"),
         retry_max=c.duration("retry_max", positive=True), email=_email(c),
         max_polls=None if values["max_polls"][0] is None else c.integer("max_polls", 1, 10**9),
-        verbose=c.flag("verbose"),
+        verbose=c.flag("verbose"), web=_web(c), hosts=_hosts(c),
     )
+    if settings.hosts and settings.web is None:
+        raise c.error("hosts", "pushed hosts need the [web] listener (web.listen or --web ADDR:PORT)")
     return settings
+
+
+MIN_TOKEN = 16
+
+
+def _secret(where: str, token: object, token_file: object) -> str | None:
+    """A token given in the file, or read from a token file; never echoed in an error."""
+    if token is not None and token_file is not None:
+        raise ConfigError(f"{where}: give token or token_file, not both")
+    if token_file is not None:
+        if not isinstance(token_file, str):
+            raise ConfigError(f"{where}.token_file: expected text")
+        try:
+            token = Path(token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}.token_file: cannot read {token_file}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{where}.token_file: {token_file} is not UTF-8 text") from None
+    if token is None:
+        return None
+    if not isinstance(token, str):
+        raise ConfigError(f"{where}.token: expected text")
+    if len(token) < MIN_TOKEN or any(ch.isspace() or not ch.isprintable() for ch in token):
+        raise ConfigError(f"{where}: a token of at least {MIN_TOKEN} printable characters without spaces")
+    return token
+
+
+def _web(c: _Checker) -> WebSettings | None:
+    address = c.address("web")
+    if address is None:
+        for name in ("web_token", "web_token_file"):
+            if c.raw(name) is not None:
+                raise c.error(name, "a token without a listener: set web.listen (or --web ADDR:PORT)")
+        return None
+    # Errors name the file's web table when the token came from one.
+    where = next((c.values[k][1].rsplit(".", 1)[0] for k in ("web_token", "web_token_file", "web")
+                  if ": web." in c.values[k][1]), "web")
+    token = _secret(where, c.raw("web_token"), c.raw("web_token_file"))
+    refresh = c.duration("web_refresh", positive=True)
+    if refresh > 86400:
+        raise c.error("web_refresh", "must be at most 1d")
+    web = WebSettings(host=address[0].strip("[]"), port=address[1], token=token, refresh=max(1, round(refresh)))
+    if not web.loopback and token is None:
+        raise c.error("web", f"listening on {web.host} (beyond loopback) requires a token "
+                      "(web.token or web.token_file)")
+    return web
+
+
+def _hosts(c: _Checker) -> tuple[fleet.Host, ...]:
+    raw = c.raw("hosts") or {}
+    if not isinstance(raw, dict):
+        raise c.error("hosts", "expected a table of [hosts.NAME] tables")
+    source = c.values["hosts"][1].rpartition("hosts")[0]  # "FILE: "
+    out = []
+    for name, table in sorted(raw.items()):
+        if not fleet.HOST_NAME.match(name):
+            raise ConfigError(f"{source}hosts: {name!r} is not a host name (letters, digits, '.', '-', '_')")
+        silent = table.get("silent_after")
+        seconds = 20 * 60.0
+        if silent is not None:
+            one = _Checker({"silent_after": (silent, f"{source}hosts.{name}.silent_after")})
+            seconds = one.duration("silent_after", positive=True)
+        try:
+            out.append(fleet.Host.make(name, token=table.get("token"), token_file=table.get("token_file"),
+                                       silent_after=seconds))
+        except ConfigError as exc:
+            raise ConfigError(f"{source}{exc}") from None
+    return tuple(out)
 
 
 def _email(c: _Checker) -> EmailSettings | None:

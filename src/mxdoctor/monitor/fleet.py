@@ -1,6 +1,6 @@
 """Queues pushed by other hosts (the Exchange collector, or ``postqueue -j | curl``): each host's
 token, the checks on what it sends, its latest snapshot kept on disk as that host's queue source,
-its DNS settings for the diagnosis, and how long it has been silent.
+its DNS settings for the diagnosis, how long it has been silent, and the watcher of each host.
 
 A snapshot is taken only when it is readable as a whole (some record, any format ``mxdoctor queue``
 reads); it is written beside the old one and renamed over it, so a poll never reads half of one.
@@ -8,6 +8,7 @@ reads); it is written beside the old one and renamed over it, so a poll never re
 
 from __future__ import annotations
 
+import csv
 import hmac
 import itertools
 import json
@@ -15,17 +16,25 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from mxdoctor.errors import ConfigError
+from mxdoctor.monitor import watch
+from mxdoctor.monitor.metrics import WatchMetrics
+from mxdoctor.monitor.notify import Notifier
+from mxdoctor.monitor.state import State
 from mxdoctor.queues import exchange_snapshot, formats
 from mxdoctor.queues.exchange_snapshot import DnsSettings
 from mxdoctor.queues.record import Malformed
+from mxdoctor.queues.shape import DomainShape
+from mxdoctor.queues.status import format_age
 
 MAX_BODY = 32 * 1024 * 1024
-_HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
 @dataclass(frozen=True)
@@ -33,14 +42,16 @@ class Host:
     """One ``[hosts.NAME]`` table: its token (or a file holding it) and when its silence alerts."""
 
     name: str
-    token: str
+    token: str = field(repr=False)  # a secret: never in a repr, so never in a log line
     silent_after: float = 20 * 60.0
 
     @staticmethod
     def make(name: str, *, token: str | None = None, token_file: str | None = None,
              silent_after: float = 20 * 60.0) -> Host:
-        if not _HOST_NAME.match(name):
+        if not HOST_NAME.match(name):
             raise ConfigError(f"hosts.{name}: a host name is letters, digits, '.', '-' and '_'")
+        if token and token_file:
+            raise ConfigError(f"hosts.{name}: give token or token_file, not both")
         if token_file:
             try:
                 token = Path(token_file).read_text(encoding="utf-8").strip()
@@ -109,9 +120,10 @@ class Fleet:
                 records += 1
         if records == 0 and malformed:
             return Push(400, f"nothing readable in the {fmt.name} body: {first_problem[:200]}")
-        dns = exchange_snapshot.parse(lines)[0].dns if fmt.name == exchange_snapshot.NAME else None
+        snapshot = fmt.name == exchange_snapshot.NAME
+        dns = exchange_snapshot.parse(lines)[0].dns if snapshot else None
         meta = {"received_at": self.clock(), "format": fmt.name, "records": records, "malformed": malformed,
-                "dns": None if dns is None else _dns_dict(dns)}
+                "dns": None if dns is None else _dns_dict(dns), "age_from": age_sources(lines) if snapshot else {}}
         with self._lock:
             _replace(self.snapshot_path(host), text)
             _replace(self._meta_path(host), json.dumps(meta))
@@ -138,6 +150,12 @@ class Fleet:
             return None  # never pushed: nothing to watch yet (the dashboard shows it as waiting)
         return since if since >= self.hosts[host].silent_after else None
 
+    def age_from(self, host: str) -> dict[str, str]:
+        """How each held domain's age was found, for the domains aged from Get-Queue rows alone."""
+        meta = self._meta(host)
+        raw = meta.get("age_from") if meta else None
+        return {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+
     def dns(self, host: str) -> DnsSettings | None:
         meta = self._meta(host)
         raw = meta.get("dns") if meta else None
@@ -160,6 +178,89 @@ def _dns_dict(dns: DnsSettings) -> dict[str, object]:
         "adapter_servers": list(dns.adapter_servers),
         "connectors": [c.__dict__ for c in dns.connectors],
     }
+
+
+def _section(lines: list[str], name: str) -> list[dict[str, str]]:
+    rows: list[str] = []
+    inside = False
+    for line in lines:
+        if line.startswith("#section "):
+            inside = line.strip() == f"#section {name}"
+        elif inside:
+            rows.append(line)
+    try:
+        return [dict(r) for r in csv.DictReader(rows)]
+    except csv.Error:
+        return []
+
+
+def age_sources(lines: list[str]) -> dict[str, str]:
+    """The held domains of a collector snapshot whose age comes from a Get-Queue row (no Get-Message
+    row came for their queue): from FirstRetryTime, or on Exchange 2010 (which has none) from
+    LastRetryTime, a lower bound. The snapshot reader ages them so; this says which."""
+    with_messages = {row.get("Queue", "") for row in _section(lines, "get-message")}
+    out: dict[str, str] = {}
+    for row in _section(lines, "get-queue"):
+        domain = (row.get("NextHopDomain") or "").strip().lower()
+        if not domain or row.get("Identity", "") in with_messages or row.get("MessageCount", "0") in ("", "0"):
+            continue
+        if (row.get("FirstRetryTime") or "").strip():
+            out[domain] = "FirstRetryTime of its Get-Queue row (no Get-Message rows came with the snapshot)"
+        elif (row.get("LastRetryTime") or "").strip():
+            out[domain] = ("LastRetryTime of its Get-Queue row, a lower bound (Exchange 2010 has no "
+                           "FirstRetryTime, and no Get-Message rows came with the snapshot)")
+    return out
+
+
+SILENCE = "(silent)"  # the alert key of a host's silence: no domain has parentheses in it
+
+
+class HostWatcher(watch.Watcher):
+    """The watcher of one pushed host: its latest snapshot is its queue, polled every interval once it
+    has pushed; a silence longer than the host's ``silent_after`` raises its own alert (the domains'
+    alerts stay as they were: a silent host is not a drained one) and clears with the next push."""
+
+    def __init__(self, fleet: Fleet, host: str, options: watch.WatchOptions, state: State,
+                 notifiers: Sequence[Notifier], diagnoser: watch.Diagnoser | None = None,
+                 metrics: WatchMetrics | None = None, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(options, state, notifiers, diagnoser, metrics, clock)
+        self.fleet = fleet
+        self.host = host
+
+    def poll(self) -> watch.PollResult:
+        now = self.clock()
+        last = self.fleet.last_push(self.host)
+        if last is None:
+            result = watch.PollResult(ok=False, error=f"waiting for the first snapshot from {self.host}")
+            self.deliver(result)
+            return result
+        silent = self.fleet.silent(self.host, now)
+        common = {"host": self.host, "kind": "silence", "source": self.options.source.label,
+                  "last_snapshot_at": datetime.fromtimestamp(last, UTC).isoformat()}
+        if silent is not None:
+            result = watch.PollResult(ok=False, error=f"no snapshot from {self.host} for {format_age(silent)}")
+            payload = {**common, "silent_for": format_age(silent), "silent_for_s": round(silent),
+                       "silent_after": format_age(self.fleet.hosts[self.host].silent_after),
+                       "raised_at": datetime.fromtimestamp(now, UTC).isoformat()}
+            if self.state.raise_alert(SILENCE, payload, now) is not None:
+                result.raised.append(SILENCE)
+                watch.log.info("alert raised: no snapshot from %s", self.host)
+            self.deliver(result)
+            return result
+        cleared = self.state.clear_alert(SILENCE, {**common, "cleared_at": datetime.fromtimestamp(now, UTC)
+                                                   .isoformat()}, now) is not None
+        result = super().poll()
+        if cleared:
+            result.cleared.insert(0, SILENCE)
+            self.deliver(result)
+        return result
+
+    def _alert_payload(self, dom: DomainShape, diagnosis: dict[str, Any] | None, now: float) -> dict[str, Any]:
+        payload = super()._alert_payload(dom, diagnosis, now)
+        how = self.fleet.age_from(self.host).get(dom.domain)
+        if how:
+            payload["age_from"] = how
+        return payload
 
 
 def _replace(path: Path, text: str) -> None:

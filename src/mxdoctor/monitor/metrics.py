@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client.core import Metric
 
 from mxdoctor.errors import ConfigError
 from mxdoctor.queues.record import Item, QueuedMessage
@@ -113,11 +114,38 @@ class WatchMetrics:
         self.last_poll.set(now)
 
 
-def serve(metrics: WatchMetrics, address: str | tuple[str, int]) -> Any:
+class _Fleet:
+    """The series of every watcher as one exposition, each labelled with its ``host`` ("" for the local
+    queue), so one scrape sees the whole fleet."""
+
+    def __init__(self, parts: dict[str, WatchMetrics]) -> None:
+        self.parts = parts
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for host, part in self.parts.items():
+            for family in part.registry.collect():
+                merged = families.get(family.name)
+                if merged is None:
+                    merged = families[family.name] = Metric(family.name, family.documentation, family.type)
+                for sample in family.samples:
+                    merged.add_sample(sample.name, {"host": host, **sample.labels}, sample.value, sample.timestamp)
+        yield from families.values()
+
+
+def fleet_registry(parts: dict[str, WatchMetrics]) -> CollectorRegistry:
+    """One registry over the watchers' metrics, keyed by host name ("" for the local queue)."""
+    registry = CollectorRegistry()
+    registry.register(_Fleet(parts))
+    return registry
+
+
+def serve(metrics: WatchMetrics | CollectorRegistry, address: str | tuple[str, int]) -> Any:
     """Start the HTTP exporter on ``ADDR:PORT``; returns the server (``shutdown()`` stops it)."""
     host, port = parse_address(address) if isinstance(address, str) else address
+    registry = metrics if isinstance(metrics, CollectorRegistry) else metrics.registry
     try:
-        server, _thread = start_http_server(port, addr=host, registry=metrics.registry)
+        server, _thread = start_http_server(port, addr=host, registry=registry)
     except (OSError, OverflowError) as exc:
         raise ConfigError(f"--metrics {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
     return server

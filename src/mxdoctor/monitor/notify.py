@@ -52,10 +52,20 @@ def headline(payload: dict[str, Any]) -> str:
 
 def _headline(payload: dict[str, Any]) -> str:
     domain = payload.get("domain", "?")
+    host = payload.get("host")
+    where = f" on {host}" if host else ""
+    if payload.get("kind") == "silence":
+        if payload.get("event") == "clear":
+            return f"RESOLVED: {host} pushes its queue again"
+        return (f"SILENT: no snapshot from {host} for {payload.get('silent_for')} "
+                f"(expected at least every {payload.get('silent_after')})")
     if payload.get("event") == "clear":
-        return f"RESOLVED: mail to {domain} is flowing again (queue drained below {payload.get('threshold')})"
-    text = (f"DELAYED: {payload.get('messages', '?')} message(s) to {domain} queued, "
+        return (f"RESOLVED{where}: mail to {domain} is flowing again "
+                f"(queue drained below {payload.get('threshold')})")
+    text = (f"DELAYED{where}: {payload.get('messages', '?')} message(s) to {domain} queued, "
             f"oldest {payload.get('oldest_age', '?')}")
+    if payload.get("age_from"):
+        text += f" (aged from the {payload['age_from']})"
     reason = payload.get("reason") or {}
     if reason:
         text += f"; reason: {reason.get('category')} - {reason.get('text') or reason.get('summary')}"
@@ -66,6 +76,10 @@ def _headline(payload: dict[str, Any]) -> str:
             text += f"; sender-side fix: {diagnosis['fix_sender']}"
     elif diagnosis.get("error"):
         text += f"; diagnosis failed: {diagnosis['error']}"
+    if diagnosis.get("views_used"):
+        text += f"; views: {', '.join(map(str, diagnosis['views_used']))}"
+        if diagnosis.get("views_unreachable"):
+            text += f" (not reachable from here: {', '.join(map(str, diagnosis['views_unreachable']))})"
     return text
 
 

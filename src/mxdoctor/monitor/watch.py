@@ -48,6 +48,7 @@ class WatchOptions:
     retry_initial: float = 1.0  # first wait after a failed send; doubles with each failure
     retry_max: float = 300.0  # longest wait between two attempts of one notifier
     retention: float = 30 * 86400.0  # events and diagnoses older than this are forgotten
+    host: str | None = None  # a pushed host's queue: every alert and its payload name the host
 
 
 @dataclass
@@ -180,6 +181,8 @@ class Watcher:
         self._diagnosed: queue.SimpleQueue[tuple[str, dict[str, Any]]] = queue.SimpleQueue()
         self._in_flight: set[str] = set()  # domains being diagnosed, maybe past an earlier poll's wait
         self._diagnosis_lock = threading.Lock()
+        # Called with each poll's result in the run loop (the dashboard's board observes here).
+        self.observers: list[Callable[[PollResult], None]] = []
 
     # -- one poll -------------------------------------------------------------------------------
     def poll(self) -> PollResult:
@@ -213,6 +216,7 @@ class Watcher:
                 "messages": remaining.messages if remaining else 0,
                 "source": self.options.source.label,
                 "cleared_at": datetime.fromtimestamp(now, UTC).isoformat(),
+                **self._host(),
             }
             if self.state.clear_alert(domain, payload, now) is not None:
                 result.cleared.append(domain)
@@ -250,7 +254,11 @@ class Watcher:
             "source": self.options.source.label,
             "diagnosis": diagnosis,
             "raised_at": datetime.fromtimestamp(now, UTC).isoformat(),
+            **self._host(),
         }
+
+    def _host(self) -> dict[str, str]:
+        return {"host": self.options.host} if self.options.host else {}
 
     # -- diagnosis ------------------------------------------------------------------------------
     def _diagnose(self, result_shape: Shape, result: PollResult) -> dict[str, dict[str, Any]]:
@@ -384,6 +392,10 @@ class Watcher:
             courier.wake.set()
         return last
 
+    def stop(self) -> None:
+        """End ``run()`` soon, from any thread (what SIGTERM does)."""
+        self._stop()
+
     def _stop(self) -> None:
         self.stop_event.set()
         for courier in self.couriers:
@@ -405,6 +417,7 @@ class Watcher:
         def target() -> None:
             try:
                 box.append(self.poll())
+                self._observe(box[0])
             except sqlite3.Error as exc:  # a full disk, a file changed under us: the next poll tries again
                 log.warning("poll failed: state file %s: %s", self.state.path, exc)
                 box.append(PollResult(ok=False, error=f"state file {self.state.path}: {exc}"))
@@ -421,6 +434,13 @@ class Watcher:
         if failure:
             raise failure[0]
         return box[0] if box else None
+
+    def _observe(self, result: PollResult) -> None:
+        for observe in self.observers:
+            try:
+                observe(result)
+            except Exception as exc:  # noqa: BLE001 - a dashboard's trouble never stops the watch
+                log.warning("after the poll of %s: %s: %s", self.options.source.label, type(exc).__name__, exc)
 
     def close(self, grace: float = 1.0) -> None:
         """Stop the couriers (a send in flight gets ``grace`` seconds) and close the state file.

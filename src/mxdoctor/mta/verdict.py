@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mxdoctor.checks import _registry as registry
-from mxdoctor.checks import address, mx, resolver
+from mxdoctor.checks import address, mx, nameserver, resolver
 from mxdoctor.checks import dane as dane_checks
 from mxdoctor.checks import smtp as smtp_checks
 from mxdoctor.checks._registry import Role
@@ -103,6 +103,7 @@ def _smtp_failure_text(probes: Sequence[SmtpProbe], address: str) -> str | None:
     return None
 
 
+
 def evaluate(
     model: MtaModel,
     route: Route | None,
@@ -130,7 +131,9 @@ def evaluate(
     if route.kind is RouteKind.FAILED:
         error = _DNS_STATUS.get(route.mx.outcome, "ErrorRetry") if route.mx else "ErrorRetry"
         text = t.mx_tempfail.format(domain=domain, error=error, host=domain, qtype="MX")
-        return verdict(Decision.DEFER, text, registry.codes(findings, mx.MX_LOOKUP_FAILED, resolver.RESOLVER_FAILS))
+
+        causes = registry.codes(findings, mx.MX_LOOKUP_FAILED, resolver.RESOLVER_FAILS, nameserver.EDNS_DROPPED)
+        return verdict(Decision.DEFER, text, causes)
     if route.kind is RouteKind.NXDOMAIN:
         text = t.nxdomain.format(domain=domain, qtype=model.order[-1], host=domain, error="")
         return verdict(Decision.BOUNCE, text, registry.codes(findings, mx.DOMAIN_NXDOMAIN, resolver.RESOLVER_DISAGREES))

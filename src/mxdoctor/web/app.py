@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +26,7 @@ from starlette.routing import Route
 
 from mxdoctor import _codec, route
 from mxdoctor.errors import ConfigError, MxdoctorError
+from mxdoctor.monitor import config
 from mxdoctor.monitor.fleet import Fleet
 from mxdoctor.queues.status import format_age
 from mxdoctor.report import html as html_report
@@ -53,16 +53,13 @@ class WebOptions:
 
     host: str = "127.0.0.1"
     port: int = 8425
-    token: str | None = None  # required when ``host`` is not a loopback address
+    token: str | None = field(default=None, repr=False)  # required beyond loopback; never in a repr
     refresh: int = 30  # seconds between the pages' own reloads
     threshold: str = "30m"  # the alert age, as shown
 
     @property
     def loopback(self) -> bool:
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return self.host == "localhost"
+        return config.is_loopback(self.host)
 
     def check(self) -> None:
         if not self.loopback and not self.token:
@@ -160,11 +157,11 @@ class Dashboard:
         return self._page(
             request, "domain.html.j2", title=domain, domain=domain, queue=queue, refresh=self.options.refresh,
             chart=chart.svg(points, title=f"{domain}: held messages and oldest age over time"),
-            has_report=self.board.report(domain) is not None,
+            has_report=self.board.report(domain, queue) is not None,
         )
 
     async def domain_report(self, request: Request) -> Response:
-        d = self.board.report(request.path_params["domain"])
+        d = self.board.report(request.path_params["domain"], request.query_params.get("queue", ""))
         if d is None:
             return HTMLResponse("no diagnosis kept for this domain", status_code=404, headers=_SECURITY_HEADERS)
         return HTMLResponse(html_report.render(d), headers=_SECURITY_HEADERS)

@@ -1,0 +1,388 @@
+"""The realdns harness: real Debian DNS servers and resolvers in one namespace, every fault × resolver cell.
+
+``world()`` creates the namespace (the conformance suite's ``Namespace``), writes the zones and configs
+(realdns_servers), starts every daemon in the foreground and waits until each answers. ``run_cell`` sends
+the MTA's queries through one resolver (realdns_ns, as glibc's stub does) and then runs ``mxdoctor diagnose
+--json`` through the same resolver with the fake root's hints, and compares the root cause, side and
+servers with what the fault calls for. ``python realdns_harness.py --write-docs`` writes docs/realdns.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "conformance"))
+
+import realdns_servers as servers  # noqa: E402
+from conformance_harness import HarnessError, Namespace, _cell, remove_stale_namespaces  # noqa: E402
+
+REPO = HERE.parent.parent
+PYTHON = sys.executable
+MXDOCTOR = str(Path(sys.executable).with_name("mxdoctor"))
+NS_SCRIPT = HERE / "realdns_ns.py"
+DOCS = REPO / "docs" / "realdns.md"
+BASE = Path(os.environ.get("MXDOCTOR_REALDNS_DIR", "/var/tmp/mxdoctor-realdns"))
+READY_TIMEOUT = 30.0
+PROBE_TIMEOUT = 60.0  # three stub lookups of at most 10 s each, with room
+DIAGNOSE_TIMEOUT = 90.0
+WORKERS = int(os.environ.get("MXDOCTOR_REALDNS_WORKERS", "16"))
+MTAS = ("exchange2010", "exchange2013", "postfix", "exim", "sendmail", "opensmtpd")
+# Cells where mxdoctor is known to differ from the expected diagnosis, with the reason (strict xfails):
+# none left; a new one goes here with its reason rather than into the expectation.
+KNOWN: dict[tuple[str, str], str] = {}
+
+
+@dataclass
+class World:
+    ns: Namespace
+    work: Path
+
+    @property
+    def hints(self) -> Path:
+        return self.work / "root.hints"
+
+    @property
+    def silent_hints(self) -> Path:
+        return self.work / "silent-root.hints"
+
+
+@contextlib.contextmanager
+def world() -> Iterator[World]:
+    BASE.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="world-", dir=BASE))
+    work.chmod(0o755)
+    ns = Namespace(work)
+    try:
+        ns.create(resolver=servers.RESOLVERS["unbound"])
+        ns.exec_ok(["ip", "addr", "add", servers.NET, "dev", "lo"])
+        batch = "".join(f"addr add {a}/32 dev lo\n" for a in servers.all_addresses() if a != servers.ROOT)
+        ns.exec_ok(["ip", "-batch", "-"], stdin=batch.encode())
+        for daemon in servers.write_world(work):
+            log = work / f"{daemon.name}.log"
+            proc = ns.spawn(daemon.argv, log)
+            _await_ready(ns, daemon, proc, log)
+        yield World(ns, work)
+    finally:
+        ns.delete()
+        if not os.environ.get("MXDOCTOR_REALDNS_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _await_ready(ns: Namespace, daemon: servers.Daemon, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    cmd = ["dig", "+time=1", "+tries=1", f"@{daemon.ready_address}", daemon.ready_name, daemon.ready_type]
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        out = ns.exec(cmd, timeout=10).stdout
+        if "status: NOERROR" in out:
+            return
+        time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-1200:] if log.exists() else ""
+    raise HarnessError(f"{daemon.name} did not answer {daemon.ready_name} {daemon.ready_type}: {tail}")
+
+
+# -- one cell -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    fault: str
+    resolver: str
+    answers: list[dict[str, object]] = field(default_factory=list)  # the MTA's queries through the resolver
+    code: str = ""
+    side: str = ""
+    servers: tuple[str, ...] = ()
+    message: str = ""
+    verdicts: dict[str, str] = field(default_factory=dict)  # MTA -> deliver/defer/bounce/unknown
+    findings: tuple[str, ...] = ()
+    exit_code: int = -1
+    seconds: float = 0.0
+    diagnose_seconds: float = 0.0  # the `mxdoctor diagnose` process alone
+    error: str = ""
+
+    @property
+    def spec(self) -> servers.Fault:
+        return next(f for f in servers.FAULTS if f.key == self.fault)
+
+    @property
+    def problems(self) -> list[str]:
+        """Where mxdoctor's conclusion differs from the expected one (empty: it matches)."""
+        f = self.spec
+        if self.error:
+            return [f"error: {self.error}"]
+        out = []
+        if self.code not in f.expect_codes:
+            out.append("root cause")
+        if self.side != f.expect_side:
+            out.append("side")
+        if set(self.servers) != set(servers.expected_servers(f)):
+            out.append("servers")
+        return out
+
+    @property
+    def match(self) -> bool:
+        return not self.problems
+
+
+def run_cell(w: World, fault: str, resolver: str) -> Cell:
+    cell = Cell(fault, resolver)
+    spec = cell.spec
+    address = servers.RESOLVERS[resolver]
+    started = time.monotonic()
+    try:
+        out = w.ns.exec_ok([PYTHON, str(NS_SCRIPT), "probe", address, spec.domain], timeout=PROBE_TIMEOUT)
+        cell.answers = json.loads(out)
+        hints = w.silent_hints if spec.silent_root else w.hints
+        cmd = [MXDOCTOR, "diagnose", spec.domain, "--resolver", address, "--no-system",
+               "--root-hints", str(hints), "--json"]
+        diagnosing = time.monotonic()
+        result = w.ns.exec(cmd, timeout=DIAGNOSE_TIMEOUT)
+        cell.diagnose_seconds = round(time.monotonic() - diagnosing, 1)
+        if result.returncode not in (0, 1, 2, 3) or not result.stdout.strip():
+            raise HarnessError(f"mxdoctor exited {result.returncode}: {result.stderr.strip()[-600:]}")
+        _read_diagnosis(cell, json.loads(result.stdout))
+    except (HarnessError, subprocess.TimeoutExpired, OSError, ValueError, KeyError) as exc:
+        cell.error = f"{type(exc).__name__}: {exc}"
+    cell.seconds = round(time.monotonic() - started, 1)
+    return cell
+
+
+_ADDRESS = re.compile(r"\b10\.53\.\d+\.\d+\b")
+
+
+def _read_diagnosis(cell: Cell, d: dict[str, object]) -> None:
+    verdicts: list[dict[str, object]] = d["verdicts"]  # type: ignore[assignment]
+    findings: list[dict[str, object]] = d["findings"]  # type: ignore[assignment]
+    cell.exit_code = int(d["exit_code"])  # type: ignore[call-overload]
+    cell.verdicts = {str(v["mta"]): str(v["outcome"]) for v in verdicts}
+    cell.findings = tuple(str(f["code"]) for f in findings)
+    failing = {str(c) for v in verdicts if v["outcome"] in ("defer", "bounce") for c in v["because"]}  # type: ignore[attr-defined]
+    causes = [f for f in findings if f["code"] in failing]
+    if not causes:  # nothing fails: the headline is the worst finding there is
+        causes = [f for f in findings if f["severity"] in ("CRITICAL", "ERROR", "WARNING")] or findings[:1]
+    if not causes:
+        return
+    top = causes[0]
+    cell.code = str(top["code"])
+    cell.message = str(top["message"])
+    receiver = str(top["remediation"]["receiver"])  # type: ignore[index]
+    cell.side = "" if cell.code == "MAIL_ROUTE_OK" else (
+        "sender" if receiver.startswith("Nothing") or not receiver else "receiver"
+    )
+    # The servers named: every authoritative server in the findings of that code (one per server or zone).
+    resolvers = set(servers.RESOLVERS.values())
+    named = [
+        a for f in findings if f["code"] == cell.code for s in f["seen"]  # type: ignore[attr-defined]
+        for a in _ADDRESS.findall(str(s.get("server") or "")) if a not in resolvers
+    ]
+    cell.servers = tuple(sorted(set(named)))
+
+
+# -- the whole table ----------------------------------------------------------------------------------------
+
+
+def run_table(cells: Sequence[tuple[str, str]], workers: int = WORKERS) -> list[Cell]:
+    remove_stale_namespaces()
+    with world() as w, ThreadPoolExecutor(max_workers=workers, thread_name_prefix="realdns") as pool:
+        return list(pool.map(lambda c: run_cell(w, *c), cells))
+
+
+def all_cells() -> list[tuple[str, str]]:
+    return [(f.key, r) for f in servers.FAULTS for r in servers.RESOLVERS]
+
+
+def missing() -> str:
+    """Why the suite cannot run here ('' when it can)."""
+    if os.geteuid() != 0:
+        return "the realdns suite needs root (network namespaces, port 53)"
+    if shutil.which("ip") is None or shutil.which("dig") is None:
+        return "the realdns suite needs ip and dig"
+    gone = servers.missing_binaries()
+    if gone:
+        return f"the realdns suite needs the Debian packages {' '.join(servers.PACKAGES)} (missing {gone[0]})"
+    return ""
+
+
+# -- docs/realdns.md ----------------------------------------------------------------------------------------
+
+LIMITS = """The verdict column is mxdoctor's MTA models over mxdoctor's own queries, which ask A and AAAA
+at once rather than in each MTA's order, and wait mxdoctor's time-outs (2 s, then 4 s) rather than the
+stub's (5 s × 2): it is shown, not judged. Where a resolver's answer depends on order or timing, the
+column of what the resolver answered the MTA shows what the MTA's own sequence got, and the notes under
+a cell say where that differs between resolvers: BIND applies a fresh AAAA NXDOMAIN to the A query
+that follows; BIND and PowerDNS Recursor turn silence into SERVFAIL (10 s, 3 s), which an MTA reads
+as a temporary failure, while Unbound and Knot Resolver (10.9 s) leave the stub to time out."""
+
+INTRO = """Real authoritative servers and resolvers from Debian ran in one network namespace, each on its own
+address: Knot serves the root, NSD the TLDs com. and net., BIND (authoritative only) each mail zone
+`example-<fault>.com` (MX 10 `mail.example-<fault>.net.`), and the MX host's zone `example-<fault>.net` is
+served by NSD (ns1) and PowerDNS Authoritative with the bind backend (ns2), each behind a dnsdist whose
+rules inject the fault. Each fault has its own zones and server addresses. Each of the five resolvers
+served in turn as the MTA's internal resolver: first the MTA's own queries went through it as glibc's stub
+asks them (MX, then AAAA and A of the exchanger, one after the other, no EDNS, 5 s × 2 tries), then
+`mxdoctor diagnose DOMAIN --resolver RESOLVER --no-system --root-hints <the fake root> --json` (the
+authoritative view on, default timers). A cell matches when mxdoctor's root cause (the first finding that
+makes an MTA defer or bounce, else the worst finding), its side (the receiver when the finding asks the
+receiving side to change something) and the authoritative servers it names equal the expected ones."""
+
+
+def _answers(cell: Cell) -> str:
+    parts = []
+    for a in cell.answers:
+        took = float(a["seconds"])  # type: ignore[arg-type]
+        parts.append(f"{a['qtype']} {a['rcode']}" + (f" {took:.1f} s" if took >= 0.5 else ""))
+    return ", ".join(parts) or "—"
+
+
+def _failing(cell: Cell) -> str:
+    if cell.error:
+        return "—"
+    out = []
+    for outcome in ("defer", "bounce", "unknown"):
+        who = [m for m in MTAS if cell.verdicts.get(m) == outcome]
+        if who:
+            out.append(f"{outcome}: " + ", ".join(who))
+    return "; ".join(out) or "all deliver"
+
+
+def _names(addresses: Sequence[str]) -> str:
+    names = servers.server_names()
+    return ", ".join(names.get(a, a) for a in sorted(addresses)) or "—"
+
+
+def resolver_notes(cells: Sequence[Cell]) -> dict[tuple[str, str], str]:
+    """Where one resolver answers the MTA's queries unlike most resolvers, and whether the verdicts change."""
+    notes: dict[tuple[str, str], str] = {}
+    by_fault: dict[str, list[Cell]] = {}
+    for c in cells:
+        by_fault.setdefault(c.fault, []).append(c)
+    for fault, group in by_fault.items():
+        shapes = Counter(_shape(c) for c in group)
+        if len(shapes) < 2:
+            continue
+        common, _ = shapes.most_common(1)[0]
+        usual = next(c for c in group if _shape(c) == common)
+        for c in group:
+            if _shape(c) == common:
+                continue
+            title = servers.RESOLVER_TITLES[c.resolver]
+            note = f"{title} answers {_shape_text(c)} where most answer {_shape_text(usual)}"
+            if _failing(c) != _failing(usual):
+                note += f": the verdicts change ({_failing(c)} instead of {_failing(usual)})"
+            notes[(fault, c.resolver)] = note
+    return notes
+
+
+def _shape(cell: Cell) -> tuple[str, ...]:
+    return tuple(f"{a['qtype']} {a['rcode']}" for a in cell.answers)
+
+
+def _shape_text(cell: Cell) -> str:
+    return ", ".join(_shape(cell)) or "nothing"
+
+
+def render(cells: Sequence[Cell], seconds: float) -> str:
+    ok = sum(c.match for c in cells)
+    notes = resolver_notes(cells)
+    lines = [
+        "# Real DNS: mxdoctor against real authoritative servers and resolvers",
+        "",
+        "Generated by `tests/realdns/realdns_harness.py` (`make realdns`); do not edit.",
+        "",
+        textwrap.fill(INTRO, width=104),
+        "",
+        f"Result: **{ok} of {len(cells)}** cells match ({len(cells) - ok} mismatches); the table took "
+        f"{seconds:.0f} s.",
+        "",
+        "## Faults",
+        "",
+        "| fault | mail domain | how it is injected | expected root cause | side | servers |",
+        "|---|---|---|---|---|---|",
+    ]
+    for f in servers.FAULTS:
+        lines.append(
+            f"| {f.title} | `{f.domain}` | {f.how} | {' or '.join(f.expect_codes)} | "
+            f"{f.expect_side or '—'} | {_names(servers.expected_servers(f))} |"
+        )
+    lines += [
+        "",
+        "## Fault × resolver",
+        "",
+        "| fault | resolver | the resolver answered the MTA | mxdoctor: root cause | side | servers "
+        "| MTAs not delivering | diagnose took | match |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        if c.match:
+            mark = "✓"
+        elif (c.fault, c.resolver) in KNOWN:
+            mark = f"✗ **MISMATCH** ({', '.join(c.problems)}), known: {KNOWN[(c.fault, c.resolver)]}"
+        else:
+            mark = f"✗ **MISMATCH** ({', '.join(c.problems)})"
+        note = notes.get((c.fault, c.resolver))
+        if note:
+            mark += f"<br>*{_cell(note)}*"
+        lines.append(
+            f"| {c.spec.title} | {servers.RESOLVER_TITLES[c.resolver]} | {_answers(c)} | "
+            f"{c.code or '—'} | {c.side or '—'} | {_names(c.servers)} | {_failing(c)} | "
+            f"{c.diagnose_seconds:.1f} s | {mark} |"
+        )
+    lines += [
+        "",
+        textwrap.fill(LIMITS, width=104),
+        "",
+        "## How to run it",
+        "",
+        "As root: `.venv/bin/pytest -m realdns` runs the table as tests (one per fault and resolver; not root",
+        "or without the packages: skipped). `make realdns` runs it and rewrites this page. The Debian",
+        f"packages: {', '.join(servers.PACKAGES)} (the Makefile's DEBS; the services they would start are",
+        "not used: the harness starts its own daemons with its own configurations in the namespace).",
+        "MXDOCTOR_REALDNS_KEEP=1 keeps the configurations and logs under",
+        f"`{BASE}/`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> int:
+    why = missing()
+    if why:
+        print(why, file=sys.stderr)
+        return 3
+    faults = [a for a in argv if a in {f.key for f in servers.FAULTS}]
+    chosen = [c for c in all_cells() if not faults or c[0] in faults]
+    started = time.monotonic()
+    cells = run_table(chosen)
+    seconds = time.monotonic() - started
+    for c in cells:
+        print(
+            f"{'ok ' if c.match else 'BAD'} {c.fault:<12} {c.resolver:<14} {c.code or '-':<22} {c.side or '-':<9} "
+            f"{','.join(c.servers) or '-':<24} {c.seconds:5.1f}s (diagnose {c.diagnose_seconds:4.1f}s) "
+            f"{_answers(c)} {c.error}"
+        )
+    bad = sum(not c.match for c in cells)
+    print(f"{len(cells) - bad} of {len(cells)} cells match, {bad} mismatches, {seconds:.0f} s")
+    if "--write-docs" in argv:
+        DOCS.write_text(render(cells, seconds), encoding="utf-8")
+        print(f"wrote {DOCS}")
+    return 0 if bad == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
