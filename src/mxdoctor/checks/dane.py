@@ -41,7 +41,7 @@ DANE_TLSA_LOOKUP_FAILED = finding(
     "DANE_TLSA_LOOKUP_FAILED", Severity.WARNING, Role.TLS, "TLSA lookup fails (DANE)",
     "The TLSA lookup {qname} fails ({rcode}) through {views}, while the exchanger's zone is signed.",
     "A DANE-enabled MTA cannot tell whether the server requires DANE and defers: Postfix logs \"TLSA lookup "
-    "error for {host}:25\"; Exim with hosts_require_dane defers too. MTAs without DANE deliver.",
+    "error for HOST:25\"; Exim with hosts_require_dane defers too. MTAs without DANE deliver.",
     sender="Nothing to change for most senders; a DANE sender can exempt the domain while the receiver "
     "fixes the zone (Postfix: smtp_tls_policy_maps \"{host} encrypt\").",
     receiver="The DNS operator of {host} must answer TLSA queries for {qname}: NODATA (signed) when there is "

@@ -41,7 +41,8 @@ _NTA = (
     "trust anchor (RFC 7646), never by turning validation off: Unbound: unbound-control insecure_add "
     "{zone} (and domain-insecure: \"{zone}\" in unbound.conf to keep it over a restart); BIND: rndc nta "
     "-lifetime 1d {zone}; Knot Resolver: trust_anchors.set_insecure({{'{zone}'}}); PowerDNS Recursor: "
-    "rec_control add-nta {zone}. Windows DNS Server has no negative trust anchor: it validates only below "
+    "rec_control add-nta {zone} 'broken DNSSEC'. Windows DNS Server has no negative trust anchor: it "
+    "validates only below "
     "the trust anchors it holds (Get-DnsServerTrustAnchor); if it holds the root's, send mail for the "
     "domain through a resolver that has one. Remove the exemption once the zone validates."
 )
@@ -72,8 +73,8 @@ DNSSEC_RRSIG_EXPIRED = finding(
     "resolvers still pass the data on.",
     sender=_NTA,
     receiver="The {zone} DNS operator must re-sign the zone (and fix the signer's schedule, so signatures "
-    "are refreshed well before they expire): e.g. dnssec-signzone / rndc sign {zone}, knotc zone-sign {zone}, "
-    "pdnsutil rectify-zone {zone}.",
+    "are refreshed well before they expire): e.g. dnssec-signzone, or rndc sign {zone} (BIND inline "
+    "signing), or knotc zone-sign {zone} (Knot).",
     rfcs=_RFC,
 )
 DNSSEC_RRSIG_NOT_YET_VALID = finding(
@@ -109,7 +110,7 @@ DNSSEC_RRSIG_MISSING = finding(
 DNSSEC_DS_MISMATCH = finding(
     "DNSSEC_DS_MISMATCH", Severity.ERROR, Role.DNS_FAULT, "DS at the parent matches no DNSKEY (DNSSEC bogus)",
     "The DS for {zone} at its parent names key {key_tag}, which the zone does not publish: {detail}.",
-    "A botched key roll: nothing in {zone} validates, so validating resolvers answer SERVFAIL (EDE 9) "
+    "A botched key roll: nothing in the zone validates, so validating resolvers answer SERVFAIL (EDE 9) "
     "for every name in it.",
     sender=_NTA,
     receiver="The owner of {zone} must publish the DS of the zone's current KSK at the registrar (or "
@@ -121,7 +122,7 @@ DNSSEC_DNSKEY_NOT_SELF_SIGNED = finding(
     "DNSKEY set not signed by the key the DS names (DNSSEC bogus)",
     "No valid RRSIG by key {key_tag}, which the DS names, covers the DNSKEY set of {zone}; served by {servers}.",
     "The chain of trust breaks at the zone's keys: validating resolvers answer SERVFAIL (EDE 6) for every "
-    "name in {zone}.",
+    "name in the zone.",
     sender=_NTA,
     receiver="The {zone} DNS operator must sign the DNSKEY set with the KSK the DS names.",
     rfcs=_RFC,
@@ -129,7 +130,7 @@ DNSSEC_DNSKEY_NOT_SELF_SIGNED = finding(
 DNSSEC_DNSKEY_UNAVAILABLE = finding(
     "DNSSEC_DNSKEY_UNAVAILABLE", Severity.ERROR, Role.DNS_FAULT, "Zone's DNSKEY set cannot be fetched",
     "The parent's DS says {zone} is signed, but no server gave its DNSKEY set: {detail}.",
-    "Without the keys nothing in {zone} validates: validating resolvers answer SERVFAIL (EDE 9). A DNSKEY "
+    "Without the keys nothing in the zone validates: validating resolvers answer SERVFAIL (EDE 9). A DNSKEY "
     "answer too big for UDP needs TCP (RFC 7766).",
     sender=_NTA,
     receiver="The {zone} DNS operator must answer DNSKEY queries, over TCP too (RFC 7766), or publish fewer "
