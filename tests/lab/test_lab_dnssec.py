@@ -126,6 +126,14 @@ def test_nxdomain_proof_covers_the_name_and_the_wildcard(name: str) -> None:
     assert _dnssec.check_nxdomain(qname, reply.authority, keys, zone, time.time()) == []
     wildcard = dns.name.from_text("*.example.net.")
     assert _dnssec.check_nxdomain(wildcard, reply.authority, keys, zone, time.time()) == []
+    # Without the record that denies the wildcard, the name's own cover proves nothing (RFC 4035 §5.4).
+    denial = [r for r in reply.authority if r.rdtype in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)]
+    for dropped in denial:
+        rest = [r for r in reply.authority if r.name != dropped.name]
+        failures = _dnssec.check_nxdomain(qname, rest, keys, zone, time.time())
+        assert failures and failures[0].problem is _dnssec.Problem.DENIAL_MISSING, dropped.name
+    assert any("wildcard" in f.detail for d in denial for f in _dnssec.check_nxdomain(
+        qname, [r for r in reply.authority if r.name != d.name], keys, zone, time.time()))
 
 
 def test_referral_to_an_insecure_child_proves_there_is_no_ds() -> None:

@@ -185,15 +185,59 @@ def check_nxdomain(
     zone: dns.name.Name,
     now: float,
 ) -> list[Failure]:
-    """An NXDOMAIN is proven by a signed NSEC whose span covers ``qname`` (or an NSEC3 covering its hash)."""
+    """An NXDOMAIN is proven when signed denial records show that ``qname`` does not exist and that no
+    wildcard at its closest encloser could have made it (RFC 4035 §5.4; RFC 5155 §8.4: the closest
+    encloser's NSEC3, and NSEC3s covering the next closer name and the wildcard)."""
     owner = qname.to_text()
-    for rrset, sigs in _denial(authority):
-        covered = (rrset.rdtype == dns.rdatatype.NSEC and _nsec_covers(rrset, qname)) or (
-            rrset.rdtype == dns.rdatatype.NSEC3 and _nsec3_covers(rrset, qname, zone))
-        if covered:
-            return check_rrset(rrset, sigs, dnskeys, zone, now)
-    return [Failure(Problem.DENIAL_MISSING, zone.to_text(), owner, "ANY",
-                    detail=f"no NSEC or NSEC3 record covers {owner}: the NXDOMAIN is not proven")]
+    proofs = _denial(authority)
+    nsec = [(r, sigs) for r, sigs in proofs if r.rdtype == dns.rdatatype.NSEC]
+    nsec3 = [(r, sigs) for r, sigs in proofs if r.rdtype == dns.rdatatype.NSEC3]
+
+    def missing(detail: str) -> list[Failure]:
+        return [Failure(Problem.DENIAL_MISSING, zone.to_text(), owner, "ANY", detail=detail)]
+
+    used: list[tuple[dns.rrset.RRset, list[dns.rdtypes.ANY.RRSIG.RRSIG]]] = []
+    if nsec:
+        cover = next(((r, sigs) for r, sigs in nsec if _nsec_covers(r, qname)), None)
+        if cover is None:
+            return missing(f"no NSEC record covers {owner}: the NXDOMAIN is not proven")
+        encloser = max((qname.fullcompare(n)[2] for n in (cover[0].name, cover[0][0].next)), default=0)
+        ce = qname.split(max(encloser, len(zone)))[1]
+        wildcard = dns.name.Name((b"*",) + ce.labels)
+        wild = next(((r, sigs) for r, sigs in nsec if _nsec_covers(r, wildcard)), None)
+        if wild is None:
+            return missing(f"no NSEC record proves that the wildcard {wildcard} does not exist")
+        used = [cover, wild]
+    elif nsec3:
+        ce_found: dns.name.Name | None = None
+        candidate = qname
+        while candidate != zone and len(candidate) > len(zone):
+            candidate = candidate.parent()
+            if any(_nsec3_matches(r, candidate, zone) for r, _ in nsec3):
+                ce_found = candidate
+                break
+        if ce_found is None:
+            return missing(f"no NSEC3 record proves a closest encloser of {owner}")
+        next_closer = qname.split(len(ce_found) + 1)[1]
+        wildcard = dns.name.Name((b"*",) + ce_found.labels)
+        match = next((r, sigs) for r, sigs in nsec3 if _nsec3_matches(r, ce_found, zone))
+        nc = next(((r, sigs) for r, sigs in nsec3 if _nsec3_covers(r, next_closer, zone)), None)
+        if nc is None:
+            return missing(f"no NSEC3 record covers the next closer name {next_closer}: the NXDOMAIN is not proven")
+        wild = next(((r, sigs) for r, sigs in nsec3 if _nsec3_covers(r, wildcard, zone)), None)
+        if wild is None:
+            return missing(f"no NSEC3 record proves that the wildcard {wildcard} does not exist")
+        used = [match, nc, wild]
+    else:
+        return missing(f"no NSEC or NSEC3 record covers {owner}: the NXDOMAIN is not proven")
+    failures: list[Failure] = []
+    seen: set[tuple[dns.name.Name, int]] = set()
+    for rrset, sigs in used:
+        if (rrset.name, rrset.rdtype) in seen:
+            continue
+        seen.add((rrset.name, rrset.rdtype))
+        failures += check_rrset(rrset, sigs, dnskeys, zone, now)
+    return failures
 
 
 def _denial(authority: Sequence[dns.rrset.RRset]) -> list[tuple[dns.rrset.RRset, list[dns.rdtypes.ANY.RRSIG.RRSIG]]]:
