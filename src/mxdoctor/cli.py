@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "mxdoctor.queues._cli",  # queue
     "mxdoctor.monitor._cli",  # watch
     "mxdoctor.lab._cli",  # lab list / lab serve
+    "mxdoctor.scan._cli",  # scan
 )
 
 

@@ -1,0 +1,267 @@
+"""The lean DNS codec of the scan's hot path: build the query, read the common replies (A, AAAA, MX,
+CNAME, NS, SOA, a bare OPT) and classify them exactly as the engine's ``exchange.classify`` does.
+
+Anything else or anything odd (other types or classes, EDNS options, extended RCODEs, duplicate or
+singleton-breaking records, names outside letters, digits, '-' and '_') is left to dnspython:
+``decode`` returns None and the caller goes through ``dns.wire``. Property tests hold the two equal.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+from mxdoctor.dns import wire
+from mxdoctor.dns.exchange import MAX_CNAME_CHAIN, Classified
+from mxdoctor.evidence import Outcome
+
+A, NS, CNAME, SOA, MX, OPT, AAAA = 1, 2, 5, 6, 15, 41, 28
+TYPES = {"A": A, "NS": NS, "CNAME": CNAME, "SOA": SOA, "MX": MX, "AAAA": AAAA}
+TYPE_NAMES = {v: k for k, v in TYPES.items()}
+RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED",
+               6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE"}  # fmt: skip
+_RCODE_OUTCOMES = {0: Outcome.NOERROR, 3: Outcome.NXDOMAIN, 2: Outcome.SERVFAIL, 5: Outcome.REFUSED,
+                   1: Outcome.FORMERR, 4: Outcome.NOTIMP}  # fmt: skip
+TC, AA = 0x0200, 0x0400
+
+# label bytes taken here; deleting them from a label leaves nothing when the label is plain
+_PLAIN = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+_HEADER = struct.Struct("!HHHHHH")
+_RR = struct.Struct("!HHIH")
+_OPT_EDNS0 = b"\x00\x00\x29" + wire.EDNS_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
+_MAX_POINTERS = 16  # dnspython's MAX_COMPRESSION_POINTER_CHAIN
+_inet_ntoa = socket.inet_ntoa
+
+
+class _Odd(Exception):
+    """Bytes the lean path does not read; dnspython decides what they are."""
+
+
+def encode_name(name: str) -> bytes | None:
+    """``"mx.example.com."`` -> wire form; None for names the lean path does not build."""
+    if name == ".":
+        return b"\x00"
+    labels = name.rstrip(".").split(".")
+    out = bytearray()
+    for label in labels:
+        raw = label.encode("ascii", "replace")
+        if not raw or len(raw) > 63 or raw.translate(None, _PLAIN):
+            return None
+        out.append(len(raw))
+        out += raw
+    out.append(0)
+    return bytes(out) if len(out) <= 255 else None
+
+
+def question_bytes(qname_wire: bytes, qtype: int) -> bytes:
+    """The question section of a query for (name, type) in class IN."""
+    return qname_wire + qtype.to_bytes(2, "big") + b"\x00\x01"
+
+
+def encode_query(ident: int, question: bytes, *, rd: bool = True, edns: bool = True) -> bytes:
+    """The query ``wire.encode_query`` builds: one question, RD, and EDNS0 with a 1232-byte payload."""
+    flags = 0x0100 if rd else 0
+    if edns:
+        return _HEADER.pack(ident, flags, 1, 0, 0, 1) + question + _OPT_EDNS0
+    return _HEADER.pack(ident, flags, 1, 0, 0, 0) + question
+
+
+def _name(data: bytes, pos: int, end: int) -> tuple[str, int]:
+    """Read a possibly compressed name as dnspython does (pointers strictly backwards, each hop
+    confined before the previous segment); returns its text, case kept, and the position after it."""
+    labels: list[bytes] = []
+    total = 1
+    after = -1
+    biggest = seg_start = pos
+    hops = 0
+    while True:
+        if pos >= end:
+            raise _Odd
+        c = data[pos]
+        if c == 0:
+            pos += 1
+            break
+        if c < 64:
+            stop = pos + 1 + c
+            if stop > end:
+                raise _Odd
+            label = data[pos + 1 : stop]
+            if label.translate(None, _PLAIN):
+                raise _Odd
+            labels.append(label)
+            total += c + 1
+            pos = stop
+        elif c >= 192:
+            if pos + 1 >= end:
+                raise _Odd
+            target = ((c & 0x3F) << 8) | data[pos + 1]
+            hops += 1
+            if target >= biggest or hops > _MAX_POINTERS:
+                raise _Odd
+            biggest = target
+            if after < 0:
+                after = pos + 2
+            end = seg_start
+            seg_start = pos = target
+        else:
+            raise _Odd
+    if total > 255:
+        raise _Odd
+    text = b".".join(labels).decode("ascii") + "." if labels else "."
+    return text, (after if after >= 0 else pos)
+
+
+class RRset:
+    """The records of one (owner, type) in the answer section, as dnspython groups them."""
+
+    __slots__ = ("ttl", "texts", "keys")
+
+    def __init__(self, ttl: int, text: str, key: str) -> None:
+        self.ttl = ttl
+        self.texts = [text]
+        self.keys = {key}
+
+
+class Reply:
+    """A reply read by the lean codec; ``rrsets`` holds the answer section by (owner lower, type)."""
+
+    __slots__ = ("id", "flags", "rcode", "qname", "qtype", "rrsets")
+
+    def __init__(
+        self, ident: int, flags: int, rcode: int, qname: str, qtype: int, rrsets: dict[tuple[str, int], RRset]
+    ) -> None:
+        self.id = ident
+        self.flags = flags
+        self.rcode = rcode
+        self.qname = qname
+        self.qtype = qtype
+        self.rrsets = rrsets
+
+    @property
+    def rcode_text(self) -> str:
+        return RCODE_NAMES.get(self.rcode, str(self.rcode))
+
+
+def _rdata(data: bytes, rtype: int, pos: int, end: int) -> tuple[str, str]:
+    """(text as dnspython writes it, key it compares records by) of one rdata, or _Odd."""
+    size = end - pos
+    if rtype == A:
+        if size != 4:
+            raise _Odd
+        text = _inet_ntoa(data[pos:end])
+        return text, text
+    if rtype == AAAA:
+        if size != 16:
+            raise _Odd
+        text = socket.inet_ntop(socket.AF_INET6, data[pos:end])
+        return text, text
+    if rtype == MX:
+        if size < 3:
+            raise _Odd
+        exchange, stop = _name(data, pos + 2, end)
+        if stop != end:
+            raise _Odd
+        text = f"{(data[pos] << 8) | data[pos + 1]} {exchange}"
+        return text, text.lower()
+    if rtype == CNAME or rtype == NS:
+        target, stop = _name(data, pos, end)
+        if stop != end:
+            raise _Odd
+        return target, target.lower()
+    if rtype == SOA:
+        mname, stop = _name(data, pos, end)
+        rname, stop = _name(data, stop, end)
+        if stop + 20 != end:
+            raise _Odd
+        text = f"{mname} {rname} {data[stop:end].hex()}"
+        return text, text.lower()
+    raise _Odd
+
+
+def decode(data: bytes) -> Reply | None:
+    """Read a reply on the lean path; None when dnspython must read it (never raises)."""
+    try:
+        return _decode(data)
+    except (_Odd, IndexError, struct.error, UnicodeDecodeError):
+        return None
+
+
+def _decode(data: bytes) -> Reply:
+    n = len(data)
+    if n < 12:
+        raise _Odd
+    ident, flags, qd, an, ns, ar = _HEADER.unpack_from(data)
+    if qd != 1 or flags & 0x7800:  # one question, opcode QUERY
+        raise _Odd
+    qname, pos = _name(data, 12, n)
+    if pos + 4 > n:
+        raise _Odd
+    qtype = (data[pos] << 8) | data[pos + 1]
+    if data[pos + 2] != 0 or data[pos + 3] != 1:
+        raise _Odd
+    pos += 4
+    rrsets: dict[tuple[str, int], RRset] = {}
+    seen_opt = False
+    for i in range(an + ns + ar):
+        owner, pos = _name(data, pos, n)
+        if pos + 10 > n:
+            raise _Odd
+        rtype, rclass, ttl, rdlen = _RR.unpack_from(data, pos)
+        pos += 10
+        end = pos + rdlen
+        if end > n:
+            raise _Odd
+        if rtype == OPT:
+            # one OPT, at the root, in the additional section, without options or extended RCODE
+            if i < an + ns or seen_opt or owner != "." or rdlen or ttl >> 24:
+                raise _Odd
+            seen_opt = True
+            continue
+        if rclass != 1:
+            raise _Odd
+        text, key = _rdata(data, rtype, pos, end)
+        pos = end
+        if i >= an:
+            continue
+        if ttl > 0x7FFFFFFF:
+            ttl = 0
+        k = (owner.lower(), rtype)
+        rrset = rrsets.get(k)
+        if rrset is None:
+            rrsets[k] = RRset(ttl, text, key)
+        else:
+            # dnspython keeps one of equal records and the last of a singleton type: not ours to mimic
+            if key in rrset.keys or rtype == CNAME or rtype == SOA:
+                raise _Odd
+            rrset.keys.add(key)
+            rrset.texts.append(text)
+            if ttl < rrset.ttl:
+                rrset.ttl = ttl
+    return Reply(ident, flags, flags & 0xF, qname.lower(), qtype, rrsets)
+
+
+def classify(reply: Reply, qname: str, qtype: str) -> Classified:
+    """``exchange.classify`` over a lean Reply: data, no data (RFC 2308), no name, or a failure."""
+    rcode = reply.rcode
+    if rcode != 0 and rcode != 3:
+        return Classified(_RCODE_OUTCOMES.get(rcode, Outcome.OTHER_RCODE))
+    rrsets = reply.rrsets
+    name = qname.lower()
+    rdtype = TYPES[qtype]
+    cnames: list[str] = []
+    for _ in range(MAX_CNAME_CHAIN):
+        rrset = rrsets.get((name, rdtype))
+        if rrset is not None and rcode == 0:
+            return Classified(Outcome.NOERROR, tuple(rrset.texts), tuple(cnames), rrset.ttl)
+        cname = rrsets.get((name, CNAME))
+        if cname is None or rdtype == CNAME:
+            break
+        name = cname.texts[0].lower()
+        cnames.append(name)
+    if rcode == 3:
+        return Classified(Outcome.NXDOMAIN, cnames=tuple(cnames))
+    others = sorted({TYPE_NAMES[t] for (owner, t) in rrsets if owner == name and t != CNAME})
+    if others:
+        detail = f"answer holds {', '.join(others)} at {name} where {qtype} was asked"
+        return Classified(Outcome.BROKEN, cnames=tuple(cnames), detail=detail)
+    return Classified(Outcome.NODATA, cnames=tuple(cnames))
