@@ -26,6 +26,7 @@ TC, AA = 0x0200, 0x0400
 
 # label bytes taken here; deleting them from a label leaves nothing when the label is plain
 _PLAIN = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
+_PLAIN_DOT = _PLAIN + b"."
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
 _OPT_EDNS0 = b"\x00\x00\x29" + wire.EDNS_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
@@ -41,16 +42,17 @@ def encode_name(name: str) -> bytes | None:
     """``"mx.example.com."`` -> wire form; None for names the lean path does not build."""
     if name == ".":
         return b"\x00"
-    labels = name.rstrip(".").split(".")
-    out = bytearray()
-    for label in labels:
-        raw = label.encode("ascii", "replace")
-        if not raw or len(raw) > 63 or raw.translate(None, _PLAIN):
+    try:
+        raw = name.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    if raw.translate(None, _PLAIN_DOT) or len(raw) > 254:
+        return None
+    parts = (raw[:-1] if raw.endswith(b".") else raw).split(b".")
+    for p in parts:
+        if not p or len(p) > 63:
             return None
-        out.append(len(raw))
-        out += raw
-    out.append(0)
-    return bytes(out) if len(out) <= 255 else None
+    return b"".join([bytes((len(p),)) + p for p in parts]) + b"\x00"
 
 
 def question_bytes(qname_wire: bytes, qtype: int) -> bytes:
@@ -66,14 +68,19 @@ def encode_query(ident: int, question: bytes, *, rd: bool = True, edns: bool = T
     return _HEADER.pack(ident, flags, 1, 0, 0, 0) + question
 
 
-def _name(data: bytes, pos: int, end: int) -> tuple[str, int]:
+def _name(data: bytes, pos: int, end: int, memo: dict[int, tuple[str, int, int]]) -> tuple[str, int]:
     """Read a possibly compressed name as dnspython does (pointers strictly backwards, each hop
-    confined before the previous segment); returns its text, case kept, and the position after it."""
+    confined before the previous segment); returns its text, case kept, and the position after it.
+
+    ``memo`` holds the names already read in this message by start offset, as (text, hops, wire
+    length): a pointer to one of them ends the walk, since everything read earlier lies before."""
+    start = pos
     labels: list[bytes] = []
     total = 1
     after = -1
     biggest = seg_start = pos
     hops = 0
+    tail = ""
     while True:
         if pos >= end:
             raise _Odd
@@ -98,16 +105,29 @@ def _name(data: bytes, pos: int, end: int) -> tuple[str, int]:
             hops += 1
             if target >= biggest or hops > _MAX_POINTERS:
                 raise _Odd
-            biggest = target
             if after < 0:
                 after = pos + 2
+            known = memo.get(target)
+            if known is not None and hops == 1:
+                tail, more, length = known
+                hops += more
+                total += length - 1
+                if hops > _MAX_POINTERS:
+                    raise _Odd
+                break
+            biggest = target
             end = seg_start
             seg_start = pos = target
         else:
             raise _Odd
     if total > 255:
         raise _Odd
-    text = b".".join(labels).decode("ascii") + "." if labels else "."
+    if labels:
+        head = b".".join(labels).decode("ascii") + "."
+        text = head + tail if tail and tail != "." else head
+    else:
+        text = tail or "."
+    memo[start] = (text, hops, total)
     return text, (after if after >= 0 else pos)
 
 
@@ -142,7 +162,7 @@ class Reply:
         return RCODE_NAMES.get(self.rcode, str(self.rcode))
 
 
-def _rdata(data: bytes, rtype: int, pos: int, end: int) -> tuple[str, str]:
+def _rdata(data: bytes, rtype: int, pos: int, end: int, memo: dict[int, tuple[str, int, int]]) -> tuple[str, str]:
     """(text as dnspython writes it, key it compares records by) of one rdata, or _Odd."""
     size = end - pos
     if rtype == A:
@@ -158,19 +178,19 @@ def _rdata(data: bytes, rtype: int, pos: int, end: int) -> tuple[str, str]:
     if rtype == MX:
         if size < 3:
             raise _Odd
-        exchange, stop = _name(data, pos + 2, end)
+        exchange, stop = _name(data, pos + 2, end, memo)
         if stop != end:
             raise _Odd
         text = f"{(data[pos] << 8) | data[pos + 1]} {exchange}"
         return text, text.lower()
     if rtype == CNAME or rtype == NS:
-        target, stop = _name(data, pos, end)
+        target, stop = _name(data, pos, end, memo)
         if stop != end:
             raise _Odd
         return target, target.lower()
     if rtype == SOA:
-        mname, stop = _name(data, pos, end)
-        rname, stop = _name(data, stop, end)
+        mname, stop = _name(data, pos, end, memo)
+        rname, stop = _name(data, stop, end, memo)
         if stop + 20 != end:
             raise _Odd
         text = f"{mname} {rname} {data[stop:end].hex()}"
@@ -193,7 +213,8 @@ def _decode(data: bytes) -> Reply:
     ident, flags, qd, an, ns, ar = _HEADER.unpack_from(data)
     if qd != 1 or flags & 0x7800:  # one question, opcode QUERY
         raise _Odd
-    qname, pos = _name(data, 12, n)
+    memo: dict[int, tuple[str, int, int]] = {}
+    qname, pos = _name(data, 12, n, memo)
     if pos + 4 > n:
         raise _Odd
     qtype = (data[pos] << 8) | data[pos + 1]
@@ -203,7 +224,7 @@ def _decode(data: bytes) -> Reply:
     rrsets: dict[tuple[str, int], RRset] = {}
     seen_opt = False
     for i in range(an + ns + ar):
-        owner, pos = _name(data, pos, n)
+        owner, pos = _name(data, pos, n, memo)
         if pos + 10 > n:
             raise _Odd
         rtype, rclass, ttl, rdlen = _RR.unpack_from(data, pos)
@@ -219,7 +240,7 @@ def _decode(data: bytes) -> Reply:
             continue
         if rclass != 1:
             raise _Odd
-        text, key = _rdata(data, rtype, pos, end)
+        text, key = _rdata(data, rtype, pos, end, memo)
         pos = end
         if i >= an:
             continue

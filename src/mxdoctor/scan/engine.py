@@ -126,12 +126,11 @@ class _Query:
 
 
 class _Domain:
-    __slots__ = ("tag", "machine", "asked", "outstanding")
+    __slots__ = ("tag", "machine", "outstanding")
 
     def __init__(self, tag: object, domain: str) -> None:
         self.tag = tag
         self.machine = route.RouteMachine(domain)
-        self.asked: set[route.Question] = set()
         self.outstanding = 0
 
 
@@ -157,6 +156,7 @@ class Engine:
         self._rotate = 0
         self._rand = random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._names: dict[str, bytes] = {}  # wire form of names: A and AAAA of a host share it
 
     def close(self) -> None:
         for s in self.servers:
@@ -227,12 +227,12 @@ class Engine:
 
     def _advance(self, d: _Domain) -> None:
         """Ask what the machine wants next, or finish the domain."""
-        questions = [q for q in d.machine.wanted() if q not in d.asked]
+        # every question asked before is answered by now, so what the machine wants is new
+        questions = d.machine.wanted()
         if not questions:
             self.active -= 1
             self._done(d.tag, d.machine.result())
             return
-        d.asked.update(questions)
         d.outstanding = len(questions)
         for q in questions:
             self._ask(q, d)
@@ -251,7 +251,12 @@ class Engine:
             return
         query = self.pending.get(q)
         if query is None:
-            wire_name = codec.encode_name(q.qname)
+            wire_name = self._names.get(q.qname)
+            if wire_name is None:
+                if len(self._names) > CACHE_SIZE:
+                    self._names.clear()
+                wire_name = self._names[q.qname] = codec.encode_name(q.qname) or b""
+            wire_name = wire_name or None
             code = codec.TYPES.get(q.qtype)
             wire_q = codec.question_bytes(wire_name, code) if wire_name is not None and code else None
             n = len(self.servers)
