@@ -121,6 +121,7 @@ class Nsd:
   hide-version: yes
   ip-transparent: no
   rrl-ratelimit: 0
+  minimal-responses: yes
   rrl-whitelist-ratelimit: 0
   tcp-count: 200
 remote-control:
@@ -181,19 +182,28 @@ class Run:
         return self.cpu / self.domains * 1e6
 
 
+def _gnu_time(cmd: list[str], report: Path) -> list[str]:
+    """``cmd`` under GNU time: the child's own peak RSS (one forked from this big process would
+    count the zone this process holds, since the kernel keeps the high-water mark across exec)."""
+    return ["/usr/bin/time", "-o", str(report), "-f", "%e %U %S %M", *cmd]
+
+
+def _read_time(report: Path) -> tuple[float, float, float]:
+    wall, user, system, rss_kb = report.read_text().split()[-4:]
+    return float(wall), float(user) + float(system), int(rss_kb) / 1024
+
+
 def timed(cmd: list[str], *, stdin: Path | None = None, stdout: Path) -> tuple[float, float, float]:
     """(wall s, user+system CPU s, peak RSS MB) of one child process."""
+    report = stdout.with_suffix(".time")
     with stdout.open("wb") as out, (stdin.open("rb") if stdin else open(os.devnull, "rb")) as inp:
         t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdin=inp, stdout=out, stderr=subprocess.PIPE)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(_gnu_time(cmd, report), stdin=inp, stdout=out, stderr=subprocess.PIPE)
         wall = time.monotonic() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {err.decode()[-2000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+    _, cpu, rss = _read_time(report)
+    return wall, cpu, rss
 
 
 def check_mxdoctor(path: Path, expected: dict[str, Expected]) -> tuple[int, int, list[str]]:
@@ -258,7 +268,9 @@ def run_adns(domains: list[str], workdir: Path, window: int) -> tuple[float, flo
            "--config", f"nameserver {ADDRESS}"]  # fmt: skip
     with out_path.open("wb") as out:
         t0 = time.monotonic()
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        report = workdir / "adns.time"
+        proc = subprocess.Popen(_gnu_time(cmd, report), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)  # fmt: skip
         assert proc.stdin is not None and proc.stdout is not None
         sent = answered = 0
         reader = proc.stdout
@@ -294,9 +306,10 @@ def run_adns(domains: list[str], workdir: Path, window: int) -> tuple[float, flo
                 if len(parts) > 1:
                     pending_rrs = int(parts[1])
                     answered += 1
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc.wait()
         wall = time.monotonic() - t0
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    _, cpu, rss = _read_time(report)
+    return wall, cpu, rss
 
 
 BASELINE = r'''
@@ -390,9 +403,9 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench/scan.py needs root (NSD and adns on port 53)", file=sys.stderr)
         return 3
-    for tool in ("nsd", *(() if args.skip_adns else ("adnshost",))):
+    for tool in ("nsd", "/usr/bin/time", *(() if args.skip_adns else ("adnshost",))):
         if shutil.which(tool) is None:
-            print(f"{tool} is missing: apt-get install nsd adns-tools", file=sys.stderr)
+            print(f"{tool} is missing: apt-get install nsd adns-tools time", file=sys.stderr)
             return 3
     workdir = Path(tempfile.mkdtemp(prefix="mxdoctor-bench-scan-"))
     t0 = time.monotonic()
@@ -400,7 +413,7 @@ def main() -> int:
     (workdir / "domains.txt").write_text("\n".join(domains) + "\n")
     nsd = Nsd(workdir, zone)
     print(f"zone: {args.domains} domains, {zone.count(chr(10))} lines, NSD ready in {time.monotonic() - t0:.1f} s "
-          f"on {ADDRESS}:{PORT}; {os.cpu_count()} cores")
+          f"on {ADDRESS}:{PORT}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before the runs")  # noqa: E501
     kinds = collections.Counter(e.status + "/" + e.route for e in expected.values())
     print("mix: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
     runs: list[Run] = []
@@ -433,6 +446,7 @@ def main() -> int:
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"kept {workdir}")
+    print(f"load average {os.getloadavg()[0]:.1f} after the runs (other work on the machine slows every wall time)")
     print()
     print(f"{'client':28} {'domains':>8} {'wall s':>7} {'domains/s':>10} {'CPU µs/domain':>14} {'peak RSS MB':>12} "
           f"{'wrong':>6}")

@@ -198,15 +198,18 @@ def _rdata(data: bytes, rtype: int, pos: int, end: int, memo: dict[int, tuple[st
     raise _Odd
 
 
-def decode(data: bytes) -> Reply | None:
-    """Read a reply on the lean path; None when dnspython must read it (never raises)."""
+def decode(data: bytes, asked: tuple[bytes, str] | None = None) -> Reply | None:
+    """Read a reply on the lean path; None when dnspython must read it (never raises).
+
+    ``asked`` is the question as sent (``question_bytes``, and the name's text): when the reply
+    repeats it byte for byte, it is taken as read."""
     try:
-        return _decode(data)
+        return _decode(data, asked)
     except (_Odd, IndexError, struct.error, UnicodeDecodeError):
         return None
 
 
-def _decode(data: bytes) -> Reply:
+def _decode(data: bytes, asked: tuple[bytes, str] | None) -> Reply:
     n = len(data)
     if n < 12:
         raise _Odd
@@ -214,17 +217,32 @@ def _decode(data: bytes) -> Reply:
     if qd != 1 or flags & 0x7800:  # one question, opcode QUERY
         raise _Odd
     memo: dict[int, tuple[str, int, int]] = {}
-    qname, pos = _name(data, 12, n, memo)
-    if pos + 4 > n:
-        raise _Odd
-    qtype = (data[pos] << 8) | data[pos + 1]
-    if data[pos + 2] != 0 or data[pos + 3] != 1:
-        raise _Odd
-    pos += 4
+    if asked is not None and data.startswith(asked[0], 12):
+        question, qname = asked
+        pos = 12 + len(question)
+        memo[12] = (qname, 0, len(question) - 4)
+        qtype = (data[pos - 4] << 8) | data[pos - 3]
+    else:
+        qname, pos = _name(data, 12, n, memo)
+        if pos + 4 > n:
+            raise _Odd
+        qtype = (data[pos] << 8) | data[pos + 1]
+        if data[pos + 2] != 0 or data[pos + 3] != 1:
+            raise _Odd
+        pos += 4
     rrsets: dict[tuple[str, int], RRset] = {}
     seen_opt = False
     for i in range(an + ns + ar):
-        owner, pos = _name(data, pos, n, memo)
+        # owners are mostly the root (OPT) or one pointer to a name read before: no walk for those
+        c = data[pos]
+        if c == 0:
+            owner = "."
+            pos += 1
+        elif c >= 192 and (known := memo.get(((c & 0x3F) << 8) | data[pos + 1])) is not None and known[1] < 16:
+            owner = known[0]
+            pos += 2
+        else:
+            owner, pos = _name(data, pos, n, memo)
         if pos + 10 > n:
             raise _Odd
         rtype, rclass, ttl, rdlen = _RR.unpack_from(data, pos)

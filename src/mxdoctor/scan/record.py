@@ -77,14 +77,24 @@ def evidence_of(r: Route, servers: tuple[evidence.Server, ...]) -> evidence.Evid
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """What a route's shape decides: its status, finding codes and a decision per MTA model."""
+
+    status: str
+    codes: tuple[str, ...]
+    verdicts: dict[str, str]
+    key: tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]  # the three as one summary key
+
+
 @dataclass
 class Judge:
     """Finding codes and per-MTA decisions of a route, from the same analysis diagnose runs."""
 
     servers: tuple[evidence.Server, ...]
-    _cache: dict[tuple[Any, ...], tuple[tuple[str, ...], dict[str, str]]] = field(default_factory=dict)
+    _cache: dict[tuple[Any, ...], Judgement] = field(default_factory=dict)
 
-    def judge(self, r: Route) -> tuple[tuple[str, ...], dict[str, str]]:
+    def judge(self, r: Route) -> Judgement:
         key = _shape(r)
         hit = self._cache.get(key)
         if hit is None:
@@ -93,9 +103,12 @@ class Judge:
                 self._cache[key] = hit
         return hit
 
-    def analyse(self, r: Route) -> tuple[tuple[str, ...], dict[str, str]]:
+    def analyse(self, r: Route) -> Judgement:
         d = analysis.analyse(evidence_of(r, self.servers))
-        return tuple(sorted({f.code for f in d.findings})), {v.mta: v.outcome.value for v in d.verdicts}
+        codes = tuple(sorted({f.code for f in d.findings}))
+        verdicts = {v.mta: v.outcome.value for v in d.verdicts}
+        status = route_status(r)
+        return Judgement(status, codes, verdicts, (status, codes, tuple(verdicts.items())))
 
 
 def _host(name: str) -> str:
@@ -104,12 +117,16 @@ def _host(name: str) -> str:
 
 def build(line: int, text: str, r: Route, judge: Judge) -> dict[str, Any]:
     """The record of one domain (docs/scan.md)."""
-    codes, verdicts = judge.judge(r)
+    j = judge.judge(r)
+    return build_judged(line, text, r, j)
+
+
+def build_judged(line: int, text: str, r: Route, j: Judgement) -> dict[str, Any]:
     return {
         "line": line,
         "input": text,
-        "domain": _host(r.domain),
-        "status": route_status(r),
+        "domain": r.domain[:-1],
+        "status": j.status,
         "route": ROUTE_NAMES.get(r.kind, "none"),
         "mx_status": outcome_status(r.mx),
         "hosts": [
@@ -124,8 +141,8 @@ def build(line: int, text: str, r: Route, judge: Judge) -> dict[str, Any]:
             }
             for x in r.exchangers
         ],
-        "findings": list(codes),
-        "verdicts": verdicts,
+        "findings": list(j.codes),
+        "verdicts": j.verdicts,
     }
 
 
@@ -161,20 +178,43 @@ def csv_line(fields: Iterable[str]) -> str:
 class Summary:
     """Counts of a run: per status, per finding code, and per MTA the domains it defers or bounces."""
 
-    domains: int = 0
-    status: collections.Counter[str] = field(default_factory=collections.Counter)
-    findings: collections.Counter[str] = field(default_factory=collections.Counter)
-    decisions: dict[str, collections.Counter[str]] = field(default_factory=dict)
+    # domains counted by (status, codes, decisions): a scan has few such keys, so adding is one increment
+    by_key: collections.Counter[tuple[str, tuple[str, ...], tuple[tuple[str, str], ...]]] = field(
+        default_factory=collections.Counter
+    )
 
     def add(self, status: str, findings: Iterable[str], verdicts: dict[str, str]) -> None:
-        self.domains += 1
-        self.status[status] += 1
-        self.findings.update(findings)
-        for mta, decision in verdicts.items():
-            self.decisions.setdefault(mta, collections.Counter())[decision] += 1
+        self.by_key[(status, tuple(findings), tuple(verdicts.items()))] += 1
 
-    def add_record(self, rec: dict[str, Any]) -> None:
-        self.add(rec["status"], rec["findings"], rec["verdicts"])
+    def add_judged(self, j: Judgement) -> None:
+        self.by_key[j.key] += 1
+
+    @property
+    def domains(self) -> int:
+        return sum(self.by_key.values())
+
+    @property
+    def status(self) -> collections.Counter[str]:
+        out: collections.Counter[str] = collections.Counter()
+        for (status, _, _), n in self.by_key.items():
+            out[status] += n
+        return out
+
+    @property
+    def findings(self) -> collections.Counter[str]:
+        out: collections.Counter[str] = collections.Counter()
+        for (_, codes, _), n in self.by_key.items():
+            for code in codes:
+                out[code] += n
+        return out
+
+    @property
+    def decisions(self) -> dict[str, collections.Counter[str]]:
+        out: dict[str, collections.Counter[str]] = {}
+        for (_, _, verdicts), n in self.by_key.items():
+            for mta, decision in verdicts:
+                out.setdefault(mta, collections.Counter())[decision] += n
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -189,8 +229,9 @@ class Summary:
             return ", ".join(f"{k} {v}" for k, v in c.most_common()) or "none"
 
         lines = [f"domains: {self.domains}", f"status: {counts(self.status)}", f"findings: {counts(self.findings)}"]
+        decisions = self.decisions
         for what in ("defer", "bounce"):
-            per = {m: c[what] for m, c in self.decisions.items() if c[what]}
+            per = {m: c[what] for m, c in decisions.items() if c[what]}
             shown = ", ".join(f"{m} {n}" for m, n in per.items()) or "none"
             lines.append(f"would {what}: {shown}")
         return "\n".join(lines)
