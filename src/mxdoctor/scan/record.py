@@ -186,6 +186,9 @@ class Summary:
     def add(self, status: str, findings: Iterable[str], verdicts: dict[str, str]) -> None:
         self.by_key[(status, tuple(findings), tuple(verdicts.items()))] += 1
 
+    def add_record(self, rec: dict[str, Any]) -> None:
+        self.add(rec["status"], rec["findings"], rec["verdicts"])
+
     def add_judged(self, j: Judgement) -> None:
         self.by_key[j.key] += 1
 
