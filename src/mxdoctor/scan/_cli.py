@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="attempts after a timeout (default 1, as diagnose)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run: skip what OUT holds")
     p.add_argument("--dns-port", type=int, default=53, metavar="N", help="port of resolvers given without one")
+    p.add_argument("--dask", metavar="tcp://HOST:8786",
+                   help="scan in chunks on this dask.distributed cluster (the qps budget is shared by its workers)")
+    p.add_argument("--chunk", type=int, default=2000, metavar="N", help="input lines per Dask task (default 2000)")
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show progress on standard error even when it is not a terminal")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
@@ -52,6 +55,8 @@ def run_scan(args: argparse.Namespace) -> int:
         resume=args.resume,
         dns_port=args.dns_port,
         progress=args.progress,
+        dask=args.dask,
+        chunk=args.chunk,
     )
     summary = run.scan(args.file, options)
     print(summary.text(), file=sys.stderr)

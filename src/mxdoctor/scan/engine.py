@@ -472,5 +472,6 @@ class Engine:
         cache[key] = lookup
         if len(cache) > CACHE_SIZE:
             cache.popitem(last=False)
-        for d in q.waiters:
+        waiters, q.waiters = q.waiters, []  # the timer heap holds q until its deadline: not the domains
+        for d in waiters:
             self._answer(d, q.question, lookup)

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -57,6 +57,8 @@ class ScanOptions:
     dns_port: int = 53
     progress: bool | None = None  # None: when standard error is a terminal
     resolv_conf: str = system.RESOLV_CONF
+    dask: str | None = None  # scheduler address: scan in chunks on that Dask cluster
+    chunk: int = 2000  # input lines per Dask task
 
     def limits(self) -> Limits:
         """Raises ConfigError for values no scan runs with, and for a fast scan of the system resolver."""
@@ -81,6 +83,8 @@ class ScanOptions:
                 )
         elif qps is None:
             qps = DEFAULT_QPS
+        if self.chunk < 1:
+            raise ConfigError("--chunk must be at least 1")
         if self.resume and (self.output is None or self.output == "-"):
             raise ConfigError("--resume needs --output FILE (it continues that file)")
         return Limits(qps=qps, inflight=self.concurrency, timeout=self.timeout, retries=self.retries)
@@ -304,9 +308,6 @@ def _run(
     err: IO[str],
     total: int | None,
 ) -> None:
-    judge = record.Judge(servers)
-    writer = _Writer(out, options.format, summary)
-    bad: list[int] = [0]
     lines = read_lines(stream)
     if existing.last_line:
         for number, text in lines:
@@ -319,15 +320,53 @@ def _run(
                 break
         else:
             raise ConfigError(f"--resume: the input ends before line {existing.last_line} of {options.output}")
+    if options.dask:
+        from mxdoctor.scan import _dask
+
+        _dask.scan_on_cluster(lines, out, options, limits, summary, err)
+        return
+    show = options.progress if options.progress is not None else err.isatty()
+    progress = _Progress(err, total, lambda: _position(stream)) if show else None
+    writer = _Writer(out, options.format, summary)
+    try:
+        bad, backoffs = scan_lines(lines, writer, servers, limits, err, progress)
+    finally:
+        if progress is not None:
+            progress.show(writer.written)
+            err.write("\n")
+    report_tail(err, bad, backoffs)
+
+
+def report_tail(err: IO[str], bad: int, backoffs: dict[str, int]) -> None:
+    if bad > SHOWN_BAD_LINES:
+        err.write(f"mxdoctor scan: {bad - SHOWN_BAD_LINES} more bad lines (records with status invalid)\n")
+    for server, n in backoffs.items():
+        err.write(f"mxdoctor scan: slowed down {n} times for REFUSED/SERVFAIL storms at {server}\n")
+
+
+def scan_lines(
+    lines: Iterable[tuple[int, str]],
+    writer: _Writer,
+    servers: tuple[evidence.Server, ...],
+    limits: Limits,
+    err: IO[str],
+    progress: _Progress | None = None,
+    shown_bad: int = 0,
+) -> tuple[int, dict[str, int]]:
+    """Scan (line number, text) pairs into ``writer`` in order; returns the number of bad lines and
+    the storm backoffs per server. The one loop of a run, in one process or in a Dask worker."""
+    judge = record.Judge(servers)
+    bad = 0
 
     def feed() -> Iterator[tuple[object, str]]:
+        nonlocal bad
         seq = 0
         for number, text in lines:
             try:
                 domain = normalise(text)
             except InvalidTarget as exc:
-                bad[0] += 1
-                if bad[0] <= SHOWN_BAD_LINES:
+                bad += 1
+                if shown_bad + bad <= SHOWN_BAD_LINES:
                     err.write(f"mxdoctor scan: line {number}: {exc}\n")
                 writer.put(seq, record.invalid(number, text.split("\x00")[0], str(exc)))
                 seq += 1
@@ -340,21 +379,12 @@ def _run(
         j = judge.judge(r)
         writer.put(seq, record.build_judged(number, text, r, j), j)
 
-    show = options.progress if options.progress is not None else err.isatty()
-    progress = _Progress(err, total, lambda: _position(stream)) if show else None
     engine = Engine(servers, limits)
     try:
         asyncio.run(_drive(engine, feed(), done, writer, progress))
     finally:
         engine.close()
-        if progress is not None:
-            progress.show(writer.written)
-            err.write("\n")
-    if bad[0] > SHOWN_BAD_LINES:
-        err.write(f"mxdoctor scan: {bad[0] - SHOWN_BAD_LINES} more bad lines (records with status invalid)\n")
-    for s in engine.servers:
-        if s.backoffs:
-            err.write(f"mxdoctor scan: slowed down {s.backoffs} times for REFUSED/SERVFAIL storms at {s.server}\n")
+    return bad, {str(s.server): s.backoffs for s in engine.servers if s.backoffs}
 
 
 def _position(stream: IO[str]) -> int:
