@@ -175,6 +175,15 @@ def test_queries_are_the_bytes_dnspython_builds(name: dns.name.Name, ident: int,
     assert ours == wire.encode_query(ident, text, qtype, rd=True, edns=0 if edns else None)
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.lists(names(), min_size=1, max_size=6))
+def test_name_cache_equals_encode_name(pool: list[dns.name.Name]) -> None:
+    cache = codec.NameCache(4)
+    for name in pool + pool[::-1]:
+        text = name.to_text()
+        assert cache.wire(text) == codec.encode_name(text), text
+
+
 def recorded() -> list[tuple[str, bytes]]:
     out = []
     for line in DATA.read_text().splitlines():

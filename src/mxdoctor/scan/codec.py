@@ -11,6 +11,8 @@ from __future__ import annotations
 import socket
 import struct
 
+import dns.rcode
+
 from mxdoctor.dns import wire
 from mxdoctor.dns.exchange import MAX_CNAME_CHAIN, Classified
 from mxdoctor.evidence import Outcome
@@ -18,8 +20,7 @@ from mxdoctor.evidence import Outcome
 A, NS, CNAME, SOA, MX, OPT, AAAA = 1, 2, 5, 6, 15, 41, 28
 TYPES = {"A": A, "NS": NS, "CNAME": CNAME, "SOA": SOA, "MX": MX, "AAAA": AAAA}
 TYPE_NAMES = {v: k for k, v in TYPES.items()}
-RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED",
-               6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE"}  # fmt: skip
+RCODE_NAMES = {code: dns.rcode.to_text(code) for code in range(16)}  # the 4-bit RCODEs, as dnspython names them
 _RCODE_OUTCOMES = {0: Outcome.NOERROR, 3: Outcome.NXDOMAIN, 2: Outcome.SERVFAIL, 5: Outcome.REFUSED,
                    1: Outcome.FORMERR, 4: Outcome.NOTIMP}  # fmt: skip
 TC, AA = 0x0200, 0x0400
@@ -53,6 +54,31 @@ def encode_name(name: str) -> bytes | None:
         if not p or len(p) > 63:
             return None
     return b"".join([bytes((len(p),)) + p for p in parts]) + b"\x00"
+
+
+class NameCache:
+    """``encode_name`` with the wire forms of names kept, so a host's name costs one label on top of
+    its domain's (``mx.example.com.`` reuses ``example.com.``). Bounded: cleared when full."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._wire: dict[str, bytes] = {".": b"\x00", "": b"\x00"}
+
+    def wire(self, name: str) -> bytes | None:
+        known = self._wire.get(name)
+        if known is not None:
+            return known or None
+        head, _, rest = name.partition(".")
+        tail = self.wire(rest)
+        raw = head.encode("ascii", "replace")
+        if tail is None or not raw or len(raw) > 63 or raw.translate(None, _PLAIN) or len(raw) + len(tail) > 254:
+            out = b""
+        else:
+            out = bytes((len(raw),)) + raw + tail
+        if len(self._wire) >= self.size:
+            self._wire = {".": b"\x00", "": b"\x00"}
+        self._wire[name] = out
+        return out or None
 
 
 def question_bytes(qname_wire: bytes, qtype: int) -> bytes:

@@ -171,7 +171,7 @@ class Engine:
         self._rotate = 0
         self._rand = random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._names: dict[str, bytes] = {}  # wire form of names: A and AAAA of a host share it
+        self._names = codec.NameCache(CACHE_SIZE)  # wire forms: a host's name reuses its domain's
 
     def close(self) -> None:
         for s in self.servers:
@@ -267,12 +267,7 @@ class Engine:
             return
         query = self.pending.get(key)
         if query is None:
-            wire_name = self._names.get(q.qname)
-            if wire_name is None:
-                if len(self._names) > CACHE_SIZE:
-                    self._names.clear()
-                wire_name = self._names[q.qname] = codec.encode_name(q.qname) or b""
-            wire_name = wire_name or None
+            wire_name = self._names.wire(q.qname)
             code = codec.TYPES.get(q.qtype)
             wire_q = codec.question_bytes(wire_name, code) if wire_name is not None and code else None
             n = len(self.servers)
