@@ -20,7 +20,8 @@ from mxdoctor.evidence import Outcome
 A, NS, CNAME, SOA, MX, OPT, AAAA = 1, 2, 5, 6, 15, 41, 28
 TYPES = {"A": A, "NS": NS, "CNAME": CNAME, "SOA": SOA, "MX": MX, "AAAA": AAAA}
 TYPE_NAMES = {v: k for k, v in TYPES.items()}
-RCODE_NAMES = {code: dns.rcode.to_text(code) for code in range(16)}  # the 4-bit RCODEs, as dnspython names them
+# the 4-bit RCODEs, as dnspython names them
+RCODE_NAMES = {code: dns.rcode.to_text(dns.rcode.Rcode(code)) for code in range(16)}
 _RCODE_OUTCOMES = {0: Outcome.NOERROR, 3: Outcome.NXDOMAIN, 2: Outcome.SERVFAIL, 5: Outcome.REFUSED,
                    1: Outcome.FORMERR, 4: Outcome.NOTIMP}  # fmt: skip
 TC, AA = 0x0200, 0x0400
