@@ -24,6 +24,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# bench/queue.py would shadow the standard library's queue module that dask imports
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 ADDRESS = "127.53.0.1"
 PORT = 53
 ZONE = "bench.test"
@@ -391,6 +394,33 @@ asyncio.run(main())
 '''
 
 
+def _worker_usage() -> tuple[float, float]:
+    import resource
+
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return u.ru_utime + u.ru_stime, u.ru_maxrss / 1024
+
+
+def run_dask(workdir: Path, expected: dict[str, Expected], concurrency: int) -> Run:
+    """``mxdoctor scan --dask`` on a LocalCluster of 2 worker processes; CPU counts the workers' too."""
+    import distributed
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:  # fmt: skip
+        before = client.run(_worker_usage)
+        out = workdir / "dask.jsonl"
+        cmd = [sys.executable, "-m", "mxdoctor.cli", "scan", str(workdir / "domains.txt"), "--resolver",
+               f"{ADDRESS}:{PORT}", "--qps", "0", "--concurrency", str(concurrency), "--no-progress",
+               "--dask", cluster.scheduler_address, "--chunk", "5000", "--output", str(out)]  # fmt: skip
+        wall, cpu, rss = timed(cmd, stdout=workdir / "dask.stdout")
+        after = client.run(_worker_usage)
+    cpu += sum(after[w][0] - before[w][0] for w in after if w in before)
+    rss = max([rss, *(after[w][1] for w in after)])
+    seen, wrong, examples = check_mxdoctor(out, expected)
+    return Run("mxdoctor scan --dask, 2 workers", seen, wall, cpu, rss, wrong, examples)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", type=int, default=100_000)
@@ -398,6 +428,7 @@ def main() -> int:
     parser.add_argument("--baseline-domains", type=int, default=20_000, help="domains for the dnspython baseline")
     parser.add_argument("--skip-adns", action="store_true")
     parser.add_argument("--skip-dnspython", action="store_true")
+    parser.add_argument("--skip-dask", action="store_true", help="no run on a LocalCluster of 2 worker processes")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -425,6 +456,8 @@ def main() -> int:
         wall, cpu, rss = timed(cmd, stdout=workdir / "mxdoctor.stdout")
         seen, wrong, examples = check_mxdoctor(out, expected)
         runs.append(Run("mxdoctor scan", seen, wall, cpu, rss, wrong, examples))
+        if not args.skip_dask:
+            runs.append(run_dask(workdir, expected, args.concurrency))
         if not args.skip_dnspython:
             sub = domains[: args.baseline_domains]
             sub_expected = {d: expected[d] for d in sub}
@@ -448,10 +481,10 @@ def main() -> int:
             print(f"kept {workdir}")
     print(f"load average {os.getloadavg()[0]:.1f} after the runs (other work on the machine slows every wall time)")
     print()
-    print(f"{'client':28} {'domains':>8} {'wall s':>7} {'domains/s':>10} {'CPU µs/domain':>14} {'peak RSS MB':>12} "
+    print(f"{'client':32} {'domains':>8} {'wall s':>7} {'domains/s':>10} {'CPU µs/domain':>14} {'peak RSS MB':>12} "
           f"{'wrong':>6}")
     for r in runs:
-        print(f"{r.name:28} {r.domains:8d} {r.wall:7.2f} {r.rate:10,.0f} {r.cpu_us:14.1f} {r.rss_mb:12.1f} "
+        print(f"{r.name:32} {r.domains:8d} {r.wall:7.2f} {r.rate:10,.0f} {r.cpu_us:14.1f} {r.rss_mb:12.1f} "
               f"{r.wrong:6d}")
     base = runs[0]
     for r in runs[1:]:
