@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from typing import NamedTuple
 
 import dns.rcode
 
@@ -166,7 +167,7 @@ class RRset:
     def __init__(self, ttl: int, text: str, key: str) -> None:
         self.ttl = ttl
         self.texts = [text]
-        self.keys = {key}
+        self.keys: set[str] | str = key  # a set from the second record on
 
 
 class Reply:
@@ -297,20 +298,38 @@ def _decode(data: bytes, asked: tuple[bytes, str] | None) -> Reply:
             rrsets[k] = RRset(ttl, text, key)
         else:
             # dnspython keeps one of equal records and the last of a singleton type: not ours to mimic
-            if key in rrset.keys or rtype == CNAME or rtype == SOA:
+            keys = rrset.keys
+            if isinstance(keys, str):
+                keys = rrset.keys = {keys}
+            if key in keys or rtype == CNAME or rtype == SOA:
                 raise _Odd
-            rrset.keys.add(key)
+            keys.add(key)
             rrset.texts.append(text)
             if ttl < rrset.ttl:
                 rrset.ttl = ttl
     return Reply(ident, flags, flags & 0xF, qname.lower(), qtype, rrsets)
 
 
+class Answer(NamedTuple):
+    """``exchange.Classified`` as a tuple: the engine makes one per reply, and a tuple is cheaper."""
+
+    outcome: Outcome
+    records: tuple[str, ...] = ()
+    cnames: tuple[str, ...] = ()
+    ttl: int | None = None
+    detail: str | None = None
+
+
 def classify(reply: Reply, qname: str, qtype: str) -> Classified:
     """``exchange.classify`` over a lean Reply: data, no data (RFC 2308), no name, or a failure."""
+    return Classified(*answer(reply, qname, qtype))
+
+
+def answer(reply: Reply, qname: str, qtype: str) -> Answer:
+    """What ``classify`` says, as an Answer."""
     rcode = reply.rcode
     if rcode != 0 and rcode != 3:
-        return Classified(_RCODE_OUTCOMES.get(rcode, Outcome.OTHER_RCODE))
+        return Answer(_RCODE_OUTCOMES.get(rcode, Outcome.OTHER_RCODE))
     rrsets = reply.rrsets
     name = qname.lower()
     rdtype = TYPES[qtype]
@@ -318,16 +337,16 @@ def classify(reply: Reply, qname: str, qtype: str) -> Classified:
     for _ in range(MAX_CNAME_CHAIN):
         rrset = rrsets.get((name, rdtype))
         if rrset is not None and rcode == 0:
-            return Classified(Outcome.NOERROR, tuple(rrset.texts), tuple(cnames), rrset.ttl)
+            return Answer(Outcome.NOERROR, tuple(rrset.texts), tuple(cnames), rrset.ttl)
         cname = rrsets.get((name, CNAME))
         if cname is None or rdtype == CNAME:
             break
         name = cname.texts[0].lower()
         cnames.append(name)
     if rcode == 3:
-        return Classified(Outcome.NXDOMAIN, cnames=tuple(cnames))
+        return Answer(Outcome.NXDOMAIN, cnames=tuple(cnames))
     others = sorted({TYPE_NAMES[t] for (owner, t) in rrsets if owner == name and t != CNAME})
     if others:
         detail = f"answer holds {', '.join(others)} at {name} where {qtype} was asked"
-        return Classified(Outcome.BROKEN, cnames=tuple(cnames), detail=detail)
-    return Classified(Outcome.NODATA, cnames=tuple(cnames))
+        return Answer(Outcome.BROKEN, cnames=tuple(cnames), detail=detail)
+    return Answer(Outcome.NODATA, cnames=tuple(cnames))

@@ -25,9 +25,10 @@ import dns.message
 
 from mxdoctor import evidence, route
 from mxdoctor.dns import exchange, wire
-from mxdoctor.dns.exchange import AttemptPlan, AttemptResult, Classified
+from mxdoctor.dns.exchange import AttemptPlan, AttemptResult
 from mxdoctor.evidence import Lookup, Outcome, Transport
 from mxdoctor.scan import codec
+from mxdoctor.scan.codec import Answer
 
 VIEW = "internal"  # the view name the records' lookups carry, as diagnose names the --resolver view
 TICK = 0.02  # seconds between timer and rate-limit passes
@@ -312,7 +313,7 @@ class Engine:
             s.queue.appendleft(q)
             return False
         except OSError as exc:
-            self._result(s, q, Classified(Outcome.NETWORK_ERROR, detail=str(exc)), None, False, False)
+            self._result(s, q, Answer(Outcome.NETWORK_ERROR, detail=str(exc)), None, False, False)
             return True
         s.ids[ident] = q
         q.ids.append(ident)
@@ -335,7 +336,7 @@ class Engine:
             except OSError as exc:  # an ICMP error on the connected socket: every waiter sees it
                 for q in list(s.ids.values()):
                     if not q.done and q.transport is Transport.UDP:
-                        self._result(s, q, Classified(Outcome.NETWORK_ERROR, detail=str(exc)), None, False, False)
+                        self._result(s, q, Answer(Outcome.NETWORK_ERROR, detail=str(exc)), None, False, False)
                 continue
             self._datagram(s, data)
         self._fill()
@@ -355,13 +356,13 @@ class Engine:
             reply = codec.decode(data, (wq, q.qname))
             if reply is not None:
                 self.lean += 1
-                c = codec.classify(reply, q.qname, q.qtype)
+                c = codec.answer(reply, q.qname, q.qtype)
                 self._result(s, q, c, reply.rcode_text, bool(reply.flags & codec.TC), bool(reply.flags & codec.AA))
                 return
         decoded = wire.decode(data)
         if isinstance(decoded, wire.Undecodable):
             if decoded.qname is not None and (decoded.qname, decoded.qtype) == (q.qname, q.qtype):
-                self._result(s, q, Classified(Outcome.BROKEN, detail=decoded.detail), None, decoded.truncated, False)
+                self._result(s, q, Answer(Outcome.BROKEN, detail=decoded.detail), None, decoded.truncated, False)
             else:
                 self._stray(q, decoded.detail if decoded.qname is None else "reply for another question")
             return
@@ -378,22 +379,22 @@ class Engine:
             q.strays.append(detail)
 
     def _message(self, s: _Server, q: _Query, msg: dns.message.Message) -> None:
-        c = exchange.classify(msg, q.qname, q.qtype)
+        c = Answer(*dataclasses.astuple(exchange.classify(msg, q.qname, q.qtype)))
         tc = bool(msg.flags & dns.flags.TC)
         self._result(s, q, c, wire.rcode_text(msg), tc, bool(msg.flags & dns.flags.AA))
 
     def _timed_out(self, q: _Query) -> None:
         s = q.servers[q.index]
         if q.strays:
-            c = Classified(Outcome.MALFORMED, detail="; ".join(q.strays))
+            c = Answer(Outcome.MALFORMED, detail="; ".join(q.strays))
         else:
-            c = Classified(Outcome.TIMEOUT)
+            c = Answer(Outcome.TIMEOUT)
         self._result(s, q, c, None, False, False, timed_out=True)
 
     # -- what an attempt got -----------------------------------------------------------------------
 
     def _result(
-        self, s: _Server, q: _Query, c: Classified, rcode: str | None, tc: bool, aa: bool, *, timed_out: bool = False
+        self, s: _Server, q: _Query, c: Answer, rcode: str | None, tc: bool, aa: bool, *, timed_out: bool = False
     ) -> None:
         if not timed_out:
             s.judge(c.outcome)
@@ -433,20 +434,20 @@ class Engine:
         if q.done:
             return
         if reply is None:
-            self._result(s, q, Classified(Outcome.TIMEOUT), None, False, False, timed_out=True)
+            self._result(s, q, Answer(Outcome.TIMEOUT), None, False, False, timed_out=True)
         elif isinstance(reply, OSError):
-            self._result(s, q, Classified(Outcome.NETWORK_ERROR, detail=str(reply)), None, False, False)
+            self._result(s, q, Answer(Outcome.NETWORK_ERROR, detail=str(reply)), None, False, False)
         elif isinstance(reply, wire.Undecodable):
             kind = Outcome.BROKEN if reply.qname is not None else Outcome.MALFORMED
-            self._result(s, q, Classified(kind, detail=reply.detail), None, False, False)
+            self._result(s, q, Answer(kind, detail=reply.detail), None, False, False)
         else:
-            c = exchange.classify(reply, q.qname, q.qtype)
+            c = Answer(*dataclasses.astuple(exchange.classify(reply, q.qname, q.qtype)))
             # over TCP a TC bit means nothing more to try (the plan goes to TCP only from UDP)
             self._result(s, q, c, wire.rcode_text(reply), False, bool(reply.flags & dns.flags.AA))
         self._pump(time.monotonic())
         self._check_end()
 
-    def _final(self, s: _Server, q: _Query, c: Classified, rcode: str | None, aa: bool) -> None:
+    def _final(self, s: _Server, q: _Query, c: Answer, rcode: str | None, aa: bool) -> None:
         """This server's last word; a failure moves on to the next server, as a stub does."""
         s.inflight -= 1
         for ident in q.ids:
