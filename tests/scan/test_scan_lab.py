@@ -176,6 +176,35 @@ def test_system_resolver_refused_above_a_low_rate(tmp_path: Path) -> None:
     assert run.ScanOptions(resolvers=("127.0.0.1",)).limits().qps == run.DEFAULT_QPS
 
 
+def test_silent_and_closed_resolvers_end_in_bounded_time() -> None:
+    """A resolver that never answers: each question is sent as diagnose's plan says (EDNS, then once
+    without), then the domain is a timeout; a closed port is a network error at once."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        port = silent.getsockname()[1]
+        t0 = time.monotonic()
+        p = scan_cli(["-", "--resolver", f"127.0.0.1:{port}", "--timeout", "0.2"], stdin="a.example\nb.example\n")
+        elapsed = time.monotonic() - t0
+        silent.setblocking(False)
+        got = []
+        while True:
+            try:
+                got.append(silent.recv(4096))
+            except BlockingIOError:
+                break
+    assert p.returncode == 0, p.stderr
+    assert [(r["status"], r["mx_status"]) for r in records(p.stdout)] == [("timeout", "timeout")] * 2
+    assert len(got) == 4 and sum(b"\x00\x00\x29" in g for g in got) == 2  # two with EDNS, two without
+    assert elapsed < 10
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    p = scan_cli(["-", "--resolver", f"127.0.0.1:{closed}", "--timeout", "0.5"], stdin="a.example\n")
+    assert [r["status"] for r in records(p.stdout)] == ["network-error"]
+
+
 def test_options_errors_are_one_line() -> None:
     for args in (["--resolver", "not-an-ip"], ["--resolver", "127.0.0.1", "--concurrency", "0"],
                  ["--resolver", "127.0.0.1", "--resume"], ["--resolver", "127.0.0.1", "--timeout", "0"]):  # fmt: skip

@@ -64,8 +64,8 @@ class ScanOptions:
         """Raises ConfigError for values no scan runs with, and for a fast scan of the system resolver."""
         if self.format not in FORMATS:
             raise ConfigError(f"--format {self.format}: must be one of {', '.join(FORMATS)}")
-        if self.concurrency < 1:
-            raise ConfigError("--concurrency must be at least 1")
+        if not 1 <= self.concurrency <= 10_000:
+            raise ConfigError("--concurrency must be from 1 to 10000 (queries in flight at one resolver)")
         if self.timeout <= 0 or self.timeout > 60:
             raise ConfigError("--timeout must be above 0 and at most 60 seconds")
         if not 0 <= self.retries <= 5:
