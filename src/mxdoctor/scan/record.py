@@ -222,14 +222,14 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         return {
             "domains": self.domains,
-            "status": dict(self.status.most_common()),
-            "findings": dict(self.findings.most_common()),
-            "verdicts": {m: dict(c.most_common()) for m, c in self.decisions.items()},
+            "status": dict(_ranked(self.status)),
+            "findings": dict(_ranked(self.findings)),
+            "verdicts": {m: dict(_ranked(c)) for m, c in self.decisions.items()},
         }
 
     def text(self) -> str:
         def counts(c: collections.Counter[str]) -> str:
-            return ", ".join(f"{k} {v}" for k, v in c.most_common()) or "none"
+            return ", ".join(f"{k} {v}" for k, v in _ranked(c)) or "none"
 
         lines = [f"domains: {self.domains}", f"status: {counts(self.status)}", f"findings: {counts(self.findings)}"]
         decisions = self.decisions
@@ -238,3 +238,8 @@ class Summary:
             shown = ", ".join(f"{m} {n}" for m, n in per.items()) or "none"
             lines.append(f"would {what}: {shown}")
         return "\n".join(lines)
+
+
+def _ranked(c: collections.Counter[str]) -> list[tuple[str, int]]:
+    """Most common first, ties by name: the same summary whatever order the domains finished in."""
+    return sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))
