@@ -271,10 +271,12 @@ class Engine:
             wire_name = self._names.wire(q.qname)
             code = codec.TYPES.get(q.qtype)
             wire_q = codec.question_bytes(wire_name, code) if wire_name is not None and code else None
-            n = len(self.servers)
-            start = self._rotate % n
-            self._rotate += 1
-            query = _Query(q, wire_q, self.servers[start:] + self.servers[:start])
+            servers = self.servers
+            if len(servers) > 1:  # spread the first tries; the rest in order after a failure
+                start = self._rotate % len(servers)
+                self._rotate += 1
+                servers = servers[start:] + servers[:start]
+            query = _Query(q, wire_q, servers)
             self.pending[key] = query
             query.servers[0].queue.append(query)
         query.waiters.append(d)
@@ -357,7 +359,12 @@ class Engine:
             if reply is not None:
                 self.lean += 1
                 c = codec.answer(reply, q.qname, q.qtype)
-                self._result(s, q, c, reply.rcode_text, bool(reply.flags & codec.TC), bool(reply.flags & codec.AA))
+                flags = reply.flags
+                if q.plan is None and not flags & codec.TC and c.outcome in _FINAL_FAST:
+                    s.judge(c.outcome)  # the common case of _result, without its detours
+                    self._final(s, q, c, reply.rcode_text, bool(flags & codec.AA))
+                else:
+                    self._result(s, q, c, reply.rcode_text, bool(flags & codec.TC), bool(flags & codec.AA))
                 return
         decoded = wire.decode(data)
         if isinstance(decoded, wire.Undecodable):

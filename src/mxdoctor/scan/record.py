@@ -17,7 +17,7 @@ from typing import Any
 from mxdoctor import analysis, evidence
 from mxdoctor.evidence import Lookup, Outcome, ViewKind
 from mxdoctor.mta.models import MODELS
-from mxdoctor.route import Route, RouteKind
+from mxdoctor.route import Exchanger, Route, RouteKind
 from mxdoctor.scan.engine import VIEW
 
 ROUTE_NAMES = {RouteKind.MX: "mx", RouteKind.IMPLICIT: "implicit", RouteKind.NULL_MX: "null"}
@@ -25,13 +25,12 @@ CSV_FIELDS = ("line", "input", "domain", "status", "route", "mx_status", "hosts"
               "aaaa_status", "findings", *MODELS, "error")  # fmt: skip
 
 
+_STATUS = {o: "ok" if o is Outcome.NOERROR else o.value.lower().replace("_", "-") for o in Outcome}
+
+
 def outcome_status(lk: Lookup | None) -> str:
     """"ok", "nodata", "nxdomain", "servfail", "timeout", "refused", ... for one lookup."""
-    if lk is None:
-        return "unasked"
-    if lk.outcome is Outcome.NOERROR:
-        return "ok"
-    return lk.outcome.value.lower().replace("_", "-")
+    return "unasked" if lk is None else _STATUS[lk.outcome]
 
 
 def route_status(r: Route) -> str:
@@ -111,10 +110,6 @@ class Judge:
         return Judgement(status, codes, verdicts, (status, codes, tuple(verdicts.items())))
 
 
-def _host(name: str) -> str:
-    return name[:-1] if name.endswith(".") and name != "." else name
-
-
 def build(line: int, text: str, r: Route, judge: Judge) -> dict[str, Any]:
     """The record of one domain (docs/scan.md)."""
     j = judge.judge(r)
@@ -129,20 +124,23 @@ def build_judged(line: int, text: str, r: Route, j: Judgement) -> dict[str, Any]
         "status": j.status,
         "route": ROUTE_NAMES.get(r.kind, "none"),
         "mx_status": outcome_status(r.mx),
-        "hosts": [
-            {
-                "name": _host(x.host),
-                "preference": x.preference,
-                "a": list(x.addresses4),
-                "aaaa": list(x.addresses6),
-                "a_status": outcome_status(x.a),
-                "aaaa_status": outcome_status(x.aaaa),
-                "cname": _host(x.cname_target) if x.cname_target else None,
-            }
-            for x in r.exchangers
-        ],
+        "hosts": [_host_record(x) for x in r.exchangers],
         "findings": list(j.codes),
         "verdicts": j.verdicts,
+    }
+
+
+def _host_record(x: Exchanger) -> dict[str, Any]:
+    a, aaaa = x.a, x.aaaa
+    cname = x.cname_target
+    return {
+        "name": x.host[:-1],  # an exchanger's name is absolute, never the root
+        "preference": x.preference,
+        "a": list(a.records) if a is not None and a.outcome is Outcome.NOERROR else [],
+        "aaaa": list(aaaa.records) if aaaa is not None and aaaa.outcome is Outcome.NOERROR else [],
+        "a_status": "unasked" if a is None else _STATUS[a.outcome],
+        "aaaa_status": "unasked" if aaaa is None else _STATUS[aaaa.outcome],
+        "cname": cname[:-1] if cname else None,
     }
 
 
