@@ -21,6 +21,8 @@ from mxdoctor.evidence import Outcome
 A, NS, CNAME, SOA, MX, OPT, AAAA = 1, 2, 5, 6, 15, 41, 28
 TYPES = {"A": A, "NS": NS, "CNAME": CNAME, "SOA": SOA, "MX": MX, "AAAA": AAAA}
 TYPE_NAMES = {v: k for k, v in TYPES.items()}
+# the questions the lean path asks and answers (an SOA is read only to be checked, its text is not kept)
+QUESTION_TYPES = {k: v for k, v in TYPES.items() if k != "SOA"}
 # the 4-bit RCODEs, as dnspython names them
 RCODE_NAMES = {code: dns.rcode.to_text(dns.rcode.Rcode(code)) for code in range(16)}
 _RCODE_OUTCOMES = {0: Outcome.NOERROR, 3: Outcome.NXDOMAIN, 2: Outcome.SERVFAIL, 5: Outcome.REFUSED,
@@ -221,8 +223,7 @@ def _rdata(data: bytes, rtype: int, pos: int, end: int, memo: dict[int, tuple[st
         rname, stop = _name(data, stop, end, memo)
         if stop + 20 != end:
             raise _Odd
-        text = f"{mname} {rname} {data[stop:end].hex()}"
-        return text, text.lower()
+        return "", ""  # checked only: no question of the scan asks SOA, and a second one is odd anyway
     raise _Odd
 
 
@@ -286,7 +287,12 @@ def _decode(data: bytes, asked: tuple[bytes, str] | None) -> Reply:
             continue
         if rclass != 1:
             raise _Odd
-        text, key = _rdata(data, rtype, pos, end, memo)
+        if rtype == A:  # the most common record, read here without a call
+            if rdlen != 4:
+                raise _Odd
+            text = key = _inet_ntoa(data[pos:end])
+        else:
+            text, key = _rdata(data, rtype, pos, end, memo)
         pos = end
         if i >= an:
             continue
@@ -332,7 +338,7 @@ def answer(reply: Reply, qname: str, qtype: str) -> Answer:
         return Answer(_RCODE_OUTCOMES.get(rcode, Outcome.OTHER_RCODE))
     rrsets = reply.rrsets
     name = qname.lower()
-    rdtype = TYPES[qtype]
+    rdtype = QUESTION_TYPES[qtype]
     cnames: list[str] = []
     for _ in range(MAX_CNAME_CHAIN):
         rrset = rrsets.get((name, rdtype))

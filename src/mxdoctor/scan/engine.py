@@ -269,7 +269,7 @@ class Engine:
         query = self.pending.get(key)
         if query is None:
             wire_name = self._names.wire(q.qname)
-            code = codec.TYPES.get(q.qtype)
+            code = codec.QUESTION_TYPES.get(q.qtype)
             wire_q = codec.question_bytes(wire_name, code) if wire_name is not None and code else None
             servers = self.servers
             if len(servers) > 1:  # spread the first tries; the rest in order after a failure
