@@ -205,6 +205,41 @@ def test_silent_and_closed_resolvers_end_in_bounded_time() -> None:
     assert [r["status"] for r in records(p.stdout)] == ["network-error"]
 
 
+def test_questions_spread_over_resolvers_and_fail_over(routes_lab: lab.Card) -> None:
+    """Two resolvers: the questions are spread; one that does not answer hands its questions to the
+    other, as a stub resolver tries the next server after a failure."""
+    import socket
+
+    resolver = routes_lab.resolver("internal").hostport
+    server = routes_lab.dns_server("internal")
+    names = [f"s{i}.nxd.example.com" for i in range(20)] + DOMAINS
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{silent.getsockname()[1]}"
+        server.queries.clear()
+        p = scan_cli(["-", "--resolver", dead, "--resolver", resolver, "--timeout", "0.2"],
+                     stdin="\n".join(names) + "\n")  # fmt: skip
+        silent.setblocking(False)
+        at_dead = 0
+        while True:
+            try:
+                silent.recv(4096)
+                at_dead += 1
+            except BlockingIOError:
+                break
+    assert p.returncode == 0, p.stderr
+    alone = scan_cli(["-", "--resolver", resolver], stdin="\n".join(names) + "\n")
+    # every answer came through the live one; a question that both fail (the AAAA SERVFAIL of
+    # broken.example.com) ends with the last one tried, as a stub reports it
+    failing = {"broken.example.com"}
+    assert [r for r in records(p.stdout) if r["input"] not in failing] == [
+        r for r in records(alone.stdout) if r["input"] not in failing
+    ]
+    broken = next(r for r in records(p.stdout) if r["input"] == "broken.example.com")
+    assert broken["hosts"][0]["aaaa_status"] in ("servfail", "timeout") and broken["status"] == "ok"
+    assert at_dead >= 10  # the dead one was given its share first
+
+
 def test_options_errors_are_one_line() -> None:
     for args in (["--resolver", "not-an-ip"], ["--resolver", "127.0.0.1", "--concurrency", "0"],
                  ["--resolver", "127.0.0.1", "--resume"], ["--resolver", "127.0.0.1", "--timeout", "0"]):  # fmt: skip
