@@ -122,3 +122,22 @@ def test_record_schema() -> None:
     summary.add_record(record.invalid(4, "x y", "white space"))
     assert summary.domains == 2 and summary.status == {"ok": 1, "invalid": 1}
     assert "would defer: exchange2010 1, sendmail 1" in summary.text()
+
+
+def test_a_bug_in_a_callback_ends_the_run_instead_of_hanging() -> None:
+    import asyncio
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    e = engine.Engine((evidence.Server("127.0.0.1", closed),), engine.Limits(qps=0, timeout=0.5))
+
+    def done(tag: object, r: route.Route) -> None:
+        raise RuntimeError("a bug in the record writer")
+
+    try:
+        with pytest.raises(RuntimeError, match="record writer"):
+            asyncio.run(asyncio.wait_for(e.run(iter([(1, "a.example")]), done), 10))
+    finally:
+        e.close()
