@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-DEBS   := unbound dnsutils postfix jq iproute2
+DEBS   := unbound dnsutils postfix jq iproute2 nsd
 
 .PHONY: demo test test-fast lint typecheck docs debs bench clean conformance
 
