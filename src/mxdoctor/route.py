@@ -103,8 +103,11 @@ def fqdn(name: str) -> str:
 
 
 def _is_address(text: str) -> bool:
+    bare = text.strip("[]")
+    if ":" not in bare and not bare[-1:].isdigit():
+        return False  # neither IPv6 (a colon) nor IPv4 (ends in a digit): no parse, no exception
     try:
-        ipaddress.ip_address(text.strip("[]"))
+        ipaddress.ip_address(bare)
     except ValueError:
         return False
     return True
@@ -174,13 +177,11 @@ class RouteMachine:
     _kind: RouteKind | None = None
     _null_with_others: bool = False
     _bad: tuple[str, ...] = ()
+    _mx_question: Question = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.domain = fqdn(self.domain)
-
-    @property
-    def _mx_question(self) -> Question:
-        return Question(self.domain, "MX")
+        self._mx_question = Question(self.domain, "MX")
 
     def wanted(self) -> tuple[Question, ...]:
         """Every question needed now whose answer has not been given."""

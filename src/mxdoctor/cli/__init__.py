@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "mxdoctor.cli.watch",  # watch
     "mxdoctor.cli.lab",  # lab list / show / serve
     "mxdoctor.cli.exchange",  # exchange-collector
+    "mxdoctor.cli.scan",  # scan
 )
 
 

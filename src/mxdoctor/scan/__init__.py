@@ -1,0 +1,1 @@
+"""Bulk scan: MTA-correct next-hop resolution of long lists of mail domains, streamed record by record."""

@@ -1,0 +1,495 @@
+"""The scan's query engine: a window of domains, each driven by route.RouteMachine, their questions
+sent over one non-blocking UDP socket per resolver drained by ``loop.add_reader``, every timeout on
+one heap, the attempts chosen by the engine's own ``exchange.AttemptPlan``, and a polite sender.
+
+One question's answer is the Lookup a ``RecursiveView`` of ``diagnose`` gives for it (the lean codec
+reads the common replies, dnspython the rest); answers are shared within a run, as the engine's
+per-run cache shares them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import heapq
+import random
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import dns.flags
+import dns.message
+
+from mxdoctor import evidence, route
+from mxdoctor.dns import exchange, wire
+from mxdoctor.dns.exchange import AttemptPlan, AttemptResult
+from mxdoctor.evidence import Lookup, Outcome, Transport
+from mxdoctor.scan import codec
+from mxdoctor.scan.codec import Answer
+
+VIEW = "internal"  # the view name the records' lookups carry, as diagnose names the --resolver view
+TICK = 0.02  # seconds between timer and rate-limit passes
+CACHE_SIZE = 20_000  # answers kept for the questions domains share (MX hosts of a hoster)
+STORM_WINDOW = 64  # replies judged together for a REFUSED/SERVFAIL storm
+STORM_SHARE = 0.75  # that share of REFUSED/SERVFAIL in a window is a storm: halve the server's rate
+_FINAL_FAST = frozenset((Outcome.NOERROR, Outcome.NODATA, Outcome.NXDOMAIN, Outcome.SERVFAIL, Outcome.REFUSED))
+_STORM = frozenset((Outcome.REFUSED, Outcome.SERVFAIL))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """How hard to push: ``qps`` queries per second in all (0: no limit), at most ``inflight``
+    queries outstanding at each server, ``timeout`` seconds for a first attempt (later ones wait
+    twice as long), ``retries`` attempts after a timeout (1 is diagnose's plan)."""
+
+    qps: float = 100.0
+    inflight: int = 64
+    timeout: float = 2.0
+    retries: int = 1
+
+
+_LOOKUP_FIELDS = tuple(f.name for f in dataclasses.fields(Lookup))
+_new = object.__new__
+
+
+def make_lookup(*values: Any) -> Lookup:
+    """``Lookup(*values)`` without the per-field ``object.__setattr__`` of a frozen dataclass's
+    ``__init__`` (a few µs per answer, three answers per domain); equal, and as immutable."""
+    lk: Lookup = _new(Lookup)
+    lk.__dict__.update(zip(_LOOKUP_FIELDS, values, strict=True))
+    return lk
+
+
+class _Server:
+    """One resolver: its socket, what is in flight there, its send queue and its rate budget."""
+
+    def __init__(self, server: evidence.Server, limits: Limits, share: float) -> None:
+        self.server = server
+        family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)
+            except OSError:
+                pass
+        self.sock.connect((server.address, server.port))
+        self.ids: dict[int, _Query] = {}
+        self.queue: collections.deque[_Query] = collections.deque()
+        self.inflight = 0
+        self.cap = limits.inflight
+        self.rate = share  # queries per second for this server, 0: no limit
+        self.tokens = min(1.0, share) if share else 0.0
+        self.stamp = time.monotonic()
+        self.factor = 1.0  # backoff multiplier on cap and rate
+        self.window_total = 0
+        self.window_bad = 0
+        self.backoffs = 0
+        self.sent = 0
+
+    def allowance(self, now: float) -> float:
+        if not self.rate:
+            return float("inf")
+        rate = self.rate * self.factor
+        self.tokens = min(max(1.0, rate * TICK * 2), self.tokens + (now - self.stamp) * rate)
+        self.stamp = now
+        return self.tokens
+
+    def judge(self, outcome: Outcome) -> None:
+        """AIMD on REFUSED/SERVFAIL storms: halve on a bad window, grow back slowly on good ones."""
+        self.window_total += 1
+        if outcome in _STORM:
+            self.window_bad += 1
+        if self.window_total >= STORM_WINDOW:
+            if self.window_bad >= STORM_SHARE * self.window_total:
+                self.factor = max(1 / 64, self.factor / 2)
+                self.backoffs += 1
+            elif self.factor < 1.0:
+                self.factor = min(1.0, self.factor * 1.25)
+            self.window_total = self.window_bad = 0
+
+    @property
+    def effective_cap(self) -> int:
+        return max(1, int(self.cap * self.factor))
+
+
+class _Query:
+    """One question on its way through the servers, with its attempts."""
+
+    __slots__ = ("question", "qname", "qtype", "wire_q", "servers", "index", "tried", "attempt", "edns",
+                 "plan", "ids", "strays", "waiters", "done", "transport")  # fmt: skip
+
+    def __init__(self, question: route.Question, wire_q: bytes | None, servers: list[_Server]) -> None:
+        self.question = question
+        self.qname = question.qname
+        self.qtype = question.qtype
+        self.wire_q = wire_q  # None: a name the lean codec does not build, dnspython does
+        self.servers = servers
+        self.index = 0
+        self.tried = 0
+        self.attempt = 1
+        self.edns: int | None = 0
+        self.plan: AttemptPlan | None = None
+        self.ids: list[int] = []
+        self.strays: list[str] = []
+        self.waiters: list[_Domain] = []
+        self.done = False
+        self.transport = Transport.UDP
+
+
+class _Domain:
+    __slots__ = ("tag", "machine", "outstanding")
+
+    def __init__(self, tag: object, domain: str) -> None:
+        self.tag = tag
+        self.machine = route.RouteMachine(domain)
+        self.outstanding = 0
+
+
+class Engine:
+    """Resolve the routes of many domains at once. ``feed`` gives (tag, domain) pairs on demand;
+    ``done`` gets (tag, Route) as each domain completes, in completion order."""
+
+    def __init__(self, servers: tuple[evidence.Server, ...], limits: Limits) -> None:
+        if not servers:
+            raise ValueError("no server to scan through")
+        self.limits = limits
+        share = limits.qps / len(servers) if limits.qps else 0.0
+        self.servers = [_Server(s, limits, share) for s in servers]
+        self.window = max(1, limits.inflight * len(servers))
+        # keyed by (qname, qtype): a tuple hashes in C, a Question in Python
+        self.cache: collections.OrderedDict[tuple[str, str], Lookup] = collections.OrderedDict()
+        self.pending: dict[tuple[str, str], _Query] = {}
+        self.timers: list[tuple[float, int, _Query, int]] = []
+        self.active = 0
+        self.queries = 0
+        self.lean = 0
+        self.stray = 0
+        self._seq = 0
+        self._rotate = 0
+        self._rand = random.Random()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._names = codec.NameCache(CACHE_SIZE)  # wire forms: a host's name reuses its domain's
+
+    def close(self) -> None:
+        for s in self.servers:
+            s.sock.close()
+
+    # -- the run -----------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        feed: Iterator[tuple[object, str]],
+        done: Callable[[object, route.Route], None],
+        room: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """Resolve every domain ``feed`` yields; ``room()`` False holds new domains back (the writer's
+        reorder buffer is full)."""
+        loop = asyncio.get_running_loop()
+        self._feed = feed
+        self._done = done
+        self._room = room
+        self._exhausted = False
+        self._finished = loop.create_future()
+        for s in self.servers:
+            loop.add_reader(s.sock.fileno(), self._guarded, self._drain, s)
+        try:
+            self._guarded(self._fill)
+            self._guarded(self._tick)
+            await self._finished
+        finally:
+            for s in self.servers:
+                loop.remove_reader(s.sock.fileno())
+            if self._handle is not None:
+                self._handle.cancel()
+            for task in list(self._tasks):
+                task.cancel()
+
+    _handle: asyncio.TimerHandle | None = None
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run a loop callback; an exception (a bug: network faults are answers) ends the run with it
+        instead of being logged by the loop while the run waits for ever."""
+        try:
+            fn(*args)
+        except Exception as exc:  # re-raised from run()
+            if not self._finished.done():
+                self._finished.set_exception(exc)
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        timers = self.timers
+        while timers and timers[0][0] <= now:
+            _, _, q, attempt = heapq.heappop(timers)
+            if not q.done and q.attempt == attempt and q.transport is Transport.UDP:
+                self._timed_out(q)
+        self._fill()
+        self._pump(now)
+        self._check_end()
+        if not self._finished.done():
+            self._handle = asyncio.get_running_loop().call_later(TICK, self._guarded, self._tick)
+
+    def _check_end(self) -> None:
+        if self._exhausted and self.active == 0 and not self._finished.done():
+            self._finished.set_result(None)
+
+    def _fill(self) -> None:
+        """Start domains while the window has room."""
+        while not self._exhausted and self.active < self.window and self._room():
+            item = next(self._feed, None)
+            if item is None:
+                self._exhausted = True
+                break
+            tag, name = item
+            d = _Domain(tag, name)
+            self.active += 1
+            self._advance(d)
+
+    # -- domains -----------------------------------------------------------------------------------
+
+    def _advance(self, d: _Domain) -> None:
+        """Ask what the machine wants next, or finish the domain."""
+        # every question asked before is answered by now, so what the machine wants is new
+        questions = d.machine.wanted()
+        if not questions:
+            self.active -= 1
+            self._done(d.tag, d.machine.result())
+            return
+        d.outstanding = len(questions)
+        for q in questions:
+            self._ask(q, d)
+
+    def _answer(self, d: _Domain, q: route.Question, lookup: Lookup) -> None:
+        d.machine.give(q, lookup)
+        d.outstanding -= 1
+        if d.outstanding == 0:
+            self._advance(d)
+
+    def _ask(self, q: route.Question, d: _Domain) -> None:
+        key = (q.qname, q.qtype)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.cache.move_to_end(key)
+            self._answer(d, q, cached)
+            return
+        query = self.pending.get(key)
+        if query is None:
+            wire_name = self._names.wire(q.qname)
+            code = codec.QUESTION_TYPES.get(q.qtype)
+            wire_q = codec.question_bytes(wire_name, code) if wire_name is not None and code else None
+            servers = self.servers
+            if len(servers) > 1:  # spread the first tries; the rest in order after a failure
+                start = self._rotate % len(servers)
+                self._rotate += 1
+                servers = servers[start:] + servers[:start]
+            query = _Query(q, wire_q, servers)
+            self.pending[key] = query
+            query.servers[0].queue.append(query)
+        query.waiters.append(d)
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    def _pump(self, now: float) -> None:
+        for s in self.servers:
+            if not s.queue:
+                continue
+            budget = s.allowance(now)
+            cap = s.effective_cap
+            while s.queue and s.inflight < cap and budget >= 1.0:
+                q = s.queue.popleft()
+                s.inflight += 1
+                if not self._send(s, q, now):
+                    break
+                budget -= 1.0
+                if s.rate:
+                    s.tokens -= 1.0
+
+    def _send(self, s: _Server, q: _Query, now: float) -> bool:
+        """Send the query's current attempt; False when the socket is full (the query waits)."""
+        rand = self._rand.getrandbits
+        ident = rand(16)
+        while ident in s.ids:
+            ident = rand(16)
+        if q.wire_q is not None:
+            data = codec.encode_query(ident, q.wire_q, edns=q.edns is not None)
+        else:
+            data = wire.encode_query(ident, q.qname, q.qtype, rd=True, edns=q.edns)
+        try:
+            s.sock.send(data)
+        except BlockingIOError:
+            s.inflight -= 1
+            s.queue.appendleft(q)
+            return False
+        except OSError as exc:
+            self._result(s, q, Answer(Outcome.NETWORK_ERROR, detail=str(exc)), None, False, False)
+            return True
+        s.ids[ident] = q
+        q.ids.append(ident)
+        s.sent += 1
+        self.queries += 1
+        timeout = self.limits.timeout * (2 if q.attempt > 1 else 1)
+        self._seq += 1
+        heapq.heappush(self.timers, (now + timeout, self._seq, q, q.attempt))
+        return True
+
+    # -- receiving ---------------------------------------------------------------------------------
+
+    def _drain(self, s: _Server) -> None:
+        recv = s.sock.recv
+        while True:
+            try:
+                data = recv(65535)
+            except BlockingIOError:
+                break
+            except OSError as exc:  # an ICMP error on the connected socket: every waiter sees it
+                for q in list(s.ids.values()):
+                    if not q.done and q.transport is Transport.UDP:
+                        self._result(s, q, Answer(Outcome.NETWORK_ERROR, detail=str(exc)), None, False, False)
+                continue
+            self._datagram(s, data)
+        self._fill()
+        self._pump(time.monotonic())
+        self._check_end()
+
+    def _datagram(self, s: _Server, data: bytes) -> None:
+        if len(data) < 12:
+            self.stray += 1
+            return
+        q = s.ids.get((data[0] << 8) | data[1])
+        if q is None or q.done or q.transport is Transport.TCP:
+            self.stray += 1
+            return
+        wq = q.wire_q
+        if wq is not None and data[12 : 12 + len(wq)].lower() == wq:
+            reply = codec.decode(data, (wq, q.qname))
+            if reply is not None:
+                self.lean += 1
+                c = codec.answer(reply, q.qname, q.qtype)
+                flags = reply.flags
+                if q.plan is None and not flags & codec.TC and c.outcome in _FINAL_FAST:
+                    s.judge(c.outcome)  # the common case of _result, without its detours
+                    self._final(s, q, c, reply.rcode_text, bool(flags & codec.AA))
+                else:
+                    self._result(s, q, c, reply.rcode_text, bool(flags & codec.TC), bool(flags & codec.AA))
+                return
+        decoded = wire.decode(data)
+        if isinstance(decoded, wire.Undecodable):
+            if decoded.qname is not None and (decoded.qname, decoded.qtype) == (q.qname, q.qtype):
+                self._result(s, q, Answer(Outcome.BROKEN, detail=decoded.detail), None, decoded.truncated, False)
+            else:
+                self._stray(q, decoded.detail if decoded.qname is None else "reply for another question")
+            return
+        if not wire.matches(decoded, q.qname, q.qtype):
+            got = wire.question_of(decoded)
+            shown = f"{got[0]}/{got[1]}" if got else "no question"
+            self._stray(q, f"reply with ID {decoded.id} for another question ({shown})")
+            return
+        self._message(s, q, decoded)
+
+    def _stray(self, q: _Query, detail: str) -> None:
+        self.stray += 1
+        if len(q.strays) < exchange.MAX_STRAYS:
+            q.strays.append(detail)
+
+    def _message(self, s: _Server, q: _Query, msg: dns.message.Message) -> None:
+        c = Answer(*dataclasses.astuple(exchange.classify(msg, q.qname, q.qtype)))
+        tc = bool(msg.flags & dns.flags.TC)
+        self._result(s, q, c, wire.rcode_text(msg), tc, bool(msg.flags & dns.flags.AA))
+
+    def _timed_out(self, q: _Query) -> None:
+        s = q.servers[q.index]
+        if q.strays:
+            c = Answer(Outcome.MALFORMED, detail="; ".join(q.strays))
+        else:
+            c = Answer(Outcome.TIMEOUT)
+        self._result(s, q, c, None, False, False, timed_out=True)
+
+    # -- what an attempt got -----------------------------------------------------------------------
+
+    def _result(
+        self, s: _Server, q: _Query, c: Answer, rcode: str | None, tc: bool, aa: bool, *, timed_out: bool = False
+    ) -> None:
+        if not timed_out:
+            s.judge(c.outcome)
+        if q.plan is None and not tc and c.outcome in _FINAL_FAST:
+            self._final(s, q, c, rcode, aa)
+            return
+        if q.plan is None:
+            q.plan = AttemptPlan()
+        nxt = None
+        if q.plan.next() is not None:  # past the plan only extra --retries remain
+            q.plan.give(AttemptResult(c.outcome, rcode, tc))
+            nxt = q.plan.next()
+        if nxt is None and c.outcome is Outcome.TIMEOUT and q.transport is Transport.UDP:
+            if q.attempt < 1 + self.limits.retries:
+                # the same query again, EDNS kept: resolvers do not drop EDNS after a time-out
+                nxt = exchange.Attempt(q.attempt + 1, Transport.UDP, q.edns, "RetryOnTimeout")
+        elif nxt is not None and c.outcome is Outcome.TIMEOUT and q.attempt >= 1 + self.limits.retries:
+            nxt = None
+        if nxt is None:
+            self._final(s, q, c, rcode, aa)
+            return
+        q.attempt = nxt.number
+        q.edns = nxt.edns
+        q.transport = nxt.transport
+        if nxt.transport is Transport.TCP:
+            task = asyncio.ensure_future(self._tcp(s, q))
+            self._tasks.add(task)
+            task.add_done_callback(self._tcp_done)
+            return
+        s.inflight -= 1
+        s.queue.appendleft(q)  # a retry goes before new work
+        self._pump(time.monotonic())
+
+    def _tcp_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and not self._finished.done():
+            self._finished.set_exception(task.exception())  # type: ignore[arg-type]
+
+    async def _tcp(self, s: _Server, q: _Query) -> None:
+        reply = await exchange.tcp_query(
+            s.server.address, s.server.port, q.qname, q.qtype, rd=True, edns=q.edns, timeout=self.limits.timeout
+        )
+        if q.done:
+            return
+        if reply is None:
+            self._result(s, q, Answer(Outcome.TIMEOUT), None, False, False, timed_out=True)
+        elif isinstance(reply, OSError):
+            self._result(s, q, Answer(Outcome.NETWORK_ERROR, detail=str(reply)), None, False, False)
+        elif isinstance(reply, wire.Undecodable):
+            kind = Outcome.BROKEN if reply.qname is not None else Outcome.MALFORMED
+            self._result(s, q, Answer(kind, detail=reply.detail), None, False, False)
+        else:
+            c = Answer(*dataclasses.astuple(exchange.classify(reply, q.qname, q.qtype)))
+            # over TCP a TC bit means nothing more to try (the plan goes to TCP only from UDP)
+            self._result(s, q, c, wire.rcode_text(reply), False, bool(reply.flags & dns.flags.AA))
+        self._pump(time.monotonic())
+        self._check_end()
+
+    def _final(self, s: _Server, q: _Query, c: Answer, rcode: str | None, aa: bool) -> None:
+        """This server's last word; a failure moves on to the next server, as a stub does."""
+        s.inflight -= 1
+        for ident in q.ids:
+            s.ids.pop(ident, None)
+        q.ids = []
+        if not c.outcome.is_answer and q.index + 1 < len(q.servers):
+            q.index += 1
+            q.attempt, q.edns, q.plan, q.strays, q.transport = 1, 0, None, [], Transport.UDP
+            q.servers[q.index].queue.append(q)
+            return
+        q.done = True
+        lookup = make_lookup(
+            VIEW, None, q.qname, q.qtype, c.outcome, rcode, c.records, c.cnames, c.ttl, aa, (), c.detail
+        )
+        key = (q.qname, q.qtype)
+        del self.pending[key]
+        cache = self.cache
+        cache[key] = lookup
+        if len(cache) > CACHE_SIZE:
+            cache.popitem(last=False)
+        waiters, q.waiters = q.waiters, []  # the timer heap holds q until its deadline: not the domains
+        for d in waiters:
+            self._answer(d, q.question, lookup)
