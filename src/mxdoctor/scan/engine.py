@@ -395,7 +395,8 @@ class Engine:
             q.strays.append(detail)
 
     def _message(self, s: _Server, q: _Query, msg: dns.message.Message) -> None:
-        c = Answer(*dataclasses.astuple(exchange.classify(msg, q.qname, q.qtype)))
+        full = exchange.classify(msg, q.qname, q.qtype)  # (its count of dropped records is not kept here)
+        c = Answer(full.outcome, full.records, full.cnames, full.ttl, full.detail)
         tc = bool(msg.flags & dns.flags.TC)
         self._result(s, q, c, wire.rcode_text(msg), tc, bool(msg.flags & dns.flags.AA))
 
