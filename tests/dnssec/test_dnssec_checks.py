@@ -189,3 +189,12 @@ def test_dane_match_keeps_delivering_with_the_knobs() -> None:
     codes = {f.code for f in d.findings}
     assert "DANE_TLSA_MATCH" in codes and "DANE_TLSA_NO_MATCH" not in codes
     assert {v.mta: v.outcome.value for v in d.verdicts}["postfix"] == "deliver"
+
+
+def test_resolution_table_shows_the_ede_and_leaves_out_key_material() -> None:
+    from mxdoctor.report import diagnose as report_diagnose
+
+    rows = report_diagnose.resolution_rows(analysis.analyse(_load("dnssec-expired")))
+    assert not any(r.question.endswith((" DNSKEY", " DS")) for r in rows)
+    failed = [r for r in rows if r.outcome.value == "SERVFAIL"]
+    assert failed and all(r.answer.startswith("EDE 7 ") for r in failed)

@@ -15,7 +15,7 @@ from rich.text import Text
 from mxdoctor import diagnosis, evidence
 from mxdoctor.checks import _registry as registry
 from mxdoctor.diagnosis import Decision, Diagnosis, Finding, Severity, Verdict
-from mxdoctor.evidence import Lookup, Outcome, ViewKind
+from mxdoctor.evidence import DNSSEC_KEYS_VIEW, Lookup, Outcome, ViewKind
 from mxdoctor.report import _json
 from mxdoctor.report import smtp as smtp_report
 from mxdoctor.report._common import FindingDoc, findings_doc, make_console, project
@@ -143,12 +143,18 @@ def _seen(s: diagnosis.Seen) -> str:
     return out + (f": {s.detail}" if s.detail else "")
 
 
-def _answer(lk: Lookup) -> str:
+def _answer(lk: Lookup, d: Diagnosis | None = None) -> str:
     text = " ".join(lk.records)
     if lk.cnames:
         text = "CNAME " + " -> ".join(lk.cnames) + ((" " + text) if text else "")
     if lk.detail and lk.outcome.is_failure:
         text = (text + " " + lk.detail).strip()
+    if d is not None:
+        # RFC 8914: what the server said about its failure (a validating resolver: which DNSSEC fault)
+        edes = {f"EDE {e.code}" + (f" {e.text}" if e.text else "")
+                for i in lk.exchanges if (x := d.evidence.exchange(i)) is not None for e in x.ede}
+        if edes:
+            text = (text + " " + "; ".join(sorted(edes))).strip()
     return text
 
 
@@ -173,8 +179,11 @@ def resolution_rows(d: Diagnosis) -> list[ResolutionRow]:
     """Each question, where it was asked and what came back, questions in route order; a resolver
     view's one server is left out when it says exactly what the view says."""
     order = {v.name: i for i, v in enumerate(d.evidence.views)}
+    # The zones' DNSKEY and DS answers are key material: the DNSSEC findings say what they mean.
+    route_lookups = [lk for lk in d.evidence.lookups
+                     if not (lk.view == DNSSEC_KEYS_VIEW and lk.qtype in ("DNSKEY", "DS"))]
     lookups = sorted(
-        d.evidence.lookups,
+        route_lookups,
         key=lambda lk: (_qorder(d, Question(fqdn(lk.qname), lk.qtype)), order.get(lk.view, 99),
                         lk.server is not None, str(lk.server)),
     )
@@ -194,7 +203,7 @@ def resolution_rows(d: Diagnosis) -> list[ResolutionRow]:
             name = (lk.server.name or "").rstrip(".")
             host = f"[{lk.server.address}]" if ":" in lk.server.address else lk.server.address
             where = f"  {name} {host}".rstrip() if name else f"  {host}"
-        rows.append(ResolutionRow(q if q != last else "", where, lk.outcome, _answer(lk), _time(d, lk)))
+        rows.append(ResolutionRow(q if q != last else "", where, lk.outcome, _answer(lk, d), _time(d, lk)))
         last = q
     return rows
 
