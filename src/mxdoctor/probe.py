@@ -10,7 +10,7 @@ import datetime
 import time
 from dataclasses import dataclass
 
-from mxdoctor import __version__, evidence, route
+from mxdoctor import __version__, evidence, progress, route
 from mxdoctor.dns import system, views
 from mxdoctor.dns.exchange import Engine, Recorder
 from mxdoctor.errors import ConfigError
@@ -86,10 +86,16 @@ def build_views(options: ProbeOptions, engine: Engine) -> list[views.View]:
 class _RouteRun:
     """The thin loop around one view's RouteMachine; ``pending`` is what was asked and not answered."""
 
-    def __init__(self, view: views.View, domain: str) -> None:
+    def __init__(self, view: views.View, domain: str, counter: progress.Counter) -> None:
         self.view = view
         self.machine = route.RouteMachine(domain)
         self.pending: list[route.Question] = []
+        self.counter = counter
+
+    async def _lookup(self, q: route.Question) -> Lookup:
+        lookup = await self.view.lookup(q)
+        self.counter.advance()
+        return lookup
 
     async def run(self) -> None:
         asked: set[route.Question] = set()
@@ -99,17 +105,25 @@ class _RouteRun:
                 break
             asked.update(questions)
             self.pending.extend(questions)
-            answers = await asyncio.gather(*(self.view.lookup(q) for q in questions))
+            self.counter.add(len(questions))
+            answers = await asyncio.gather(*(self._lookup(q) for q in questions))
             for q, lookup in zip(questions, answers, strict=True):
                 self.machine.give(q, lookup)
                 self.pending.remove(q)
 
 
-async def probe_domain(target: str, options: ProbeOptions, *, started: float | None = None) -> evidence.Evidence:
+async def probe_domain(
+    target: str,
+    options: ProbeOptions,
+    *,
+    started: float | None = None,
+    on_progress: progress.Callback | None = None,
+) -> evidence.Evidence:
     """Resolve ``target``'s mail route through every view concurrently; never raises for the network.
 
     The probe ends by ``probe_time(options.deadline)`` after ``started`` (a ``time.monotonic()``
     value; now by default): what is still running is cancelled and recorded as unfinished.
+    ``on_progress`` is told the route lookups asked and answered, and the run's deadline.
     Raises InvalidTarget for a target that is no mail domain and ConfigError for bad options.
     """
     started = time.monotonic() if started is None else started
@@ -119,7 +133,10 @@ async def probe_domain(target: str, options: ProbeOptions, *, started: float | N
     recorder = Recorder()
     engine = Engine(recorder, timeout=options.timeout, per_server_concurrency=options.per_server_concurrency)
     view_list = build_views(options, engine)
-    runs = [_RouteRun(v, domain) for v in view_list]
+    counter = progress.Counter(
+        on_progress, f"diagnose {domain.rstrip('.')}", progress.Unit.LOOKUPS, deadline=started + options.deadline
+    )
+    runs = [_RouteRun(v, domain, counter) for v in view_list]
     tasks = [asyncio.create_task(r.run()) for r in runs]
     try:
         left = max(0.0, probe_time(options.deadline) - (time.monotonic() - started))
@@ -132,6 +149,7 @@ async def probe_domain(target: str, options: ProbeOptions, *, started: float | N
             if isinstance(v, views.AuthoritativeView):
                 v.cancel()
         await engine.close()
+        counter.finish()
     for task in tasks:
         if not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]  # a bug, not a network fault
@@ -173,6 +191,12 @@ async def probe_domain(target: str, options: ProbeOptions, *, started: float | N
     )
 
 
-def collect(target: str, options: ProbeOptions, *, started: float | None = None) -> evidence.Evidence:
+def collect(
+    target: str,
+    options: ProbeOptions,
+    *,
+    started: float | None = None,
+    on_progress: progress.Callback | None = None,
+) -> evidence.Evidence:
     """``probe_domain`` for synchronous callers (the CLI)."""
-    return asyncio.run(probe_domain(target, options, started=started))
+    return asyncio.run(probe_domain(target, options, started=started, on_progress=on_progress))

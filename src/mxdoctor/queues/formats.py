@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import IO
 
+from mxdoctor import progress
 from mxdoctor.errors import QueueError
 from mxdoctor.queues import (
     exchange_csv,
@@ -43,6 +44,8 @@ _MODULES: tuple[ModuleType, ...] = (
     exim,
 )
 SNIFF_LINES = 40
+# Records between two progress events: a callback per record would cost more than reading it.
+PROGRESS_EVERY = 4096
 
 
 @dataclass(frozen=True)
@@ -129,8 +132,50 @@ def read(source: Source, *, now: float | None = None) -> Iterator[Item]:
     return open_source(source, now=now)[1]
 
 
-def open_source(source: Source, *, now: float | None = None) -> tuple[str | None, Iterator[Item]]:
-    """The format ``source`` is read as (None for an empty listing) and its record stream."""
+def open_source(
+    source: Source, *, now: float | None = None, on_progress: progress.Callback | None = None
+) -> tuple[str | None, Iterator[Item]]:
+    """The format ``source`` is read as (None for an empty listing) and its record stream.
+    ``on_progress`` is told, as the stream is read, the bytes read of a regular file's size, or the
+    records read of a pipe or command."""
+    if on_progress is None:
+        return _open_source(source, now=now, position=None)
+    position: list[Callable[[], int]] = []
+    fmt, items = _open_source(source, now=now, position=position)
+    return fmt, _reporting(items, on_progress, source, position[0] if position else None)
+
+
+def _reporting(
+    items: Iterator[Item], on_progress: progress.Callback, source: Source, position: Callable[[], int] | None
+) -> Iterator[Item]:
+    size = os.stat(source.path).st_size if position is not None and source.path else None
+    task = f"reading {source.label}"
+    count = 0
+
+    def tell(*, finished: bool = False) -> None:
+        if size is None:
+            on_progress(progress.Progress(task, count, None, progress.Unit.RECORDS, finished=finished))
+        else:
+            try:
+                done = size if finished else min(position(), size)  # type: ignore[misc]
+            except ValueError:  # the file is closed: all of it was read
+                done = size
+            on_progress(progress.Progress(task, done, size, progress.Unit.BYTES, finished=finished))
+
+    tell()
+    try:
+        for item in items:
+            yield item
+            count += 1
+            if count % PROGRESS_EVERY == 0:
+                tell()
+    finally:
+        tell(finished=True)
+
+
+def _open_source(
+    source: Source, *, now: float | None, position: list[Callable[[], int]] | None
+) -> tuple[str | None, Iterator[Item]]:
     if source.mta is not None:
         fmt = get(source.format) if source.format else BY_MTA[source.mta]
         if source.mta is Mta.EXCHANGE and sys.platform != "win32":
@@ -139,7 +184,7 @@ def open_source(source: Source, *, now: float | None = None) -> tuple[str | None
         return fmt.name, guard(fmt.read(run(command_for(source), source.timeout), now=now))
     if source.path is None:
         raise QueueError("no queue source: give a file, '-' for stdin, or --postfix/--exim/...")
-    lines = _open(source.path)
+    lines = _open(source.path, position)
     if source.format:
         fmt = get(source.format)
         return fmt.name, fmt.read(lines, now=now)
@@ -165,18 +210,23 @@ def detected_format(source: Source) -> str | None:
     return fmt.name if fmt else None
 
 
-def _open(path: str) -> Iterator[str]:
+def _open(path: str, position: list[Callable[[], int]] | None = None) -> Iterator[str]:
+    """The lines of ``path``; for a regular file, the byte offset read so far is added to ``position``."""
     if path == "-":
         stream: Iterable[str] = open(  # closed by _lines
             sys.stdin.fileno(), encoding="utf-8-sig", errors="replace", newline="", closefd=False
         )
     else:
         try:
-            stream = open(path, encoding="utf-8-sig", errors="replace", newline="")
+            fh = open(path, encoding="utf-8-sig", errors="replace", newline="")
         except OSError as exc:
             raise QueueError(f"{path}: {exc.strerror or exc}") from None
         if os.path.isdir(path):
             raise QueueError(f"{path}: is a directory")
+        if position is not None and os.path.isfile(path):
+            # the raw offset, ahead of the lines handed out by one read buffer at most: fine for a bar
+            position.append(lambda: os.lseek(fh.fileno(), 0, os.SEEK_CUR))
+        stream = fh
     return _lines(stream)
 
 
