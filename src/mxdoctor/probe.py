@@ -94,6 +94,8 @@ class _RouteRun:
 
     async def _lookup(self, q: route.Question) -> Lookup:
         lookup = await self.view.lookup(q)
+        # answered: no longer pending, even while the other questions of its round are still out
+        self.pending.remove(q)
         self.counter.advance()
         return lookup
 
@@ -109,7 +111,6 @@ class _RouteRun:
             answers = await asyncio.gather(*(self._lookup(q) for q in questions))
             for q, lookup in zip(questions, answers, strict=True):
                 self.machine.give(q, lookup)
-                self.pending.remove(q)
 
 
 async def probe_domain(
@@ -169,6 +170,7 @@ async def probe_domain(
                     q.qtype,
                     Outcome.TIMEOUT,
                     detail=f"the run's deadline of {options.deadline:g} s ended the lookup",
+                    unfinished=True,
                 )  # fmt: skip
             )
     zones: tuple[evidence.Zone, ...] = ()
@@ -181,7 +183,7 @@ async def probe_domain(
         tool=f"mxdoctor {__version__}",
         created=created,
         command="diagnose",
-        views=tuple(v.describe() for v in view_list),
+        views=tuple(_described(v, recorder, cut=bool(unfinished)) for v in view_list),
         zones=zones,
         exchanges=tuple(sorted(recorder.exchanges, key=lambda x: x.id)),
         lookups=tuple(recorder.lookups),
@@ -189,6 +191,15 @@ async def probe_domain(
         options=options.as_record(),
         limits_reached=tuple(recorder.limits.values()),
     )
+
+
+def _described(view: views.View, recorder: Recorder, *, cut: bool) -> evidence.View:
+    """The view as recorded; one whose every query the deadline cut short was not waited for, which
+    says nothing of whether its servers answer."""
+    described = view.describe()
+    if cut and not described.reachable and not any(x.view == described.name for x in recorder.exchanges):
+        return dataclasses.replace(described, reachable=True)
+    return described
 
 
 def collect(
