@@ -23,8 +23,9 @@ def diagnose(card: lab.Card, *, timeout: float, deadline: float) -> api.Diagnosi
     return api.diagnose(card.domains[0], options)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def dropped() -> Iterator[lab.Card]:
+    # a fresh lab per test: its resolvers hold nothing (no cached failure) from an earlier test
     with lab.running("aaaa-dropped") as card:
         yield card
 
