@@ -17,7 +17,7 @@ from mxdoctor import _codec, _loader
 from mxdoctor.errors import EvidenceError
 
 SCHEMA = "mxdoctor.evidence"
-SCHEMA_VERSION = "1.1"  # 1.1 added limits_reached
+SCHEMA_VERSION = "1.2"  # 1.1 added limits_reached, 1.2 Lookup.unfinished
 MAX_FILE_BYTES = 256 * 1024 * 1024  # far above any real probe run; a bound for a device or a stray file
 
 
@@ -128,6 +128,9 @@ class Lookup:
     authoritative: bool = False  # AA bit seen
     exchanges: tuple[int, ...] = ()  # ids of the Exchanges behind it
     detail: str | None = None  # why BROKEN/MALFORMED/LAME, in words
+    # the run's deadline ended it before any answer came (outcome TIMEOUT, for older readers): it
+    # says nothing of the server, so the checks and the route leave it out (since 1.2)
+    unfinished: bool = False
 
 
 @dataclass(frozen=True)
