@@ -12,11 +12,11 @@ import dataclasses
 import ipaddress
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mxdoctor import analysis, evidence, probe, route
+from mxdoctor import analysis, evidence, probe, progress, route
 from mxdoctor.audit import run as audit_run
 from mxdoctor.checks import _registry as registry
 from mxdoctor.checks import smtp as smtp_checks
@@ -81,6 +81,8 @@ class DiagnoseOptions:
     smtp_port: int = 25
     smtp_cafile: str | None = None  # extra trusted CA (PEM) for the certificate check
     trust_anchor: str | None = None  # the root's DS/DNSKEY file (a lab's); None: IANA's, for IANA's root
+    # told the lookups asked and answered and the deadline, e.g. to draw a progress bar
+    on_progress: progress.Callback | None = field(default=None, compare=False, repr=False)
 
     def probe_options(self) -> probe.ProbeOptions:
         """The DNS probe's options; raises ConfigError for values no probe can run with."""
@@ -125,7 +127,10 @@ def collect(target: str, options: DiagnoseOptions | None = None, *, started: flo
     started = time.monotonic() if started is None else started
     options = options or DiagnoseOptions()
     domain = route.normalise_target(target)
-    ev = probe.collect(target if "@" not in target else domain, options.probe_options(), started=started)
+    ev = probe.collect(
+        target if "@" not in target else domain, options.probe_options(), started=started,
+        on_progress=options.on_progress,
+    )  # fmt: skip
     if options.smtp:
         left = probe.probe_time(options.deadline) - (time.monotonic() - started)
         ev = _with_smtp(ev, options, left=left)
@@ -284,6 +289,8 @@ class AuditOptions:
     timeout: float = 2.0  # per query
     deadline: float = 60.0  # the whole audit
     per_server: int = 2  # queries in flight per server address at most
+    # told the discovery's lookups, then the probes sent and answered
+    on_progress: progress.Callback | None = field(default=None, compare=False, repr=False)
 
 
 def audit(domain: str, options: AuditOptions | None = None, *, mtas: Sequence[str] | None = None) -> Diagnosis:
@@ -293,8 +300,11 @@ def audit(domain: str, options: AuditOptions | None = None, *, mtas: Sequence[st
     check_models(mtas, None)
     if options.timeout <= 0 or options.deadline <= 0:
         raise ConfigError("--timeout and --deadline must be positive")
-    run_options = audit_run.AuditOptions(**dataclasses.asdict(options))
-    return analysis.analyse(audit_run.collect(domain, run_options), mtas=mtas)
+    run_options = audit_run.AuditOptions(
+        root_hints=options.root_hints, dns_port=options.dns_port, timeout=options.timeout,
+        deadline=options.deadline, per_server=options.per_server,
+    )  # fmt: skip
+    return analysis.analyse(audit_run.collect(domain, run_options, on_progress=options.on_progress), mtas=mtas)
 
 
 # --- smtp -------------------------------------------------------------------------------------------
@@ -529,9 +539,11 @@ def read_queue(
     now: float | None = None,
     jobs: int = 1,
     top: int | None = 20,
+    on_progress: progress.Callback | None = None,
 ) -> QueueReport:
     """Read one queue listing, shape it and judge it against ``limits``; ``queues`` keeps only these
     queues (e.g. ``deferred``); ``jobs`` > 1 splits a big one-record-per-line file across processes.
+    ``on_progress`` is told the bytes (of a file) or records (of a pipe) read, in one process only.
     Raises QueueError for an unreadable source; malformed lines are counted, not raised."""
     limits = limits or Thresholds()
     now = time.time() if now is None else now
@@ -543,6 +555,6 @@ def read_queue(
         if fmt is not None:
             result = parallel.build_file(source.path, fmt, now=now, queues=tuple(queues), jobs=jobs)
     if result is None:
-        fmt, items = formats.open_source(source, now=now)
+        fmt, items = formats.open_source(source, now=now, on_progress=on_progress)
         result = shape.build(items, now=now, queues=list(queues) or None)
     return QueueReport(result, source.label, fmt, limits, status.evaluate(result, limits), top)

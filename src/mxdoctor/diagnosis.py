@@ -174,7 +174,10 @@ class Diagnosis:
         return int(exit_status((f.severity for f in self.findings), outcomes=outcomes, untested=self.untested))
 
     def root_causes(self) -> list[Finding]:
-        """The findings that make some MTA defer or bounce, worst first."""
-        failing = (Decision.DEFER, Decision.BOUNCE)
-        codes = {c for v in self.verdicts if v.outcome in failing for c in v.because}
-        return [f for f in self.findings if f.code in codes]
+        """The findings that make some MTA defer or bounce, worst first; when none does, those that
+        left some MTA unjudged (e.g. the deadline that ended the probe)."""
+        for wanted in ((Decision.DEFER, Decision.BOUNCE), (Decision.UNKNOWN,)):
+            codes = {c for v in self.verdicts if v.outcome in wanted for c in v.because}
+            if codes:
+                return [f for f in self.findings if f.code in codes]
+        return []

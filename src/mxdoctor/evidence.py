@@ -17,7 +17,8 @@ from mxdoctor import _codec, _loader
 from mxdoctor.errors import EvidenceError
 
 SCHEMA = "mxdoctor.evidence"
-SCHEMA_VERSION = "1.2"  # 1.1 added limits_reached; 1.2 Exchange.ede, Evidence.trust_anchor, the dnssec view
+# 1.1 limits_reached; 1.2 Lookup.unfinished; 1.3 Exchange.ede, Evidence.trust_anchor, the dnssec view, TlsInfo.chain
+SCHEMA_VERSION = "1.3"
 MAX_FILE_BYTES = 256 * 1024 * 1024  # far above any real probe run; a bound for a device or a stray file
 
 
@@ -142,6 +143,9 @@ class Lookup:
     authoritative: bool = False  # AA bit seen
     exchanges: tuple[int, ...] = ()  # ids of the Exchanges behind it
     detail: str | None = None  # why BROKEN/MALFORMED/LAME, in words
+    # the run's deadline ended it before any answer came (outcome TIMEOUT, for older readers): it
+    # says nothing of the server, so the checks and the route leave it out (since 1.2)
+    unfinished: bool = False
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,7 @@ class TlsInfo:
     expired: bool = False
     matches_host: bool | None = None
     verify_error: str | None = None
-    chain: tuple[str, ...] = ()  # (since 1.2) the certificates the server sent, leaf first, base64 DER
+    chain: tuple[str, ...] = ()  # (since 1.3) the certificates the server sent, leaf first, base64 DER
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import datetime
 import time
 from dataclasses import dataclass
 
-from mxdoctor import __version__, evidence, route
+from mxdoctor import __version__, evidence, progress, route
 from mxdoctor.dns import anchor, system, views
 from mxdoctor.dns.exchange import Engine, Recorder
 from mxdoctor.errors import ConfigError
@@ -104,10 +104,18 @@ def build_views(options: ProbeOptions, engine: Engine) -> list[views.View]:
 class _RouteRun:
     """The thin loop around one view's RouteMachine; ``pending`` is what was asked and not answered."""
 
-    def __init__(self, view: views.View, domain: str) -> None:
+    def __init__(self, view: views.View, domain: str, counter: progress.Counter) -> None:
         self.view = view
         self.machine = route.RouteMachine(domain)
         self.pending: list[route.Question] = []
+        self.counter = counter
+
+    async def _lookup(self, q: route.Question) -> Lookup:
+        lookup = await self.view.lookup(q)
+        # answered: no longer pending, even while the other questions of its round are still out
+        self.pending.remove(q)
+        self.counter.advance()
+        return lookup
 
     async def run(self) -> None:
         asked: set[route.Question] = set()
@@ -117,17 +125,24 @@ class _RouteRun:
                 break
             asked.update(questions)
             self.pending.extend(questions)
-            answers = await asyncio.gather(*(self.view.lookup(q) for q in questions))
+            self.counter.add(len(questions))
+            answers = await asyncio.gather(*(self._lookup(q) for q in questions))
             for q, lookup in zip(questions, answers, strict=True):
                 self.machine.give(q, lookup)
-                self.pending.remove(q)
 
 
-async def probe_domain(target: str, options: ProbeOptions, *, started: float | None = None) -> evidence.Evidence:
+async def probe_domain(
+    target: str,
+    options: ProbeOptions,
+    *,
+    started: float | None = None,
+    on_progress: progress.Callback | None = None,
+) -> evidence.Evidence:
     """Resolve ``target``'s mail route through every view concurrently; never raises for the network.
 
     The probe ends by ``probe_time(options.deadline)`` after ``started`` (a ``time.monotonic()``
     value; now by default): what is still running is cancelled and recorded as unfinished.
+    ``on_progress`` is told the route lookups asked and answered, and the run's deadline.
     Raises InvalidTarget for a target that is no mail domain and ConfigError for bad options.
     """
     started = time.monotonic() if started is None else started
@@ -139,7 +154,10 @@ async def probe_domain(target: str, options: ProbeOptions, *, started: float | N
     engine = Engine(recorder, timeout=options.timeout, per_server_concurrency=options.per_server_concurrency)
     engine.dnssec = options.dnssec
     view_list = build_views(options, engine)
-    runs = [_RouteRun(v, domain) for v in view_list]
+    counter = progress.Counter(
+        on_progress, f"diagnose {domain.rstrip('.')}", progress.Unit.LOOKUPS, deadline=started + options.deadline
+    )
+    runs = [_RouteRun(v, domain, counter) for v in view_list]
     tasks = [asyncio.create_task(r.run()) for r in runs]
     try:
         left = max(0.0, probe_time(options.deadline) - (time.monotonic() - started))
@@ -163,6 +181,7 @@ async def probe_domain(target: str, options: ProbeOptions, *, started: float | N
             if isinstance(v, views.AuthoritativeView):
                 v.cancel()
         await engine.close()
+        counter.finish()
     for task in tasks:
         if not task.cancelled() and task.exception() is not None:
             raise task.exception()  # type: ignore[misc]  # a bug, not a network fault
@@ -182,6 +201,7 @@ async def probe_domain(target: str, options: ProbeOptions, *, started: float | N
                     q.qtype,
                     Outcome.TIMEOUT,
                     detail=f"the run's deadline of {options.deadline:g} s ended the lookup",
+                    unfinished=True,
                 )  # fmt: skip
             )
     zones: tuple[evidence.Zone, ...] = ()
@@ -194,7 +214,7 @@ async def probe_domain(target: str, options: ProbeOptions, *, started: float | N
         tool=f"mxdoctor {__version__}",
         created=created,
         command="diagnose",
-        views=tuple(v.describe() for v in view_list),
+        views=tuple(_described(v, recorder, cut=bool(unfinished)) for v in view_list),
         zones=zones,
         exchanges=tuple(sorted(recorder.exchanges, key=lambda x: x.id)),
         lookups=tuple(recorder.lookups),
@@ -288,6 +308,22 @@ async def _zone_keys(engine: Engine, auth: views.AuthoritativeView) -> None:
             asks.append(_raced(engine, _key_servers(parent, auth.port), zone.name, "DS"))
     await asyncio.gather(*asks)
 
-def collect(target: str, options: ProbeOptions, *, started: float | None = None) -> evidence.Evidence:
+
+def _described(view: views.View, recorder: Recorder, *, cut: bool) -> evidence.View:
+    """The view as recorded; one whose every query the deadline cut short was not waited for, which
+    says nothing of whether its servers answer."""
+    described = view.describe()
+    if cut and not described.reachable and not any(x.view == described.name for x in recorder.exchanges):
+        return dataclasses.replace(described, reachable=True)
+    return described
+
+
+def collect(
+    target: str,
+    options: ProbeOptions,
+    *,
+    started: float | None = None,
+    on_progress: progress.Callback | None = None,
+) -> evidence.Evidence:
     """``probe_domain`` for synchronous callers (the CLI)."""
-    return asyncio.run(probe_domain(target, options, started=started))
+    return asyncio.run(probe_domain(target, options, started=started, on_progress=on_progress))

@@ -247,9 +247,12 @@ class RouteMachine:
 
 
 def summary_lookups(lookups: Iterable[Lookup], view: str) -> dict[Question, Lookup]:
-    """The view-level answers (``server is None``) of one view, by question."""
+    """The view-level answers (``server is None``) of one view, by question; a question the deadline
+    left unfinished has none, so the route through it is INCOMPLETE rather than failed."""
     return {
-        Question(fqdn(lk.qname), lk.qtype): lk for lk in lookups if lk.view == view and lk.server is None
+        Question(fqdn(lk.qname), lk.qtype): lk
+        for lk in lookups
+        if lk.view == view and lk.server is None and not lk.unfinished
     }
 
 

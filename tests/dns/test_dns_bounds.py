@@ -166,7 +166,7 @@ def test_questions_past_the_exchange_limit_are_not_sent_and_say_why() -> None:
 def test_the_limits_reached_round_trip_and_older_evidence_loads_without_them() -> None:
     cut = evidence.LimitReached("ns-names", "glueless NS names past 64 in the run not resolved", 209)
     ev = evidence.Evidence("hostile.test", "hostile.test", limits_reached=(cut,))
-    assert evidence.loads(evidence.dumps(ev)) == ev and ev.version == evidence.SCHEMA_VERSION
+    assert evidence.loads(evidence.dumps(ev)) == ev and tuple(map(int, ev.version.split("."))) >= (1, 1)
     data = evidence.to_dict(ev) | {"version": "1.0"}
     del data["limits_reached"]
     assert evidence.from_dict(data).limits_reached == ()

@@ -8,7 +8,7 @@ import asyncio
 import dataclasses
 from dataclasses import dataclass
 
-from mxdoctor import evidence, probe, route
+from mxdoctor import evidence, probe, progress, route
 from mxdoctor.audit import probes
 from mxdoctor.dns import exchange, probeset, system, views
 from mxdoctor.errors import ConfigError
@@ -90,9 +90,10 @@ def targets(ev: Evidence, port: int) -> list[Target]:
 
 
 class _Scheduler:
-    def __init__(self, recorder: exchange.Recorder, options: AuditOptions) -> None:
+    def __init__(self, recorder: exchange.Recorder, options: AuditOptions, counter: progress.Counter) -> None:
         self.recorder = recorder
         self.options = options
+        self.counter = counter
         # the one engine of the run: the probes and the lookups of child-only servers share its
         # per-server limit, so no server ever has more than ``per_server`` queries in flight
         self.engine = exchange.Engine(recorder, timeout=options.timeout, per_server_concurrency=options.per_server)
@@ -101,6 +102,7 @@ class _Scheduler:
     async def one(self, target: Target, server: Server, spec: probeset.ProbeSpec, qname: str, qtype: str) -> None:
         answer = await self.engine.exchange(AUDIT_VIEW, server, qname, qtype, spec.shape, probe=spec.name)
         self.done.append(AuditProbe(spec.name, target.zone, qname, server, answer.exchanges))
+        self.counter.advance()
 
     def first_phase(self, target: Target, server: Server) -> list[asyncio.Future[None]]:
         jobs = []
@@ -118,6 +120,7 @@ class _Scheduler:
                     jobs.append(self.one(target, server, spec, ent, spec.qtype))
             elif spec.name != "do512":
                 jobs.append(self.one(target, server, spec, target.zone, spec.qtype))
+        self.counter.add(len(jobs))
         return [asyncio.ensure_future(j) for j in jobs]
 
     def large_type(self, target: Target) -> str:
@@ -174,6 +177,7 @@ async def _run_probes(sched: _Scheduler, found: list[Target]) -> None:
     if more:
         await asyncio.gather(*more)
     do512 = probeset.BY_NAME["do512"]
+    sched.counter.add(sum(len(t.servers) for t in found + extra))
     second = [
         asyncio.ensure_future(sched.one(t, s, do512, t.zone, sched.large_type(t)))
         for t in found + extra
@@ -183,14 +187,19 @@ async def _run_probes(sched: _Scheduler, found: list[Target]) -> None:
         await asyncio.gather(*second)
 
 
-async def audit_domain(target: str, options: AuditOptions) -> Evidence:
-    """Discover and probe; never raises for the network. Raises InvalidTarget or ConfigError."""
+async def audit_domain(target: str, options: AuditOptions, *, on_progress: progress.Callback | None = None) -> Evidence:
+    """Discover and probe; never raises for the network. Raises InvalidTarget or ConfigError.
+    ``on_progress`` is told the discovery's lookups, then the probes sent and answered."""
     options.check()
     loop = asyncio.get_running_loop()
     started = loop.time()
-    ev = await probe.probe_domain(target, options.probe_options())
+    ev = await probe.probe_domain(target, options.probe_options(), on_progress=on_progress)
     recorder = exchange.Recorder()
-    sched = _Scheduler(recorder, options)
+    # the event loop's clock is time.monotonic(), the clock a Progress deadline is read on
+    counter = progress.Counter(
+        on_progress, f"audit {ev.domain}", progress.Unit.PROBES, deadline=started + options.deadline
+    )
+    sched = _Scheduler(recorder, options, counter)
     found = targets(ev, options.dns_port)
     audited = {t.zone for t in found}
     task = asyncio.ensure_future(_run_probes(sched, found))
@@ -202,6 +211,7 @@ async def audit_domain(target: str, options: AuditOptions) -> Evidence:
         deadline_hit = True
     finally:
         await sched.engine.close()
+        counter.finish()
     # continue the discovery's clock and exchange ids, so the evidence reads as one run
     id_base = max((x.id for x in ev.exchanges), default=0)
     t_base = max((x.started + x.duration for x in ev.exchanges), default=0.0)
@@ -230,6 +240,6 @@ async def audit_domain(target: str, options: AuditOptions) -> Evidence:
     )
 
 
-def collect(target: str, options: AuditOptions) -> Evidence:
+def collect(target: str, options: AuditOptions, *, on_progress: progress.Callback | None = None) -> Evidence:
     """``audit_domain`` for synchronous callers (the CLI)."""
-    return asyncio.run(audit_domain(target, options))
+    return asyncio.run(audit_domain(target, options, on_progress=on_progress))

@@ -33,6 +33,8 @@ class Context:
         for lk in ev.lookups:
             if no_v6 and lk.server is not None and ":" in lk.server.address:
                 continue
+            if lk.unfinished:
+                continue  # not waited for: it tells nothing of the server (DEADLINE_REACHED says so)
             q = Question(route_mod.fqdn(lk.qname), lk.qtype)
             if lk.server is None:
                 summaries[(lk.view, q)] = lk

@@ -16,9 +16,10 @@ DEADLINE_REACHED = finding(
     "The deadline ended the probe before it finished",
     "The run's deadline of {count} s ended the probe before it finished: {detail}.",
     "mxdoctor stops every diagnosis at its deadline (--deadline) and reports what it saw. The lookups "
-    "that were still running count as timed out, so a verdict may say 'defer' or 'unknown' where more "
-    "time would have found an answer. Servers that answer slowly, or a zone with many glueless name "
-    "servers, make the probe take long.",
+    "that were still running are marked unfinished: they were not waited for, so no finding blames a "
+    "server for them, and a verdict that needs one says 'unknown' where more time would have found an "
+    "answer. Servers that answer slowly, or a zone with many glueless name servers, make the probe "
+    "take long.",
     sender="Run again with a longer --deadline to see the whole route; if it never finishes, the "
     "slow servers named in the unfinished lookups are the ones to look at.",
     receiver="Make the zone's servers answer promptly, and give name servers glue or in-zone addresses "

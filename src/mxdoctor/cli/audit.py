@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from mxdoctor import api
-from mxdoctor.cli import _args
+from mxdoctor import api, progress
+from mxdoctor.cli import _args, _progress
 from mxdoctor.report import Kind
 
 
@@ -28,21 +28,27 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--per-server", type=int, default=2, metavar="N",
                    help="at most N queries in flight per server address (default 2)")
     p.add_argument("--save-evidence", metavar="FILE", help="write the evidence (JSON) for `mxdoctor explain`")
+    _progress.add_flag(p)
     _args.add_models(p, knobs=False)
     _args.add_output(p, Kind.AUDIT)
     p.set_defaults(func=run_audit)
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    options = api.AuditOptions(
+    with _progress.shown(args) as on_progress:
+        d = api.audit(args.domain, _options(args, on_progress), mtas=_args.mtas(args))
+    if args.save_evidence:
+        api.save_evidence(d.evidence, args.save_evidence)
+    _args.emit(args, Kind.AUDIT, d)
+    return d.exit_code
+
+
+def _options(args: argparse.Namespace, on_progress: progress.Callback | None) -> api.AuditOptions:
+    return api.AuditOptions(
         root_hints=args.root_hints,
         dns_port=args.dns_port,
         timeout=args.timeout,
         deadline=args.deadline,
         per_server=args.per_server,
+        on_progress=on_progress,
     )
-    d = api.audit(args.domain, options, mtas=_args.mtas(args))
-    if args.save_evidence:
-        api.save_evidence(d.evidence, args.save_evidence)
-    _args.emit(args, Kind.AUDIT, d)
-    return d.exit_code

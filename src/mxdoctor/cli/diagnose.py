@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mxdoctor import api, report
-from mxdoctor.cli import _args
+from mxdoctor import api, progress, report
+from mxdoctor.cli import _args, _progress
 from mxdoctor.diagnosis import Diagnosis
 from mxdoctor.mta.models import MODELS
 from mxdoctor.report import Kind, catalogue
@@ -69,6 +69,7 @@ def _probe_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dns-port", type=int, default=53, metavar="N", help="port of all DNS traffic (default 53)")
     g.add_argument("--timeout", type=float, default=2.0, metavar="S", help="per query timeout (default 2)")
     g.add_argument("--deadline", type=float, default=30.0, metavar="S", help="overall deadline (default 30)")
+    _progress.add_flag(g)
 
 
 def _analysis_args(p: argparse.ArgumentParser) -> None:
@@ -78,7 +79,7 @@ def _analysis_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--brief", action="store_true", help="leave out the resolution table")
 
 
-def _options(args: argparse.Namespace) -> api.DiagnoseOptions:
+def _options(args: argparse.Namespace, on_progress: progress.Callback | None = None) -> api.DiagnoseOptions:
     return api.DiagnoseOptions(
         resolvers=tuple(args.resolver),
         externals=tuple(args.external),
@@ -91,6 +92,7 @@ def _options(args: argparse.Namespace) -> api.DiagnoseOptions:
         deadline=args.deadline,
         smtp=args.smtp,
         smtp_port=args.smtp_port,
+        on_progress=on_progress,
     )
 
 
@@ -101,8 +103,9 @@ def _emit(d: Diagnosis, args: argparse.Namespace) -> int:
 
 
 def run_diagnose(args: argparse.Namespace) -> int:
-    d = api.diagnose(args.target, _options(args), mtas=_args.mtas(args), knobs=_args.knobs(args),
-                     started=getattr(args, "started", None))  # set by the entry point: the command's deadline
+    with _progress.shown(args) as on_progress:
+        d = api.diagnose(args.target, _options(args, on_progress), mtas=_args.mtas(args), knobs=_args.knobs(args),
+                         started=getattr(args, "started", None))  # set by the entry point: the command's deadline
     if args.save_evidence:
         api.save_evidence(d.evidence, args.save_evidence)
     return _emit(d, args)

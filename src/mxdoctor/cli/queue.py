@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from mxdoctor import api
-from mxdoctor.cli import _args
+from mxdoctor.cli import _args, _progress
 from mxdoctor.errors import MxdoctorError, QueueError
 from mxdoctor.queues import record, status
 from mxdoctor.queues.record import printable
@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--warn-count", type=int, help="WARNING at this many messages")
     parser.add_argument("--crit-count", type=int, help="CRITICAL at this many messages")
     parser.add_argument("--jobs", type=int, help="processes for a big one-record-per-line file (default 1)")
+    _progress.add_flag(parser)
     parser.add_argument("--now", type=float, help=argparse.SUPPRESS)  # fixed clock for reproducible output
     parser.set_defaults(func=run)
 
@@ -62,8 +63,9 @@ def _run(args: argparse.Namespace) -> int:
     source = _args.queue_source(args)
     if args.now is not None and not 0 <= args.now < record.MAX_TIME:
         raise QueueError(f"--now {args.now!r}: not a time")
-    result = api.read_queue(source, queues=args.queue or (), limits=thresholds_from(args), now=args.now,
-                            jobs=args.jobs or 1, top=args.top)
+    with _progress.shown(args) as on_progress:
+        result = api.read_queue(source, queues=args.queue or (), limits=thresholds_from(args), now=args.now,
+                                jobs=args.jobs or 1, top=args.top, on_progress=on_progress)
     _args.emit(args, Kind.QUEUE, result)
     if result.status is status.Status.UNKNOWN and args.output_format == "json":
         shape = result.shape

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mxdoctor.checks import _registry as registry
-from mxdoctor.checks import address, mx, nameserver, resolver
+from mxdoctor.checks import address, coverage, mx, nameserver, resolver
 from mxdoctor.checks import dane as dane_checks
 from mxdoctor.checks import smtp as smtp_checks
 from mxdoctor.checks._registry import Role
@@ -126,8 +126,10 @@ def evaluate(
     if not view_reachable:
         text = f"resolver of view {view} does not answer"
         return verdict(Decision.UNKNOWN, text, (resolver.RESOLVER_UNREACHABLE.code,))
+    # what the probe left unfinished (the deadline, a per-run limit) is why the route is incomplete
+    unfinished = registry.codes(findings, coverage.DEADLINE_REACHED, coverage.LIMIT_REACHED)
     if route is None or route.kind is RouteKind.INCOMPLETE:
-        return verdict(Decision.UNKNOWN, "the lookups did not complete (deadline)", ())
+        return verdict(Decision.UNKNOWN, "the lookups did not complete (deadline)", unfinished)
     if route.kind is RouteKind.FAILED:
         error = _DNS_STATUS.get(route.mx.outcome, "ErrorRetry") if route.mx else "ErrorRetry"
         text = t.mx_tempfail.format(domain=domain, error=error, host=domain, qtype="MX")
@@ -155,7 +157,7 @@ def evaluate(
             )
             return verdict(Decision.DEFER, text, dns_codes, x.host)
         if st.kind == "unknown":
-            return verdict(Decision.UNKNOWN, "the address lookups did not complete", (), x.host)
+            return verdict(Decision.UNKNOWN, "the address lookups did not complete", unfinished, x.host)
     smtp_fail: tuple[Exchanger, str] | None = None
     dane_fail: tuple[Exchanger, str, tuple[str, ...]] | None = None
     for x, st in states:

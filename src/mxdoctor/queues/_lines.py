@@ -49,6 +49,7 @@ class Lines:
     def __init__(self, readline: Callable[[int], str], close: Callable[[], None] | None = None) -> None:
         self.count = 0
         self.notes: list[Malformed] = []
+        self.position: Callable[[], int] | None = None  # bytes read so far, for a regular file
         self._readline = readline
         self._close = close
         self._iter = self._lines()
@@ -162,6 +163,9 @@ def open_path(path: str, timeout: float) -> Lines:
     lines = Lines(text.readline, text.close)
     if deadline is not None:
         deadline.lines = lines
+    elif stat.S_ISREG(mode):
+        # the raw offset, ahead of the lines handed out by one read buffer at most: fine for a bar
+        lines.position = lambda: os.lseek(fd, 0, os.SEEK_CUR)
     return lines
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import IO
 
 import mxdoctor.queues as _package
+from mxdoctor import progress
 from mxdoctor.errors import QueueError
 from mxdoctor.queues import _lines, record
 from mxdoctor.queues._lines import SourceFailed
@@ -29,6 +30,8 @@ from mxdoctor.queues.record import Format, Item, Malformed, Mta
 
 SNIFF_LINES = 40
 CommandFailed = SourceFailed  # the older name of the same failure
+# Records between two progress events: a callback per record would cost more than reading it.
+PROGRESS_EVERY = 4096
 
 
 def _discover() -> None:
@@ -108,12 +111,53 @@ def read(source: Source, *, now: float | None = None) -> Iterator[Item]:
     return open_source(source, now=now)[1]
 
 
-def open_source(source: Source, *, now: float | None = None) -> tuple[str | None, Iterator[Item]]:
+def open_source(
+    source: Source, *, now: float | None = None, on_progress: progress.Callback | None = None
+) -> tuple[str | None, Iterator[Item]]:
     """The format ``source`` is read as (None for an empty listing) and its record stream.
 
-    Raises QueueError when the source cannot be opened, is not a listing, or ends (time-out, an
-    endless line) before one line could be read.
+    ``on_progress`` is told, as the stream is read, the bytes read of a regular file's size, or the
+    records read of a pipe or command. Raises QueueError when the source cannot be opened, is not a
+    listing, or ends (time-out, an endless line) before one line could be read.
     """
+    position: list[Callable[[], int]] = []
+    fmt, items = _open_source(source, now=now, position=position)
+    if on_progress is None:
+        return fmt, items
+    return fmt, _reporting(items, on_progress, source, position[0] if position else None)
+
+
+def _reporting(
+    items: Iterator[Item], on_progress: progress.Callback, source: Source, position: Callable[[], int] | None
+) -> Iterator[Item]:
+    size = os.stat(source.path).st_size if position is not None and source.path else None
+    task = f"reading {source.label}"
+    count = 0
+
+    def tell(*, finished: bool = False) -> None:
+        if size is None or position is None:
+            on_progress(progress.Progress(task, count, None, progress.Unit.RECORDS, finished=finished))
+            return
+        try:
+            done = size if finished else min(position(), size)
+        except (OSError, ValueError):  # the file is closed: all of it was read
+            done = size
+        on_progress(progress.Progress(task, done, size, progress.Unit.BYTES, finished=finished))
+
+    tell()
+    try:
+        for item in items:
+            yield item
+            count += 1
+            if count % PROGRESS_EVERY == 0:
+                tell()
+    finally:
+        tell(finished=True)
+
+
+def _open_source(
+    source: Source, *, now: float | None, position: list[Callable[[], int]]
+) -> tuple[str | None, Iterator[Item]]:
     if source.mta is not None:
         fmt = get(source.format) if source.format else BY_MTA[source.mta]
         if source.mta is Mta.EXCHANGE and sys.platform != "win32":
@@ -123,6 +167,8 @@ def open_source(source: Source, *, now: float | None = None) -> tuple[str | None
     if source.path is None:
         raise QueueError("no queue source: give a file, '-' for stdin, or --postfix/--exim/...")
     lines = _lines.open_path(source.path, source.timeout)
+    if lines.position is not None:
+        position.append(lines.position)
     if source.format:
         fmt = get(source.format)
         return fmt.name, records(fmt, lines, now=now)

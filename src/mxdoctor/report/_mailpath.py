@@ -53,6 +53,8 @@ def _row_text(r: Row) -> str:
 
 
 def _result(lk: Lookup) -> tuple[str, bool]:
+    if lk.unfinished:
+        return "unfinished", False  # the deadline ended it: not a failure of the server
     if lk.outcome is Outcome.NOERROR:
         return "ok", False
     if lk.outcome is Outcome.NODATA:
@@ -86,6 +88,8 @@ def rows_for(d: Diagnosis, qname: str, qtype: str) -> tuple[Row, ...]:
     for lk in chosen:
         result, failed = _result(lk)
         detail = lk.outcome.value if lk.outcome is not Outcome.NOERROR else " ".join(lk.records)
+        if lk.unfinished:
+            detail = "cut off by the deadline"
         if lk.cnames:
             detail = "CNAME " + " -> ".join(c.rstrip(".") for c in lk.cnames) + " " + detail
         out.append(Row(_where(d, lk), result, detail.strip(), failed))
