@@ -173,6 +173,10 @@ CHECKS: dict[str, list[Wire]] = {
         Wire("ns1.example.com", "mx6.example.com", "A", answer=(), aa=True),
         Wire("internal", "mx6.example.com", "AAAA", answer=("::1",)),
     ],
+    "mx-literal": [
+        Wire("ns1.example.com", "example.com", "MX", answer=("10 127.0.0.25.",), aa=True),
+        Wire("internal", "127.0.0.25", "A", "NXDOMAIN"),
+    ],
     "multi-mx-partial": [
         Wire("ns1.example.com", "example.com", "MX", answer=("10 mx1.example.com.", "20 mx2.example.com."), aa=True),
         Wire("ns1.example.com", "mx1.example.com", "A", "SERVFAIL"),

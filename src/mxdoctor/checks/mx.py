@@ -88,8 +88,9 @@ MX_TARGET_IS_ADDRESS = finding(
     Role.ROUTE_PERMANENT,
     "MX target is an IP address",
     "The MX target of {domain} is written as an address: {host}.",
-    "An MX names a host, not an address; MTAs look the 'name' up as a host name, find nothing and "
-    "treat the exchanger as unusable (Exim refuses it unless allow_mx_to_ip is set).",
+    "An MX names a host, not an address. Postfix, Sendmail and OpenSMTPD take the numeric name as the "
+    "address and deliver; Exim refuses it unless allow_mx_to_ip is set, and Exchange looks the 'name' up "
+    "as a host name, finds nothing and bounces: whether mail arrives depends on the sender's MTA.",
     sender="Nothing reliable on the sending side.",
     receiver="Publish a host name with an A/AAAA record for {host} and point the MX at that name.",
     rfcs=("RFC 5321 §5.1", "RFC 1035 §3.3.9"),
@@ -208,7 +209,8 @@ def mx_targets(ctx: Context) -> Iterable[Finding]:
         definite = all(
             lk is not None and lk.outcome.is_answer for x in r.exchangers for lk in (x.a, x.aaaa)
         )
-        if definite and r.exchangers and not any(x.addresses for x in r.exchangers):
+        # an address written as the target is one for the MTAs that take it as such (MX_TARGET_IS_ADDRESS)
+        if definite and r.exchangers and not any(x.addresses or x.literal for x in r.exchangers):
             truthful = all(
                 view in _truthful_views(ctx, Question(x.host, t)) for x in r.exchangers for t in ("A", "AAAA")
             )

@@ -76,6 +76,7 @@ class MtaModel:
     uses_external_view: bool = False  # set by a knob: resolution goes through the external resolvers
     no_address_defers: bool = False  # every exchanger answered without an address: defer, not bounce
     null_mx_supported: bool = True  # False: "MX 0 ." is just an exchanger "." without an address
+    mx_literal: bool = False  # an MX target written as an address ("MX 10 192.0.2.25.") is used as one
     sources: tuple[Source, ...] = ()
     notes: tuple[str, ...] = ()  # behaviours that are inferred, not confirmed
 
@@ -215,6 +216,7 @@ EXCHANGE2013 = MtaModel(
         "A timeout on the internal path ends the request with ErrorTimeout (decompiled code).",
         "REFUSED/FORMERR/broken AAAA answers fail the request (inferred: only ServerFailure is excused).",
         "AAAA NXDOMAIN taken as success without an A query (reading of decompiled code, unconfirmed).",
+        "An MX target written as an address is asked as a host name, which does not exist (inferred).",
     ),
 )
 POSTFIX = MtaModel(
@@ -224,6 +226,7 @@ POSTFIX = MtaModel(
     on_aaaa_failure=_ALL_NEXT,
     on_a_failure=_ALL_NEXT,
     on_aaaa_nxdomain=OnNxdomain.NEXT_FAMILY,
+    mx_literal=True,
     texts=Texts(
         mx_tempfail="4.4.3 Host or domain name not found. Name service error for name={domain} type=MX: "
         "Host not found, try again",
@@ -267,7 +270,9 @@ POSTFIX = MtaModel(
         Source("PF-inet", "Postfix src/util/inet_proto.c: inet_protocols=ipv4 asks A only"),
     ),
     notes=("Any address found wins: 'As long as we are able to look up any host address, we ignore "
-           "problems with DNS lookups' (smtp_addr.c).",),
+           "problems with DNS lookups' (smtp_addr.c).",
+           "An MX target written as an address is used as that address: smtp_addr_one() 'Interpret a "
+           "numerical name as an address' (smtp_addr.c); dns_lookup.c only logs 'numeric domain name'.",),
 )
 EXIM = MtaModel(
     name="exim",
@@ -318,7 +323,9 @@ EXIM = MtaModel(
            "cached for the name (RFC 2308 §5), so the host has no address and the message bounces "
            "(observed with Exim 4.96 against the lab, docs/conformance.md).",
            "Routing failures are logged '** <address>: <text>' without R=; the texts are the observed "
-           "4.96 ones (docs/conformance.md).",),
+           "4.96 ones (docs/conformance.md).",
+           "An MX target written as an address is refused (allow_mx_to_ip is false by default): 'all "
+           "relevant MX records point to non-existent hosts or (invalidly) to IP addresses' (observed).",),
 )
 SENDMAIL = MtaModel(
     name="sendmail",
@@ -331,6 +338,7 @@ SENDMAIL = MtaModel(
     },
     on_a_failure=_ALL_HOST,
     on_aaaa_nxdomain=OnNxdomain.HOST_UNUSABLE,
+    mx_literal=True,
     texts=Texts(
         mx_tempfail="4.4.3 host map: lookup ({domain}): deferred",
         nxdomain="5.1.2 Host unknown (Name server: {domain}: host not found)",
@@ -370,6 +378,8 @@ SENDMAIL = MtaModel(
         "AAAA NXDOMAIN: the A query that follows is answered from the resolver's cached NXDOMAIN (RFC 2308 "
         "§5): 'Host unknown (Name server: <host>.: host not found)', 5.1.2 (observed); a host without any "
         "address gives '... no data known'.",
+        "An MX target written as an address is used as that address: 8.17 delivers to 'relay=127.0.0.25. "
+        "[127.0.0.25]' (observed, docs/conformance.md).",
     ),
 )
 OPENSMTPD = MtaModel(
@@ -389,6 +399,7 @@ OPENSMTPD = MtaModel(
         unreachable="TempFail: Connection refused",
     ),
     no_address_defers=True,
+    mx_literal=True,
     knobs=(
         Knob(
             "release<7",
@@ -407,6 +418,8 @@ OPENSMTPD = MtaModel(
         _CONFORMANCE,
     ),
     notes=("No address at all is a temporary failure (DNS_ENOTFOUND → TempFail) in mta.c.",
+           "An MX target written as an address is used as that address: libasr's getaddrinfo tries the "
+           "name as a numeric host first (getaddrinfo_async.c).",
            "AAAA NXDOMAIN: the A sub-query is answered from the resolver's cached NXDOMAIN (RFC 2308 §5), "
            "so no address is found: TempFail 'No MX found for domain' (observed with 6.8.0p2, "
            "docs/conformance.md).",

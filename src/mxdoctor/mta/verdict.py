@@ -44,6 +44,11 @@ class _HostState:
 
 
 def _host_state(model: MtaModel, x: Exchanger) -> _HostState:
+    if x.literal is not None and model.mx_literal:
+        # the MTA takes the numeric "name" as the address itself and asks no DNS for it
+        family = "AAAA" if ":" in x.literal else "A"
+        if family in model.order:
+            return _HostState("usable", addresses=(x.literal,))
     addresses: list[str] = []
     soft: _HostState | None = None
     last = model.order[-1]
