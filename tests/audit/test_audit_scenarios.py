@@ -31,6 +31,8 @@ TABLE: dict[str, tuple[set[str], int]] = {
     "domain-nxdomain": ({mx.DOMAIN_NXDOMAIN.code}, 2),
     "null-mx": ({mx.NULL_MX.code}, 2),
     "mx-cname": ({mx.MX_TARGET_IS_CNAME.code}, 1),
+    "cname-loop": ({mx.CNAME_CHAIN_BROKEN.code}, 2),
+    "cname-chain": ({mx.CNAME_CHAIN_BROKEN.code}, 2),
     "mx-literal": ({mx.MX_TARGET_IS_ADDRESS.code}, 2),
     "no-address": ({mx.NO_ADDRESSES.code}, 2),
     "lame-delegation": ({nameserver.LAME_DELEGATION.code}, 2),

@@ -8,7 +8,7 @@ from mxdoctor.checks._common import failing_places, outcome_text, with_result
 from mxdoctor.checks._context import Context
 from mxdoctor.checks._registry import Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
-from mxdoctor.evidence import Outcome
+from mxdoctor.evidence import CNAME_CHAIN_LIMIT, Outcome, cname_loop
 from mxdoctor.route import Question, RouteKind
 
 MX_LOOKUP_FAILED = finding(
@@ -119,6 +119,20 @@ NO_ADDRESSES = finding(
     receiver="Publish A/AAAA records for the MX hosts of {domain}.",
     rfcs=("RFC 5321 §5.1",),
 )
+CNAME_CHAIN_BROKEN = finding(
+    "CNAME_CHAIN_BROKEN",
+    Severity.CRITICAL,
+    Role.DNS_FAULT,
+    "A CNAME chain loops or never ends",
+    "{qname} is an alias that never reaches data: {detail}.",
+    "Resolvers give up on an alias chain that loops or runs past their limit (BIND 16 names, Unbound "
+    "11 restarts) and answer SERVFAIL, a temporary failure: every MTA defers the mail and retries "
+    "until it expires, it does not bounce.",
+    sender="Nothing to change on the sending side.",
+    receiver="Point {qname} at a name with the records (at most a few aliases, no loop): "
+    "dig {qname} {qtype} +trace shows the chain.",
+    rfcs=("RFC 1034 §3.6.2", "RFC 5321 §5.1"),
+)
 MAIL_ROUTE_OK = finding(
     "MAIL_ROUTE_OK",
     Severity.INFO,
@@ -216,3 +230,21 @@ def mx_targets(ctx: Context) -> Iterable[Finding]:
             )
             if truthful:
                 yield NO_ADDRESSES.emit(r.domain, seen=seen, domain=r.domain)
+
+
+@check(CNAME_CHAIN_BROKEN)
+def cname_chains(ctx: Context) -> Iterable[Finding]:
+    # the authoritative view follows the chain itself; a resolver view only says SERVFAIL
+    for (view, q), lk in sorted(ctx.summaries.items()):
+        if view != ctx.authoritative or lk.outcome is not Outcome.SERVFAIL or not lk.cnames:
+            continue
+        loop = cname_loop(q.qname, lk.cnames)
+        if loop:
+            chain = "a loop, " + " -> ".join(n.rstrip(".") for n in loop)
+        elif len(lk.cnames) > CNAME_CHAIN_LIMIT:
+            chain = f"more than {CNAME_CHAIN_LIMIT} aliases in a row"
+        else:
+            continue
+        yield CNAME_CHAIN_BROKEN.emit(
+            q.qname, seen=[Seen(view)], qname=q.qname.rstrip("."), detail=chain, qtype=q.qtype
+        )

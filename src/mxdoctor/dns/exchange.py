@@ -32,7 +32,7 @@ from mxdoctor.evidence import Outcome, Transport
 
 MAX_ATTEMPTS = 4
 DIAGNOSTIC_WITHOUT_EDNS = "DiagnosticWithoutEdns"  # the workaround name of the plain-DNS diagnostic query
-MAX_CNAME_CHAIN = 16
+MAX_CNAME_CHAIN = evidence.CNAME_CHAIN_LIMIT
 MAX_RETIRED = 1024  # a quarter of the ID space at most stays unusable
 MAX_STRAYS = 8  # stray datagrams remembered per query: enough to explain, bounded against floods
 

@@ -79,6 +79,16 @@ ROOTS_SILENT = (
 )
 
 
+def _cname_failure(qname: str, chain: list[str]) -> tuple[str, tuple[str, ...]]:
+    """The detail and the chain to record for a chain that never reaches data: the loop, or the
+    names up to the limit."""
+    loop = evidence.cname_loop(qname, chain)
+    if loop:
+        names = [qname.lower(), *chain]
+        return "CNAME loop: " + " -> ".join(loop), tuple(names[1 : names.index(loop[0]) + len(loop)])
+    return f"CNAME chain longer than {MAX_CNAME_CHAIN} names", tuple(chain[: MAX_CNAME_CHAIN + 1])
+
+
 class AuthoritativeView:
     """Iterate from the root hints; ask the question of every address of every server of the zone
     that owns the name, and conclude as a good resolver would (``iterate.summarise``)."""
@@ -119,21 +129,26 @@ class AuthoritativeView:
         chain: list[str] = []
         exchanges: list[int] = []
         summary: Lookup | None = None
+        following = False
         for _ in range(MAX_CNAME_CHAIN):
             summary = await self._ask_owner_zone(qname, qtype)
             exchanges.extend(summary.exchanges)
             chain.extend(summary.cnames)
-            following = (
+            following = bool(
                 qtype != "CNAME"
                 and summary.outcome in (Outcome.NODATA, Outcome.NOERROR)
                 and not summary.records
                 and summary.cnames
             )
-            if not following or summary.cnames[-1] in (question.qname, *chain[:-1]):
+            if not following or summary.cnames[-1] in (question.qname, *chain[:-1]) or len(chain) > MAX_CNAME_CHAIN:
                 break
             qname = summary.cnames[-1]
         assert summary is not None
         result = replace(summary, qname=question.qname, cnames=tuple(chain), exchanges=tuple(dict.fromkeys(exchanges)))
+        if following:
+            # a chain that loops or never ends: every resolver gives up with SERVFAIL, so MTAs defer
+            detail, names = _cname_failure(question.qname, chain)
+            result = replace(result, outcome=Outcome.SERVFAIL, records=(), cnames=names, detail=detail)
         self.engine.recorder.add_lookup(result)
         return result
 

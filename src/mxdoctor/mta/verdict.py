@@ -138,7 +138,9 @@ def evaluate(
         error = _DNS_STATUS.get(route.mx.outcome, "ErrorRetry") if route.mx else "ErrorRetry"
         text = t.mx_tempfail.format(domain=domain, error=error, host=domain, qtype="MX")
 
-        causes = registry.codes(findings, mx.MX_LOOKUP_FAILED, resolver.RESOLVER_FAILS, nameserver.EDNS_DROPPED)
+        causes = registry.codes(
+            findings, mx.MX_LOOKUP_FAILED, mx.CNAME_CHAIN_BROKEN, resolver.RESOLVER_FAILS, nameserver.EDNS_DROPPED
+        )
         return verdict(Decision.DEFER, text, causes)
     if route.kind is RouteKind.NXDOMAIN:
         text = t.nxdomain.format(domain=domain, qtype=model.order[-1], host=domain, error="")
