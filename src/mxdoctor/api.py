@@ -77,6 +77,7 @@ class DiagnoseOptions:
     dns_port: int = 53
     timeout: float = 2.0  # per query
     deadline: float = 30.0  # the whole probe
+    stub_timer: bool = True  # the MTA's view waits as the host's stub resolver does (resolv.conf)
     smtp: bool = False  # also probe port 25 of every exchanger address the MTA's view found
     smtp_port: int = 25
     smtp_cafile: str | None = None  # extra trusted CA (PEM) for the certificate check
@@ -94,6 +95,7 @@ class DiagnoseOptions:
             dns_port=self.dns_port,
             timeout=self.timeout,
             deadline=self.deadline,
+            stub_timer=self.stub_timer,
         )
         options.check()
         return options
@@ -244,6 +246,7 @@ def lab_options(
         smtp_cafile=str(certs.lab_ca(Path(card.workdir) / "certs")[0]),
         timeout=timeout,
         deadline=deadline,
+        stub_timer=False,  # the lab's tests choose their own per-query timeout
         smtp=smtp,
     )
 
@@ -376,6 +379,7 @@ def _smtp_dns_options(options: SmtpOptions) -> probe.ProbeOptions:
         dns_port=options.dns_port,
         timeout=min(options.timeout, 3.0),
         deadline=max(options.timeout * 2, 10.0),
+        stub_timer=False,  # finding the addresses to probe is no MTA verdict: mxdoctor's own timer
     )
     opts.check()
     return opts

@@ -515,8 +515,11 @@ class Engine:
     def questions_sent(self) -> int:
         return len(self._cache)
 
-    async def ask(self, view: str, server: evidence.Server, qname: str, qtype: str, *, rd: bool) -> ServerAnswer:
-        """The answer of ``server`` to (qname, qtype); asked once per run whoever asks."""
+    async def ask(
+        self, view: str, server: evidence.Server, qname: str, qtype: str, *, rd: bool, timeout: float | None = None
+    ) -> ServerAnswer:
+        """The answer of ``server`` to (qname, qtype); asked once per run whoever asks (with the first
+        asker's ``timeout`` for the first try, the engine's by default)."""
         key = (server.address, server.port, qname, qtype, rd)
         task = self._cache.get(key)
         if task is None and len(self.recorder.exchanges) >= self.limits.exchanges:
@@ -524,7 +527,7 @@ class Engine:
             self.recorder.reach("exchanges", f"questions past {self.limits.exchanges} exchanges were not sent")
             return ServerAnswer(server, qname, qtype, rd, Outcome.TIMEOUT, detail=detail)
         if task is None:
-            task = asyncio.ensure_future(self._ask(view, server, qname, qtype, rd))
+            task = asyncio.ensure_future(self._ask(view, server, qname, qtype, rd, timeout=timeout))
             self._cache[key] = task
         return await asyncio.shield(task)
 
@@ -545,7 +548,9 @@ class Engine:
         *,
         shape: QueryShape | None = None,
         probe: str | None = None,
+        timeout: float | None = None,
     ) -> ServerAnswer:
+        base = self.timeout if timeout is None else timeout
         plan = AttemptPlan() if shape is None else ShapedPlan(shape)
         recorded: list[tuple[int, int]] = []  # (attempt number, exchange id)
         # UDP attempts past their timeout: a late reply to one still counts, as it does for a stub
@@ -565,7 +570,7 @@ class Engine:
                 async with self._limit(server):
                     if attempt.transport is Transport.UDP:
                         last = await self._udp_attempt(
-                            view, server, qname, qtype, rd, attempt, lingering, recorded, shape, probe
+                            view, server, qname, qtype, rd, attempt, lingering, recorded, shape, probe, base=base
                         )
                     else:
                         started = self.recorder.now()
@@ -573,17 +578,17 @@ class Engine:
                         if shape is None:
                             reply = await tcp_query(
                                 server.address, server.port, qname, qtype, rd=rd, edns=attempt.edns,
-                                timeout=self.timeout, max_records=self.limits.parsed,
+                                timeout=base, max_records=self.limits.parsed,
                             )  # fmt: skip
                         else:
                             query_id = secrets.randbits(16)
                             data = await tcp_exchange(
-                                server.address, server.port, shape.encode(query_id, qname, qtype), self.timeout
+                                server.address, server.port, shape.encode(query_id, qname, qtype), base
                             )
                             reply = _tcp_reply(data, query_id, qname.lower(), qtype, self.limits.parsed)
                             size = len(data) if isinstance(data, bytes) else None
                         ident, last = self._record(
-                            view, server, qname, qtype, rd, attempt, started, reply, [], self.timeout,
+                            view, server, qname, qtype, rd, attempt, started, reply, [], base,
                             shape=shape, probe=probe, size=size,
                         )  # fmt: skip
                         recorded.append((attempt.number, ident))
@@ -629,6 +634,7 @@ class Engine:
         probe: str | None = None,
         *,
         alone: bool = False,
+        base: float | None = None,
     ) -> _AttemptOutcome:
         """Send one UDP attempt and wait for it or any lingering earlier one; record what is settled.
 
@@ -637,7 +643,7 @@ class Engine:
         started = self.recorder.now()
         channel = self._channel(server)
         # the wait doubles on each retry, as glibc's and Windows' stubs back off
-        timeout = self.timeout * (2 if attempt.number > 1 and shape is None else 1)
+        timeout = (self.timeout if base is None else base) * (2 if attempt.number > 1 and shape is None else 1)
         try:
             ident, waiter = await channel.send(qname, qtype, rd=rd, edns=attempt.edns, shape=shape)
         except OSError as exc:  # the socket could not even be opened (no route, bad family)

@@ -37,16 +37,25 @@ class RecursiveView:
     """A recursive resolver, or the list of them a stub tries in order (RD=1); answers taken as is:
     a SERVFAIL stays a SERVFAIL. The next server is tried only after a failure, as the stub does."""
 
-    def __init__(self, name: str, kind: ViewKind, servers: tuple[evidence.Server, ...], engine: Engine) -> None:
+    def __init__(
+        self, name: str, kind: ViewKind, servers: tuple[evidence.Server, ...], engine: Engine,
+        patience: float | None = None,
+    ) -> None:
         self.name = name
         self.kind = kind
         self.servers = servers
         self.engine = engine
+        # how long one question may take in all (the MTA's stub resolver); None: the engine's timer.
+        # The engine tries twice, the second wait double the first, and a late reply to the first
+        # still counts: a first wait of a third makes the whole wait ``patience``.
+        self.first_wait = None if patience is None else patience / 3
 
     async def lookup(self, question: route.Question) -> Lookup:
         lookups: list[Lookup] = []
         for server in self.servers:
-            answer = await self.engine.ask(self.name, server, question.qname, question.qtype, rd=True)
+            answer = await self.engine.ask(
+                self.name, server, question.qname, question.qtype, rd=True, timeout=self.first_wait
+            )
             lk = answer.to_lookup(self.name)
             self.engine.recorder.add_lookup(lk)
             lookups.append(lk)

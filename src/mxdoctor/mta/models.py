@@ -77,6 +77,7 @@ class MtaModel:
     no_address_defers: bool = False  # every exchanger answered without an address: defer, not bounce
     null_mx_supported: bool = True  # False: "MX 0 ." is just an exchanger "." without an address
     mx_literal: bool = False  # an MX target written as an address ("MX 10 192.0.2.25.") is used as one
+    own_dns_wait: str = ""  # the limits of the MTA's own DNS client, in words; empty: the host's stub resolver
     sources: tuple[Source, ...] = ()
     notes: tuple[str, ...] = ()  # behaviours that are inferred, not confirmed
 
@@ -139,6 +140,8 @@ def _fault_tolerance_normal(aaaa: dict[Failure, OnFailure], a: dict[Failure, OnF
     )
 
 
+# Exchange's own DNS client, not the Windows stub [MS-SENS]
+_EXCHANGE_WAIT = "5 s for each DNS server, at most 1 min for one query (Exchange's own DNS client)"
 _EXCHANGE_TEXTS = Texts(
     mx_tempfail="451 4.4.0 DNS query failed. The error was: DNS query failed with error {error}",
     nxdomain="554 5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain",
@@ -157,6 +160,7 @@ EXCHANGE2010 = MtaModel(
     on_a_failure=_ALL_DOMAIN,
     on_aaaa_nxdomain=OnNxdomain.HOST_UNUSABLE,
     texts=_EXCHANGE_TEXTS,
+    own_dns_wait=_EXCHANGE_WAIT,
     knobs=(_EXCHANGE_EXTERNAL, _fault_tolerance_normal(_ALL_DOMAIN, _ALL_DOMAIN)),
     sources=(
         Source(
@@ -199,6 +203,7 @@ EXCHANGE2013 = MtaModel(
     on_a_failure=_ALL_HOST,
     on_aaaa_nxdomain=OnNxdomain.HOST_UNUSABLE,
     texts=_EXCHANGE_TEXTS,
+    own_dns_wait=_EXCHANGE_WAIT,
     knobs=(_EXCHANGE_EXTERNAL, _fault_tolerance_normal(_EXCHANGE2013_AAAA, _ALL_HOST)),
     sources=(
         Source(
