@@ -223,8 +223,9 @@ def missing() -> str:
 
 LIMITS = """The verdict column is mxdoctor's MTA models over the lookups of the MTA's view (the
 `--resolver`), which asks as the MTA does: MX first, then each exchanger's AAAA and then its A, one after
-the other (the order of Exchange, Exim, Sendmail and OpenSMTPD; Postfix asks A first, so where a resolver's
-answer depends on the order its verdict is the AAAA-first one), and waits for each answer as long as the
+the other (the order of Exchange, Exim, Sendmail and OpenSMTPD; Postfix asks A first, so where a resolver
+answers the A query from the NXDOMAIN the AAAA query left in its cache, Postfix's verdict reads the A answer
+of the authoritative servers, which a fresh resolver would pass on), and waits for each answer as long as the
 host's stub resolver would (resolv.conf timeout × attempts, glibc's default 5 s × 2; a note under each
 verdict says how long that MTA waits; Exchange's own client waits 5 s per server). The other views ask
 in parallel on mxdoctor's own time-outs (2 s, then 4 s). Where a resolver's answer depends on order or
