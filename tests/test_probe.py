@@ -256,3 +256,25 @@ def test_bad_options_raise_config_errors() -> None:
         probe.collect("example.test", probe.ProbeOptions(resolvers=("resolver.example",)))
     with pytest.raises(ConfigError):
         probe.collect("example.test", dataclasses.replace(probe.ProbeOptions(use_system=False), dns_port=0))
+
+
+def test_the_mta_view_asks_aaaa_then_a_and_waits_as_the_stub_resolver(tmp_path: Path) -> None:
+    # the MTA's resolver drops AAAA: the stub (resolv.conf timeout:1, two tries) waits about 2 s before
+    # the A query goes out, where mxdoctor's own timer (0.3 s, then 0.6 s) gives up within 1 s
+    conf = tmp_path / "resolv.conf"
+    conf.write_text("options timeout:1 attempts:2\n")
+    faults = {RESOLVER: [Fault("drop", qtype="AAAA")]}
+    ev = run_probe(
+        tmp_path, "example.test", faults, resolvers=(RESOLVER,), authoritative=False,
+        stub_timer=True, resolv_conf=str(conf),
+    )
+    mine = [x for x in ev.exchanges if x.view == "internal" and x.qname == "mx.example.test."]
+    aaaa = [x for x in mine if x.qtype == "AAAA"]
+    [a] = [x for x in mine if x.qtype == "A"]
+    assert aaaa and all(x.outcome is Outcome.TIMEOUT for x in aaaa)
+    assert a.started >= max(x.started + x.duration for x in aaaa) - 0.05  # A only after the AAAA gave up
+    assert 1.8 <= a.started - min(x.started for x in aaaa) <= 3.0  # 1 s x 2 tries, not mxdoctor's 0.3 s
+    assert ev.options["stub_timeout"] == "1" and ev.options["stub_attempts"] == "2"
+    d = analysis.analyse(ev)
+    postfix = next(v for v in d.verdicts if v.mta == "postfix")
+    assert any("up to 2 s for one answer (stub resolver timeout:1 x attempts:2" in n for n in postfix.notes)

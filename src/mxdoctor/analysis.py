@@ -42,6 +42,8 @@ def analyse(
         smtp=ev.smtp,
         mtas=mtas,
         knobs=knobs,
+        stub=verdict_mod.StubWait.from_options(ev.options),
+        authoritative=ctx.authoritative,
     )
     return Diagnosis(
         domain=ev.domain,

@@ -77,6 +77,7 @@ class DiagnoseOptions:
     dns_port: int = 53
     timeout: float = 2.0  # per query
     deadline: float = 30.0  # the whole probe
+    stub_timer: bool = True  # the MTA's view waits as the host's stub resolver does (resolv.conf)
     smtp: bool = False  # also probe port 25 of every exchanger address the MTA's view found
     smtp_port: int = 25
     smtp_cafile: str | None = None  # extra trusted CA (PEM) for the certificate check
@@ -96,6 +97,7 @@ class DiagnoseOptions:
             timeout=self.timeout,
             deadline=self.deadline,
             trust_anchor=self.trust_anchor,
+            stub_timer=self.stub_timer,
         )
         options.check()
         return options
@@ -247,6 +249,7 @@ def lab_options(
         trust_anchor=card.trust_anchor or None,
         timeout=timeout,
         deadline=deadline,
+        stub_timer=False,  # the lab's tests choose their own per-query timeout
         smtp=smtp,
     )
 
@@ -379,6 +382,7 @@ def _smtp_dns_options(options: SmtpOptions) -> probe.ProbeOptions:
         dns_port=options.dns_port,
         timeout=min(options.timeout, 3.0),
         deadline=max(options.timeout * 2, 10.0),
+        stub_timer=False,  # finding the addresses to probe is no MTA verdict: mxdoctor's own timer
     )
     opts.check()
     return opts

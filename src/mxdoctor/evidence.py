@@ -20,6 +20,20 @@ SCHEMA = "mxdoctor.evidence"
 # 1.1 limits_reached; 1.2 Lookup.unfinished; 1.3 Exchange.ede, Evidence.trust_anchor, the dnssec view, TlsInfo.chain
 SCHEMA_VERSION = "1.3"
 MAX_FILE_BYTES = 256 * 1024 * 1024  # far above any real probe run; a bound for a device or a stray file
+# aliases followed for one question; a longer chain fails as in resolvers (BIND 16, Unbound 11 restarts)
+CNAME_CHAIN_LIMIT = 16
+
+
+def cname_loop(qname: str, cnames: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """The names of the loop in the chain ``qname -> cnames``, from its first repeated name back to it;
+    empty when the chain does not loop."""
+    names = [qname.lower(), *(c.lower() for c in cnames)]
+    first: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name in first:
+            return tuple(names[first[name]: i + 1])
+        first[name] = i
+    return ()
 
 
 class Outcome(enum.StrEnum):

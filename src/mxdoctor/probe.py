@@ -33,6 +33,9 @@ class ProbeOptions:
     deadline: float = 30.0
     per_server_concurrency: int = 8
     resolv_conf: str = system.RESOLV_CONF
+    # the MTA's view (first resolver, else the system view) waits for one answer as long as this
+    # host's stub resolver does: resolv.conf's timeout x attempts (glibc: 5 s x 2)
+    stub_timer: bool = True
     # DNSSEC: DO to the authoritative servers, AD to resolvers, DNSKEY and DS of every zone on the path.
     dnssec: bool = True
     # A file of the root's DS/DNSKEY records; None: the IANA root keys, unless root_hints name another root.
@@ -71,6 +74,9 @@ class ProbeOptions:
             value = getattr(self, f.name)
             out[f.name] = ",".join(value) if isinstance(value, tuple) else str(value)
         out["use_system"] = str(self.system_enabled)
+        # the stub resolver's timer: how long the MTA on this host waits for one DNS answer
+        timer = system.resolv_conf_timer(self.resolv_conf)
+        out["stub_timeout"], out["stub_attempts"] = f"{timer.timeout:g}", str(timer.attempts)
         return out
 
 
@@ -82,15 +88,19 @@ def probe_time(deadline: float) -> float:
 
 
 def build_views(options: ProbeOptions, engine: Engine) -> list[views.View]:
-    """The views of a run in report order: system, internal resolvers, external ones, authoritative."""
+    """The views of a run in report order: system, internal resolvers, external ones, authoritative.
+    The MTA's view (the first resolver, else the system view) waits as the stub resolver does."""
     port = options.dns_port
     built: list[views.View] = []
+    patience = system.resolv_conf_timer(options.resolv_conf).wait if options.stub_timer else None
     if options.system_enabled:
         servers = system.system_servers(options.resolv_conf, port)
-        built.append(views.RecursiveView("system", ViewKind.SYSTEM, servers, engine))
+        mine = patience if not options.resolvers else None
+        built.append(views.RecursiveView("system", ViewKind.SYSTEM, servers, engine, mine))
     for i, text in enumerate(options.resolvers):
         name = "internal" if i == 0 else f"internal#{i + 1}"
-        built.append(views.RecursiveView(name, ViewKind.RESOLVER, (system.parse_server(text, port),), engine))
+        servers = (system.parse_server(text, port),)
+        built.append(views.RecursiveView(name, ViewKind.RESOLVER, servers, engine, patience if i == 0 else None))
     for text in options.externals:
         server = system.parse_server(text, port)
         # named as the user wrote it, so a report line matches the command line
@@ -104,11 +114,27 @@ def build_views(options: ProbeOptions, engine: Engine) -> list[views.View]:
 class _RouteRun:
     """The thin loop around one view's RouteMachine; ``pending`` is what was asked and not answered."""
 
-    def __init__(self, view: views.View, domain: str, counter: progress.Counter) -> None:
+    def __init__(self, view: views.View, domain: str, counter: progress.Counter, *, in_order: bool = False) -> None:
         self.view = view
         self.machine = route.RouteMachine(domain)
         self.pending: list[route.Question] = []
         self.counter = counter
+        # the MTA's view asks a host's AAAA, then its A, one after the other, as Exchange, Exim,
+        # Sendmail and OpenSMTPD do: some resolvers answer the second from what the first left cached
+        self.in_order = in_order
+
+    async def _ask_host(self, questions: list[route.Question]) -> list[Lookup]:
+        return [await self._lookup(q) for q in questions]
+
+    async def _ask(self, questions: list[route.Question]) -> list[Lookup]:
+        if not self.in_order:
+            return list(await asyncio.gather(*(self._lookup(q) for q in questions)))
+        hosts: dict[str, list[route.Question]] = {}
+        for q in sorted(questions, key=lambda q: (q.qtype != "AAAA", q.qtype)):
+            hosts.setdefault(q.qname, []).append(q)
+        answered = await asyncio.gather(*(self._ask_host(qs) for qs in hosts.values()))
+        got = {q: lk for qs, lks in zip(hosts.values(), answered, strict=True) for q, lk in zip(qs, lks, strict=True)}
+        return [got[q] for q in questions]
 
     async def _lookup(self, q: route.Question) -> Lookup:
         lookup = await self.view.lookup(q)
@@ -126,7 +152,7 @@ class _RouteRun:
             asked.update(questions)
             self.pending.extend(questions)
             self.counter.add(len(questions))
-            answers = await asyncio.gather(*(self._lookup(q) for q in questions))
+            answers = await self._ask(questions)
             for q, lookup in zip(questions, answers, strict=True):
                 self.machine.give(q, lookup)
 
@@ -157,7 +183,10 @@ async def probe_domain(
     counter = progress.Counter(
         on_progress, f"diagnose {domain.rstrip('.')}", progress.Unit.LOOKUPS, deadline=started + options.deadline
     )
-    runs = [_RouteRun(v, domain, counter) for v in view_list]
+    mta_view = next((v for v in view_list if v.kind is ViewKind.RESOLVER), None) or next(
+        (v for v in view_list if v.kind is ViewKind.SYSTEM), None
+    )
+    runs = [_RouteRun(v, domain, counter, in_order=v is mta_view) for v in view_list]
     tasks = [asyncio.create_task(r.run()) for r in runs]
     try:
         left = max(0.0, probe_time(options.deadline) - (time.monotonic() - started))

@@ -50,6 +50,9 @@ SCENARIOS = (
     "no-address",
     "multi-mx-partial",
     "ipv6-only-mx",
+    "mx-literal",
+    "cname-loop",
+    "cname-chain",
 )
 # The knobs whose effect the run checks: (scenario, MTA, knob) with the knob set in the MTA's configuration.
 KNOB_CASES: tuple[tuple[str, str, str], ...] = (

@@ -286,6 +286,17 @@ def test_resolv_conf(tmp_path: Path) -> None:
     assert system.resolv_conf_servers(tmp_path / "missing") == (evidence.Server("127.0.0.1"),)  # as glibc
 
 
+def test_resolv_conf_timer_as_glibc_reads_it(tmp_path: Path) -> None:
+    conf = tmp_path / "resolv.conf"
+    assert system.resolv_conf_timer(tmp_path / "missing") == system.StubTimer(5.0, 2)  # glibc's defaults
+    conf.write_text("nameserver 127.0.0.53\noptions edns0 timeout:3 attempts:4 # local\n")
+    assert system.resolv_conf_timer(conf) == system.StubTimer(3.0, 4)
+    assert system.resolv_conf_timer(conf).wait == 12.0
+    # the last value wins; glibc caps timeout at 30 s and attempts at 5; junk is ignored
+    conf.write_text("options timeout:1\noptions timeout:99 attempts:9 attempts:x\n")
+    assert system.resolv_conf_timer(conf) == system.StubTimer(30.0, 5)
+
+
 def test_root_hints(tmp_path: Path) -> None:
     builtin = system.load_root_hints(None)
     assert len(builtin) == 13 and builtin["a.root-servers.net."] == ("198.41.0.4", "2001:503:ba3e::2:30")

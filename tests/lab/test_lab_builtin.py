@@ -173,6 +173,18 @@ CHECKS: dict[str, list[Wire]] = {
         Wire("ns1.example.com", "mx6.example.com", "A", answer=(), aa=True),
         Wire("internal", "mx6.example.com", "AAAA", answer=("::1",)),
     ],
+    "cname-loop": [
+        Wire("ns1.example.com", "shop.example.com", "MX", aa=True),
+        Wire("internal", "shop.example.com", "MX", "SERVFAIL"),
+    ],
+    "cname-chain": [
+        Wire("ns1.example.com", "c50.example.com", "MX", answer=("10 mx1.example.com.",), aa=True),
+        Wire("internal", "shop.example.com", "MX", "SERVFAIL"),
+    ],
+    "mx-literal": [
+        Wire("ns1.example.com", "example.com", "MX", answer=("10 127.0.0.25.",), aa=True),
+        Wire("internal", "127.0.0.25", "A", "NXDOMAIN"),
+    ],
     "multi-mx-partial": [
         Wire("ns1.example.com", "example.com", "MX", answer=("10 mx1.example.com.", "20 mx2.example.com."), aa=True),
         Wire("ns1.example.com", "mx1.example.com", "A", "SERVFAIL"),

@@ -37,7 +37,7 @@ def test_builtin_scenarios_are_complete(name: str) -> None:
     assert len(addresses) == len(set(addresses))
 
 
-def test_all_twenty_one_builtins_exist() -> None:
+def test_all_twenty_four_builtins_exist() -> None:
     # the audit-* scenarios belong to `mxdoctor audit` (tests/audit), the dnssec-* ones to tests/lab/test_lab_dnssec.py
     assert [n for n in scenario.builtin_names() if not n.startswith(("audit-", "dnssec-"))] == sorted(
         [
@@ -45,6 +45,7 @@ def test_all_twenty_one_builtins_exist() -> None:
             "mx-servfail", "domain-nxdomain", "null-mx", "mx-cname", "no-address", "lame-delegation",
             "ns-disagree", "internal-resolver-stale", "internal-forwarder-broken", "edns-intolerant",
             "edns-dropped", "tcp-refused-truncated", "smtp-tempfail", "ipv6-only-mx", "multi-mx-partial",
+            "mx-literal", "cname-loop", "cname-chain",
         ]
     )  # fmt: skip
 

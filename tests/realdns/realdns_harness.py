@@ -221,13 +221,18 @@ def missing() -> str:
 
 # -- docs/realdns.md ----------------------------------------------------------------------------------------
 
-LIMITS = """The verdict column is mxdoctor's MTA models over mxdoctor's own queries, which ask A and AAAA
-at once rather than in each MTA's order, and wait mxdoctor's time-outs (2 s, then 4 s) rather than the
-stub's (5 s × 2): it is shown, not judged. Where a resolver's answer depends on order or timing, the
-column of what the resolver answered the MTA shows what the MTA's own sequence got, and the notes under
-a cell say where that differs between resolvers: BIND applies a fresh AAAA NXDOMAIN to the A query
-that follows; BIND and PowerDNS Recursor turn silence into SERVFAIL (10 s, 3 s), which an MTA reads
-as a temporary failure, while Unbound and Knot Resolver (10.9 s) leave the stub to time out."""
+LIMITS = """The verdict column is mxdoctor's MTA models over the lookups of the MTA's view (the
+`--resolver`), which asks as the MTA does: MX first, then each exchanger's AAAA and then its A, one after
+the other (the order of Exchange, Exim, Sendmail and OpenSMTPD; Postfix asks A first, so where a resolver
+answers the A query from the NXDOMAIN the AAAA query left in its cache, Postfix's verdict reads the A answer
+of the authoritative servers, which a fresh resolver would pass on), and waits for each answer as long as the
+host's stub resolver would (resolv.conf timeout × attempts, glibc's default 5 s × 2; a note under each
+verdict says how long that MTA waits; Exchange's own client waits 5 s per server). The other views ask
+in parallel on mxdoctor's own time-outs (2 s, then 4 s). Where a resolver's answer depends on order or
+timing, the notes under a cell say where that differs between resolvers: BIND applies a fresh AAAA
+NXDOMAIN to the A query that follows; BIND and PowerDNS Recursor turn silence into SERVFAIL (10 s, 3 s),
+which an MTA reads as a temporary failure, while Unbound and Knot Resolver (10.9 s) leave the stub to
+time out."""
 
 INTRO = """Real authoritative servers and resolvers from Debian ran in one network namespace, each on its own
 address: Knot serves the root, NSD the TLDs com. and net., BIND (authoritative only) each mail zone

@@ -9,7 +9,7 @@ from mxdoctor.checks._common import failing_places, outcome_text, with_result
 from mxdoctor.checks._context import Context
 from mxdoctor.checks._registry import Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
-from mxdoctor.evidence import Outcome
+from mxdoctor.evidence import CNAME_CHAIN_LIMIT, Outcome, cname_loop
 from mxdoctor.route import Question, RouteKind
 
 MX_LOOKUP_FAILED = finding(
@@ -89,8 +89,9 @@ MX_TARGET_IS_ADDRESS = finding(
     Role.ROUTE_PERMANENT,
     "MX target is an IP address",
     "The MX target of {domain} is written as an address: {host}.",
-    "An MX names a host, not an address; MTAs look the 'name' up as a host name, find nothing and "
-    "treat the exchanger as unusable (Exim refuses it unless allow_mx_to_ip is set).",
+    "An MX names a host, not an address. Postfix, Sendmail and OpenSMTPD take the numeric name as the "
+    "address and deliver; Exim refuses it unless allow_mx_to_ip is set, and Exchange looks the 'name' up "
+    "as a host name, finds nothing and bounces: whether mail arrives depends on the sender's MTA.",
     sender="Nothing reliable on the sending side.",
     receiver="Publish a host name with an A/AAAA record for {host} and point the MX at that name.",
     rfcs=("RFC 5321 §5.1", "RFC 1035 §3.3.9"),
@@ -118,6 +119,20 @@ NO_ADDRESSES = finding(
     sender="Nothing to change on the sending side.",
     receiver="Publish A/AAAA records for the MX hosts of {domain}.",
     rfcs=("RFC 5321 §5.1",),
+)
+CNAME_CHAIN_BROKEN = finding(
+    "CNAME_CHAIN_BROKEN",
+    Severity.CRITICAL,
+    Role.DNS_FAULT,
+    "A CNAME chain loops or never ends",
+    "{qname} is an alias that never reaches data: {detail}.",
+    "Resolvers give up on an alias chain that loops or runs past their limit (BIND 16 names, Unbound "
+    "11 restarts) and answer SERVFAIL, a temporary failure: every MTA defers the mail and retries "
+    "until it expires, it does not bounce.",
+    sender="Nothing to change on the sending side.",
+    receiver="Point {qname} at a name with the records (at most a few aliases, no loop): "
+    "dig {qname} {qtype} +trace shows the chain.",
+    rfcs=("RFC 1034 §3.6.2", "RFC 5321 §5.1"),
 )
 MAIL_ROUTE_OK = finding(
     "MAIL_ROUTE_OK",
@@ -211,9 +226,28 @@ def mx_targets(ctx: Context) -> Iterable[Finding]:
         definite = all(
             lk is not None and lk.outcome.is_answer for x in r.exchangers for lk in (x.a, x.aaaa)
         )
-        if definite and r.exchangers and not any(x.addresses for x in r.exchangers):
+        # an address written as the target is one for the MTAs that take it as such (MX_TARGET_IS_ADDRESS)
+        if definite and r.exchangers and not any(x.addresses or x.literal for x in r.exchangers):
             truthful = all(
                 view in _truthful_views(ctx, Question(x.host, t)) for x in r.exchangers for t in ("A", "AAAA")
             )
             if truthful:
                 yield NO_ADDRESSES.emit(r.domain, seen=seen, domain=r.domain)
+
+
+@check(CNAME_CHAIN_BROKEN)
+def cname_chains(ctx: Context) -> Iterable[Finding]:
+    # the authoritative view follows the chain itself; a resolver view only says SERVFAIL
+    for (view, q), lk in sorted(ctx.summaries.items()):
+        if view != ctx.authoritative or lk.outcome is not Outcome.SERVFAIL or not lk.cnames:
+            continue
+        loop = cname_loop(q.qname, lk.cnames)
+        if loop:
+            chain = "a loop, " + " -> ".join(n.rstrip(".") for n in loop)
+        elif len(lk.cnames) > CNAME_CHAIN_LIMIT:
+            chain = f"more than {CNAME_CHAIN_LIMIT} aliases in a row"
+        else:
+            continue
+        yield CNAME_CHAIN_BROKEN.emit(
+            q.qname, seen=[Seen(view)], qname=q.qname.rstrip("."), detail=chain, qtype=q.qtype
+        )

@@ -32,7 +32,7 @@ from mxdoctor.evidence import Outcome, Transport
 
 MAX_ATTEMPTS = 4
 DIAGNOSTIC_WITHOUT_EDNS = "DiagnosticWithoutEdns"  # the workaround name of the plain-DNS diagnostic query
-MAX_CNAME_CHAIN = 16
+MAX_CNAME_CHAIN = evidence.CNAME_CHAIN_LIMIT
 MAX_RETIRED = 1024  # a quarter of the ID space at most stays unusable
 MAX_STRAYS = 8  # stray datagrams remembered per query: enough to explain, bounded against floods
 
@@ -519,8 +519,11 @@ class Engine:
     def questions_sent(self) -> int:
         return len(self._cache)
 
-    async def ask(self, view: str, server: evidence.Server, qname: str, qtype: str, *, rd: bool) -> ServerAnswer:
-        """The answer of ``server`` to (qname, qtype); asked once per run whoever asks."""
+    async def ask(
+        self, view: str, server: evidence.Server, qname: str, qtype: str, *, rd: bool, timeout: float | None = None
+    ) -> ServerAnswer:
+        """The answer of ``server`` to (qname, qtype); asked once per run whoever asks (with the first
+        asker's ``timeout`` for the first try, the engine's by default)."""
         key = (server.address, server.port, qname, qtype, rd)
         task = self._cache.get(key)
         if task is None and len(self.recorder.exchanges) >= self.limits.exchanges:
@@ -528,7 +531,7 @@ class Engine:
             self.recorder.reach("exchanges", f"questions past {self.limits.exchanges} exchanges were not sent")
             return ServerAnswer(server, qname, qtype, rd, Outcome.TIMEOUT, detail=detail)
         if task is None:
-            task = asyncio.ensure_future(self._ask(view, server, qname, qtype, rd))
+            task = asyncio.ensure_future(self._ask(view, server, qname, qtype, rd, timeout=timeout))
             self._cache[key] = task
         return await asyncio.shield(task)
 
@@ -549,7 +552,9 @@ class Engine:
         *,
         shape: QueryShape | None = None,
         probe: str | None = None,
+        timeout: float | None = None,
     ) -> ServerAnswer:
+        base = self.timeout if timeout is None else timeout
         plan = AttemptPlan() if shape is None else ShapedPlan(shape)
         recorded: list[tuple[int, int]] = []  # (attempt number, exchange id)
         # UDP attempts past their timeout: a late reply to one still counts, as it does for a stub
@@ -569,7 +574,7 @@ class Engine:
                 async with self._limit(server):
                     if attempt.transport is Transport.UDP:
                         last = await self._udp_attempt(
-                            view, server, qname, qtype, rd, attempt, lingering, recorded, shape, probe
+                            view, server, qname, qtype, rd, attempt, lingering, recorded, shape, probe, base=base
                         )
                     else:
                         started = self.recorder.now()
@@ -577,18 +582,18 @@ class Engine:
                         if shape is None:
                             reply = await tcp_query(
                                 server.address, server.port, qname, qtype, rd=rd, edns=attempt.edns,
-                                timeout=self.timeout, max_records=self.limits.parsed,
+                                timeout=base, max_records=self.limits.parsed,
                                 do=self._do(rd, attempt), ad=self.dnssec and rd,
                             )  # fmt: skip
                         else:
                             query_id = secrets.randbits(16)
                             data = await tcp_exchange(
-                                server.address, server.port, shape.encode(query_id, qname, qtype), self.timeout
+                                server.address, server.port, shape.encode(query_id, qname, qtype), base
                             )
                             reply = _tcp_reply(data, query_id, qname.lower(), qtype, self.limits.parsed)
                             size = len(data) if isinstance(data, bytes) else None
                         ident, last = self._record(
-                            view, server, qname, qtype, rd, attempt, started, reply, [], self.timeout,
+                            view, server, qname, qtype, rd, attempt, started, reply, [], base,
                             shape=shape, probe=probe, size=size,
                         )  # fmt: skip
                         recorded.append((attempt.number, ident))
@@ -634,6 +639,7 @@ class Engine:
         probe: str | None = None,
         *,
         alone: bool = False,
+        base: float | None = None,
     ) -> _AttemptOutcome:
         """Send one UDP attempt and wait for it or any lingering earlier one; record what is settled.
 
@@ -642,7 +648,7 @@ class Engine:
         started = self.recorder.now()
         channel = self._channel(server)
         # the wait doubles on each retry, as glibc's and Windows' stubs back off
-        timeout = self.timeout * (2 if attempt.number > 1 and shape is None else 1)
+        timeout = (self.timeout if base is None else base) * (2 if attempt.number > 1 and shape is None else 1)
         try:
             ident, waiter = await channel.send(
                 qname, qtype, rd=rd, edns=attempt.edns, shape=shape, do=self._do(rd, attempt), ad=self.dnssec and rd

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from mxdoctor import evidence
@@ -66,6 +67,46 @@ def resolv_conf_servers(path: str | Path = RESOLV_CONF, port: int = 53) -> tuple
                 continue
             servers.append(evidence.Server(address.compressed, port))
     return tuple(servers[:MAXNS]) or (evidence.Server("127.0.0.1", port),)
+
+
+@dataclass(frozen=True)
+class StubTimer:
+    """How long the host's stub resolver (glibc) waits for one question: ``timeout`` seconds per
+    try, ``attempts`` tries (resolv.conf ``options timeout:N attempts:N``; defaults 5 s and 2)."""
+
+    timeout: float = 5.0
+    attempts: int = 2
+
+    @property
+    def wait(self) -> float:
+        return self.timeout * self.attempts
+
+
+_TIMEOUT_MAX = 30  # glibc RES_MAXRETRANS
+_ATTEMPTS_MAX = 5  # glibc RES_MAXRETRY
+
+
+def resolv_conf_timer(path: str | Path = RESOLV_CONF) -> StubTimer:
+    """The stub's timer from a resolv.conf as glibc reads it: the last value of each option wins,
+    values are capped as glibc caps them, unreadable values are ignored."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        text = ""
+    timeout, attempts = StubTimer.timeout, StubTimer.attempts
+    for line in text.splitlines():
+        fields = line.split("#")[0].split(";")[0].split()
+        if not fields or fields[0] != "options":
+            continue
+        for option in fields[1:]:
+            key, _, value = option.partition(":")
+            if not value.isdigit():
+                continue
+            if key == "timeout":
+                timeout = float(min(max(int(value), 1), _TIMEOUT_MAX))
+            elif key == "attempts":
+                attempts = min(max(int(value), 1), _ATTEMPTS_MAX)
+    return StubTimer(timeout, attempts)
 
 
 def system_servers(path: str | Path = RESOLV_CONF, port: int = 53) -> tuple[evidence.Server, ...]:

@@ -37,16 +37,25 @@ class RecursiveView:
     """A recursive resolver, or the list of them a stub tries in order (RD=1); answers taken as is:
     a SERVFAIL stays a SERVFAIL. The next server is tried only after a failure, as the stub does."""
 
-    def __init__(self, name: str, kind: ViewKind, servers: tuple[evidence.Server, ...], engine: Engine) -> None:
+    def __init__(
+        self, name: str, kind: ViewKind, servers: tuple[evidence.Server, ...], engine: Engine,
+        patience: float | None = None,
+    ) -> None:
         self.name = name
         self.kind = kind
         self.servers = servers
         self.engine = engine
+        # how long one question may take in all (the MTA's stub resolver); None: the engine's timer.
+        # The engine tries twice, the second wait double the first, and a late reply to the first
+        # still counts: a first wait of a third makes the whole wait ``patience``.
+        self.first_wait = None if patience is None else patience / 3
 
     async def lookup(self, question: route.Question) -> Lookup:
         lookups: list[Lookup] = []
         for server in self.servers:
-            answer = await self.engine.ask(self.name, server, question.qname, question.qtype, rd=True)
+            answer = await self.engine.ask(
+                self.name, server, question.qname, question.qtype, rd=True, timeout=self.first_wait
+            )
             lk = answer.to_lookup(self.name)
             self.engine.recorder.add_lookup(lk)
             lookups.append(lk)
@@ -77,6 +86,16 @@ ROOTS_SILENT = (
     "no root server answered from this host: the authoritative servers could not be tested (a firewall "
     "that lets only the resolver out?)"
 )
+
+
+def _cname_failure(qname: str, chain: list[str]) -> tuple[str, tuple[str, ...]]:
+    """The detail and the chain to record for a chain that never reaches data: the loop, or the
+    names up to the limit."""
+    loop = evidence.cname_loop(qname, chain)
+    if loop:
+        names = [qname.lower(), *chain]
+        return "CNAME loop: " + " -> ".join(loop), tuple(names[1 : names.index(loop[0]) + len(loop)])
+    return f"CNAME chain longer than {MAX_CNAME_CHAIN} names", tuple(chain[: MAX_CNAME_CHAIN + 1])
 
 
 class AuthoritativeView:
@@ -119,21 +138,26 @@ class AuthoritativeView:
         chain: list[str] = []
         exchanges: list[int] = []
         summary: Lookup | None = None
+        following = False
         for _ in range(MAX_CNAME_CHAIN):
             summary = await self._ask_owner_zone(qname, qtype)
             exchanges.extend(summary.exchanges)
             chain.extend(summary.cnames)
-            following = (
+            following = bool(
                 qtype != "CNAME"
                 and summary.outcome in (Outcome.NODATA, Outcome.NOERROR)
                 and not summary.records
                 and summary.cnames
             )
-            if not following or summary.cnames[-1] in (question.qname, *chain[:-1]):
+            if not following or summary.cnames[-1] in (question.qname, *chain[:-1]) or len(chain) > MAX_CNAME_CHAIN:
                 break
             qname = summary.cnames[-1]
         assert summary is not None
         result = replace(summary, qname=question.qname, cnames=tuple(chain), exchanges=tuple(dict.fromkeys(exchanges)))
+        if following:
+            # a chain that loops or never ends: every resolver gives up with SERVFAIL, so MTAs defer
+            detail, names = _cname_failure(question.qname, chain)
+            result = replace(result, outcome=Outcome.SERVFAIL, records=(), cnames=names, detail=detail)
         self.engine.recorder.add_lookup(result)
         return result
 

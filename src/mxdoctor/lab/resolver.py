@@ -495,7 +495,8 @@ class RecursiveResolver:
             if step.kind is Kind.CNAME:
                 chain.extend(step.rrsets)
                 name = step.rrsets[-1][0].target
-                if name in seen:
+                # a loop, or a chain longer than real resolvers follow (their limit is per chain, not per reply)
+                if name in seen or len(chain) > MAX_CNAME_CHAIN:
                     return _SERVFAIL
                 seen.add(name)
                 continue

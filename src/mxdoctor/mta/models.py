@@ -80,6 +80,8 @@ class MtaModel:
     no_address_defers: bool = False  # every exchanger answered without an address: defer, not bounce
     null_mx_supported: bool = True  # False: "MX 0 ." is just an exchanger "." without an address
     dane: bool = False  # set by a knob: DANE for SMTP (RFC 7672) where the exchanger's zone is signed
+    mx_literal: bool = False  # an MX target written as an address ("MX 10 192.0.2.25.") is used as one
+    own_dns_wait: str = ""  # the limits of the MTA's own DNS client, in words; empty: the host's stub resolver
     sources: tuple[Source, ...] = ()
     notes: tuple[str, ...] = ()  # behaviours that are inferred, not confirmed
 
@@ -142,6 +144,8 @@ def _fault_tolerance_normal(aaaa: dict[Failure, OnFailure], a: dict[Failure, OnF
     )
 
 
+# Exchange's own DNS client, not the Windows stub [MS-SENS]
+_EXCHANGE_WAIT = "5 s for each DNS server, at most 1 min for one query (Exchange's own DNS client)"
 _EXCHANGE_TEXTS = Texts(
     mx_tempfail="451 4.4.0 DNS query failed. The error was: DNS query failed with error {error}",
     nxdomain="554 5.4.4 SMTPSEND.DNS.NonExistentDomain; nonexistent domain",
@@ -160,6 +164,7 @@ EXCHANGE2010 = MtaModel(
     on_a_failure=_ALL_DOMAIN,
     on_aaaa_nxdomain=OnNxdomain.HOST_UNUSABLE,
     texts=_EXCHANGE_TEXTS,
+    own_dns_wait=_EXCHANGE_WAIT,
     knobs=(_EXCHANGE_EXTERNAL, _fault_tolerance_normal(_ALL_DOMAIN, _ALL_DOMAIN)),
     sources=(
         Source(
@@ -202,6 +207,7 @@ EXCHANGE2013 = MtaModel(
     on_a_failure=_ALL_HOST,
     on_aaaa_nxdomain=OnNxdomain.HOST_UNUSABLE,
     texts=_EXCHANGE_TEXTS,
+    own_dns_wait=_EXCHANGE_WAIT,
     knobs=(_EXCHANGE_EXTERNAL, _fault_tolerance_normal(_EXCHANGE2013_AAAA, _ALL_HOST)),
     sources=(
         Source(
@@ -219,6 +225,7 @@ EXCHANGE2013 = MtaModel(
         "A timeout on the internal path ends the request with ErrorTimeout (decompiled code).",
         "REFUSED/FORMERR/broken AAAA answers fail the request (inferred: only ServerFailure is excused).",
         "AAAA NXDOMAIN taken as success without an A query (reading of decompiled code, unconfirmed).",
+        "An MX target written as an address is asked as a host name, which does not exist (inferred).",
     ),
 )
 POSTFIX = MtaModel(
@@ -228,6 +235,7 @@ POSTFIX = MtaModel(
     on_aaaa_failure=_ALL_NEXT,
     on_a_failure=_ALL_NEXT,
     on_aaaa_nxdomain=OnNxdomain.NEXT_FAMILY,
+    mx_literal=True,
     texts=Texts(
         mx_tempfail="4.4.3 Host or domain name not found. Name service error for name={domain} type=MX: "
         "Host not found, try again",
@@ -280,7 +288,9 @@ POSTFIX = MtaModel(
         Source("PF-inet", "Postfix src/util/inet_proto.c: inet_protocols=ipv4 asks A only"),
     ),
     notes=("Any address found wins: 'As long as we are able to look up any host address, we ignore "
-           "problems with DNS lookups' (smtp_addr.c).",),
+           "problems with DNS lookups' (smtp_addr.c).",
+           "An MX target written as an address is used as that address: smtp_addr_one() 'Interpret a "
+           "numerical name as an address' (smtp_addr.c); dns_lookup.c only logs 'numeric domain name'.",),
 )
 EXIM = MtaModel(
     name="exim",
@@ -340,7 +350,9 @@ EXIM = MtaModel(
            "cached for the name (RFC 2308 §5), so the host has no address and the message bounces "
            "(observed with Exim 4.96 against the lab, docs/conformance.md).",
            "Routing failures are logged '** <address>: <text>' without R=; the texts are the observed "
-           "4.96 ones (docs/conformance.md).",),
+           "4.96 ones (docs/conformance.md).",
+           "An MX target written as an address is refused (allow_mx_to_ip is false by default): 'all "
+           "relevant MX records point to non-existent hosts or (invalidly) to IP addresses' (observed).",),
 )
 SENDMAIL = MtaModel(
     name="sendmail",
@@ -353,6 +365,7 @@ SENDMAIL = MtaModel(
     },
     on_a_failure=_ALL_HOST,
     on_aaaa_nxdomain=OnNxdomain.HOST_UNUSABLE,
+    mx_literal=True,
     texts=Texts(
         mx_tempfail="4.4.3 host map: lookup ({domain}): deferred",
         nxdomain="5.1.2 Host unknown (Name server: {domain}: host not found)",
@@ -392,6 +405,8 @@ SENDMAIL = MtaModel(
         "AAAA NXDOMAIN: the A query that follows is answered from the resolver's cached NXDOMAIN (RFC 2308 "
         "§5): 'Host unknown (Name server: <host>.: host not found)', 5.1.2 (observed); a host without any "
         "address gives '... no data known'.",
+        "An MX target written as an address is used as that address: 8.17 delivers to 'relay=127.0.0.25. "
+        "[127.0.0.25]' (observed, docs/conformance.md).",
     ),
 )
 OPENSMTPD = MtaModel(
@@ -411,6 +426,7 @@ OPENSMTPD = MtaModel(
         unreachable="TempFail: Connection refused",
     ),
     no_address_defers=True,
+    mx_literal=True,
     knobs=(
         Knob(
             "release<7",
@@ -429,6 +445,8 @@ OPENSMTPD = MtaModel(
         _CONFORMANCE,
     ),
     notes=("No address at all is a temporary failure (DNS_ENOTFOUND → TempFail) in mta.c.",
+           "An MX target written as an address is used as that address: libasr's getaddrinfo tries the "
+           "name as a numeric host first (getaddrinfo_async.c).",
            "AAAA NXDOMAIN: the A sub-query is answered from the resolver's cached NXDOMAIN (RFC 2308 §5), "
            "so no address is found: TempFail 'No MX found for domain' (observed with 6.8.0p2, "
            "docs/conformance.md).",

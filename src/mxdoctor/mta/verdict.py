@@ -6,6 +6,7 @@ findings a verdict names as its causes are picked by spec object or by role, nev
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,11 @@ class _HostState:
 
 
 def _host_state(model: MtaModel, x: Exchanger) -> _HostState:
+    if x.literal is not None and model.mx_literal:
+        # the MTA takes the numeric "name" as the address itself and asks no DNS for it
+        family = "AAAA" if ":" in x.literal else "A"
+        if family in model.order:
+            return _HostState("usable", addresses=(x.literal,))
     addresses: list[str] = []
     soft: _HostState | None = None
     last = model.order[-1]
@@ -70,6 +76,34 @@ def _host_state(model: MtaModel, x: Exchanger) -> _HostState:
     if addresses:
         return _HostState("usable", addresses=tuple(addresses))
     return soft or _HostState("perm", last, x.lookup(last))
+
+
+@dataclass(frozen=True)
+class StubWait:
+    """The host's stub resolver timer as the probe read it (resolv.conf ``timeout``, ``attempts``)."""
+
+    timeout: float
+    attempts: int
+    source: str = "/etc/resolv.conf"
+
+    @classmethod
+    def from_options(cls, options: dict[str, str]) -> StubWait | None:
+        """From an evidence's options record; None when the evidence has none (older files)."""
+        try:
+            return cls(float(options["stub_timeout"]), int(options["stub_attempts"]), options.get("resolv_conf", ""))
+        except (KeyError, ValueError):
+            return None
+
+
+def _waits(model: MtaModel, stub: StubWait | None) -> tuple[str, ...]:
+    """How long this MTA waits for one DNS answer before it takes the lookup as failed."""
+    if model.own_dns_wait:
+        return (f"DNS wait: {model.own_dns_wait}.",)
+    if stub is None:
+        return ()
+    wait = stub.timeout * stub.attempts
+    return (f"DNS wait: up to {wait:g} s for one answer (stub resolver timeout:{stub.timeout:g} x "
+            f"attempts:{stub.attempts}, {stub.source or 'resolv.conf'}).",)
 
 
 def _status(text: str) -> str:
@@ -113,9 +147,10 @@ def evaluate(
     smtp: Sequence[SmtpProbe] = (),
     view_reachable: bool = True,
     knobs: tuple[str, ...] = (),
+    stub: StubWait | None = None,
 ) -> Verdict:
     """The verdict of one model over the route through ``view``."""
-    base = dict(mta=model.name, title=model.title, view=view, knobs=knobs, notes=model.notes)
+    base = dict(mta=model.name, title=model.title, view=view, knobs=knobs, notes=(*model.notes, *_waits(model, stub)))
     domain = route.domain.rstrip(".") if route else ""
     t = model.texts
 
@@ -134,7 +169,9 @@ def evaluate(
         error = _DNS_STATUS.get(route.mx.outcome, "ErrorRetry") if route.mx else "ErrorRetry"
         text = t.mx_tempfail.format(domain=domain, error=error, host=domain, qtype="MX")
 
-        causes = registry.codes(findings, mx.MX_LOOKUP_FAILED, resolver.RESOLVER_FAILS, nameserver.EDNS_DROPPED)
+        causes = registry.codes(
+            findings, mx.MX_LOOKUP_FAILED, mx.CNAME_CHAIN_BROKEN, resolver.RESOLVER_FAILS, nameserver.EDNS_DROPPED
+        )
         return verdict(Decision.DEFER, text, causes)
     if route.kind is RouteKind.NXDOMAIN:
         text = t.nxdomain.format(domain=domain, qtype=model.order[-1], host=domain, error="")
@@ -228,25 +265,52 @@ def predict(
     smtp: Sequence[SmtpProbe] = (),
     mtas: Sequence[str] | None = None,
     knobs: dict[str, tuple[str, ...]] | None = None,
+    stub: StubWait | None = None,
+    authoritative: str | None = None,
 ) -> list[Verdict]:
     """A verdict per MTA model, each with the knobs that would change it."""
     knobs = knobs or {}
+    if authoritative is not None and reference is not None and reference in routes and authoritative in routes:
+        # the reference view asks AAAA before A; a model that asks A first meets a resolver whose
+        # cache holds no NXDOMAIN from the AAAA query yet
+        routes = {**routes, _A_FIRST: _a_first(routes[reference], routes[authoritative])}
     out = []
     for name, model in MODELS.items():
         if mtas and name not in mtas:
             continue
         applied = knobs.get(name, ())
-        v = _one(model.with_knobs(applied), routes, reference, externals, reachable, findings, smtp, applied)
+        v = _one(model.with_knobs(applied), routes, reference, externals, reachable, findings, smtp, applied, stub)
         alternatives = []
         for knob in model.knobs:
             if knob.name in applied:
                 continue
             alt = _one(model.with_knobs(applied + (knob.name,)), routes, reference, externals, reachable,
-                       findings, smtp, applied + (knob.name,))
+                       findings, smtp, applied + (knob.name,), stub)
             if alt.outcome is not v.outcome:
                 alternatives.append(Alternative(knob.name, alt.outcome, knob.how, alt.text))
         out.append(Verdict(**{**v.__dict__, "alternatives": tuple(alternatives)}))
     return out
+
+
+_A_FIRST = "\0a-first"  # the reference route as a model asking A first sees it (never a view name)
+
+
+def _a_first(ordered: Route, fresh: Route) -> Route:
+    """``ordered`` with the A answer the authoritative view got, for each exchanger whose AAAA and
+    then A came back NXDOMAIN: some resolvers (BIND, dnsmasq, the lab's) answer an A query from the
+    NXDOMAIN the AAAA query left in their cache (RFC 2308 §5), which an A-first MTA never meets."""
+    by_host = {x.host: x for x in fresh.exchangers}
+    changed = []
+    for x in ordered.exchangers:
+        other = by_host.get(x.host)
+        if (
+            other is not None and other.a is not None and x.a is not None and x.aaaa is not None
+            and x.aaaa.outcome is Outcome.NXDOMAIN and x.a.outcome is Outcome.NXDOMAIN
+            and other.a.outcome is Outcome.NOERROR
+        ):
+            x = dataclasses.replace(x, a=dataclasses.replace(other.a, view=x.a.view))
+        changed.append(x)
+    return dataclasses.replace(ordered, exchangers=tuple(changed))
 
 
 def _one(
@@ -258,6 +322,7 @@ def _one(
     findings: Sequence[Finding],
     smtp: Sequence[SmtpProbe],
     applied: tuple[str, ...],
+    stub: StubWait | None = None,
 ) -> Verdict:
     view = reference
     if model.uses_external_view and externals:
@@ -265,5 +330,8 @@ def _one(
     if view is None:
         return Verdict(model.name, model.title, Decision.UNKNOWN, "", "no resolver view was probed",
                        knobs=applied, notes=model.notes)
-    return evaluate(model, routes.get(view), view=view, findings=findings, smtp=smtp,
-                    view_reachable=reachable.get(view, True), knobs=applied)
+    route = routes.get(view)
+    if view == reference and model.order[0] == "A" and _A_FIRST in routes:
+        route = routes[_A_FIRST]
+    return evaluate(model, route, view=view, findings=findings, smtp=smtp,
+                    view_reachable=reachable.get(view, True), knobs=applied, stub=stub)
