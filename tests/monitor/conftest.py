@@ -1,11 +1,27 @@
-"""Fixtures of the watch tests: a loopback webhook receiver and queue listings written on demand."""
+"""Fixtures of the watch tests: a loopback webhook receiver, and the watch daemons a test starts
+(killed at its end whatever happens)."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import pytest
 from watch_helpers import WebhookReceiver
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait(10)
+            if p.stderr:
+                p.stderr.close()
 
 
 @pytest.fixture

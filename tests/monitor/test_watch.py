@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -238,20 +237,6 @@ def start_daemon(tmp_path: Path, webhook: WebhookReceiver) -> subprocess.Popen[b
          "--no-diagnose", "--no-log"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        yield procs
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait(10)
-            if p.stderr:
-                p.stderr.close()
 
 
 def test_kill_9_and_restart_send_no_duplicate(tmp_path: Path, webhook: WebhookReceiver,

@@ -43,20 +43,6 @@ def receiver() -> Iterator[FlakyReceiver]:
         r.close()
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        yield procs
-    finally:
-        for p in procs:
-            if p.poll() is None:
-                p.kill()
-            p.wait(10)
-            if p.stderr:
-                p.stderr.close()
-
-
 def start_daemon(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "mxdoctor.cli", "watch", str(tmp_path / "queue.jsonl"), "--interval", "0.2s",
