@@ -130,13 +130,33 @@ def test_default_path_falls_back_to_the_xdg_state_directory(tmp_path: Path) -> N
 def nobody_home() -> Iterator[Path]:
     if os.geteuid() != 0 or shutil.which("setpriv") is None:
         pytest.skip("needs root and setpriv to run watch as an unprivileged user")
+    # A checkout below a 0700 directory (mktemp -d) is closed to nobody: open the way to the code and
+    # the virtual environment it runs (search permission only) for the test, and close it again.
+    opened: list[tuple[Path, int]] = []
+    import mxdoctor
+
+    for leaf in (Path(sys.prefix), Path(mxdoctor.__file__).parent):
+        for d in (leaf, *leaf.parents):
+            mode = d.stat().st_mode
+            if not mode & 0o001 and all(d != o for o, _ in opened):
+                opened.append((d, mode))
+                os.chmod(d, mode | 0o001)
     home = Path(tempfile.mkdtemp(prefix="mxdoctor-h2-watch-nobody-"))
     os.chmod(home, 0o755)
     os.chown(home, NOBODY, NOBODY)
     try:
+        probe = subprocess.run(
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", sys.executable, "-c",
+             "import mxdoctor.cli"],
+            capture_output=True, text=True, timeout=60, cwd="/",
+        )
+        if probe.returncode != 0:
+            pytest.skip(f"an unprivileged user cannot run this checkout's mxdoctor: {probe.stderr.strip()[-200:]}")
         yield home
     finally:
         shutil.rmtree(home, ignore_errors=True)
+        for d, mode in reversed(opened):
+            os.chmod(d, mode)
 
 
 def run_as_nobody(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
