@@ -26,7 +26,7 @@ def test_seed_case_texts() -> None:
     assert v["exchange2010"] == (
         Decision.DEFER, "451 4.4.0 DNS query failed. The error was: DNS query failed with error ServerFailure"
     )
-    assert v["sendmail"] == (Decision.DEFER, "Deferred: Name server: mail.example.net.: host name lookup failure")
+    assert v["sendmail"] == (Decision.DEFER, "4.4.3 Deferred: Name server: mail.example.net.: host name lookup failure")
     assert v["postfix"][0] is Decision.DELIVER and "127.0.0.25" in v["postfix"][1]
 
 
@@ -110,3 +110,39 @@ def test_every_finding_spec_has_a_role_and_the_roles_the_verdicts_read_are_popul
     assert set(by_role) == set(Role)
     assert address.AAAA_SERVFAIL.code in by_role[Role.DNS_FAULT]
     assert mx.NULL_MX.code in by_role[Role.DOMAIN_PERMANENT]
+
+
+def test_sendmail_delivers_over_ipv6_without_asking_a_and_asks_a_once_every_ipv6_connect_fails() -> None:
+    """a-servfail-aaaa-ok: A answers SERVFAIL, AAAA ::1 accepts. Sendmail connects to the AAAA addresses
+    before it asks A (daemon.c makeconnection); with ::1 refusing it asks A and tempfails on the SERVFAIL."""
+    v = verdicts("a-servfail-aaaa-ok")
+    assert v["sendmail"] == (Decision.DELIVER, "delivers to mx1.example.com [::1]")
+    assert v["postfix"][0] is Decision.DELIVER and v["exchange2013"][0] is Decision.DEFER
+    ev = evidence.loads((DATA / "a-servfail-aaaa-ok.json").read_text(encoding="utf-8"))
+    refused = tuple(
+        dataclasses.replace(p, stages=(evidence.SmtpStage("connect", False, error="Connection refused"),))
+        if p.address == "::1" else p
+        for p in ev.smtp
+    )
+    assert any(p.address == "::1" for p in refused)
+    sendmail = next(v for v in analysis.analyse(dataclasses.replace(ev, smtp=refused)).verdicts if v.mta == "sendmail")
+    assert (sendmail.outcome, sendmail.status) == (Decision.DEFER, "4.4.3")
+    assert sendmail.text == "4.4.3 Deferred: Name server: mx1.example.com.: host name lookup failure"
+
+
+@pytest.mark.parametrize(
+    ("name", "mta", "text"),
+    [
+        # the texts the real programs logged (docs/conformance.md)
+        ("mx-nxdomain", "postfix",
+         "5.4.4 Host or domain name not found. Name service error for name=mx1.example.com type=AAAA: Host not found"),
+        ("mx-nxdomain", "sendmail", "5.1.2 Host unknown (Name server: mx1.example.com.: host not found)"),
+        ("no-mx", "exim", "Unrouteable address"),
+        ("no-mx", "sendmail", "5.1.2 Host unknown (Name server: example.com: no data known)"),
+        ("smtp-refused", "postfix", "4.4.1 connect to mx1.example.com[127.0.0.45]:25: Connection refused"),
+        ("smtp-refused", "sendmail", "4.4.1 Deferred: Connection refused by mx1.example.com."),
+        ("smtp-refused", "opensmtpd", "TempFail: Network error on destination MXs"),
+    ],
+)
+def test_texts_as_the_real_programs_log_them(name: str, mta: str, text: str) -> None:
+    assert verdicts(name)[mta][1] == text

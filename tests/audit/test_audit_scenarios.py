@@ -47,6 +47,10 @@ TABLE: dict[str, tuple[set[str], int]] = {
     "smtp-tempfail": (set(), 0),  # an SMTP fault: audit does not speak SMTP
     "ipv6-only-mx": (set(), 0),
     "multi-mx-partial": ({address.AAAA_SERVFAIL.code, address.A_LOOKUP_FAILED.code}, 2),
+    "a-servfail-aaaa-ok": ({address.A_LOOKUP_FAILED.code}, 2),
+    "mx-nxdomain": ({mx.MX_TARGET_NXDOMAIN.code, mx.NO_ADDRESSES.code}, 2),
+    "no-mx": ({mx.IMPLICIT_MX.code, mx.NO_ADDRESSES.code}, 2),
+    "smtp-refused": (set(), 0),  # an SMTP fault: audit does not speak SMTP
     # one per audit probe that can fail
     "audit-unknown-type": ({audit.UNKNOWN_TYPE_MISHANDLED.code}, 2),
     "audit-edns-version": ({audit.EDNS_VERSION_IGNORED.code}, 1),

@@ -193,6 +193,27 @@ CHECKS: dict[str, list[Wire]] = {
         Wire("internal", "mx1.example.com", "A", "SERVFAIL"),
         Wire("internal", "mx2.example.com", "A", answer=("127.0.0.26",)),
     ],
+    "a-servfail-aaaa-ok": [
+        Wire("ns1.example.com", "mx1.example.com", "A", "SERVFAIL"),
+        Wire("ns2.example.com", "mx1.example.com", "AAAA", answer=("::1",), aa=True),
+        Wire("internal", "mx1.example.com", "AAAA", answer=("::1",)),
+        Wire("internal", "mx1.example.com", "A", "SERVFAIL"),
+    ],
+    "mx-nxdomain": [
+        Wire("ns1.example.com", "example.com", "MX", answer=MX1, aa=True),
+        Wire("ns2.example.com", "mx1.example.com", "A", "NXDOMAIN", aa=True),
+        Wire("internal", "mx1.example.com", "AAAA", "NXDOMAIN"),
+        Wire("internal", "mail.example.com", "A", answer=A25),
+    ],
+    "no-mx": [
+        Wire("ns1.example.com", "example.com", "MX", answer=(), aa=True),
+        Wire("ns2.example.com", "example.com", "A", answer=(), aa=True),
+        Wire("internal", "example.com", "AAAA", answer=()),
+    ],
+    "smtp-refused": [
+        Wire("internal", "example.com", "MX", answer=MX1),
+        Wire("internal", "mx1.example.com", "A", answer=("127.0.0.45",)),
+    ],
 }
 
 

@@ -45,7 +45,7 @@ def test_all_twenty_four_builtins_exist() -> None:
             "mx-servfail", "domain-nxdomain", "null-mx", "mx-cname", "no-address", "lame-delegation",
             "ns-disagree", "internal-resolver-stale", "internal-forwarder-broken", "edns-intolerant",
             "edns-dropped", "tcp-refused-truncated", "smtp-tempfail", "ipv6-only-mx", "multi-mx-partial",
-            "mx-literal", "cname-loop", "cname-chain",
+            "mx-literal", "cname-loop", "cname-chain", "a-servfail-aaaa-ok", "mx-nxdomain", "no-mx", "smtp-refused",
         ]
     )  # fmt: skip
 

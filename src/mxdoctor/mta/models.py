@@ -33,7 +33,8 @@ class OnNxdomain(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Texts:
-    """Status and text the MTA logs, with {domain}, {host}, {qtype}, {error} filled in."""
+    """Status and text the MTA logs, with {domain}, {host}, {qtype}, {error}, {address} filled in; {name} is
+    the exchanger as the MTA writes it: an MX target absolute (trailing dot), the implicit MX bare."""
 
     mx_tempfail: str
     nxdomain: str
@@ -41,6 +42,8 @@ class Texts:
     no_address: str  # every exchanger answered, none has an address
     address_tempfail: str  # no usable exchanger, at least one temporary failure
     domain_defer: str  # an address-lookup failure that fails the whole resolution (DOMAIN_DEFER)
+    host_nxdomain: str = ""  # the exchanger's name does not exist (NXDOMAIN); empty: as no_address
+    implicit_no_address: str = ""  # no MX and the domain itself has no address; empty: as no_address
     deliver: str = "delivers to {host} [{address}]"
     unreachable: str = "connect to {host}[{address}]:25: Connection refused"
     # With DANE on (a knob): the TLSA lookup of {host} failed, or no TLSA record matches its certificate.
@@ -81,6 +84,9 @@ class MtaModel:
     null_mx_supported: bool = True  # False: "MX 0 ." is just an exchanger "." without an address
     dane: bool = False  # set by a knob: DANE for SMTP (RFC 7672) where the exchanger's zone is signed
     mx_literal: bool = False  # an MX target written as an address ("MX 10 192.0.2.25.") is used as one
+    # AAAA asked first and its addresses connected to before A is asked: A only when AAAA gave no address
+    # or every IPv6 connect failed, so a failing A query does not matter while IPv6 delivers
+    a_after_v6_connect: bool = False
     own_dns_wait: str = ""  # the limits of the MTA's own DNS client, in words; empty: the host's stub resolver
     sources: tuple[Source, ...] = ()
     notes: tuple[str, ...] = ()  # behaviours that are inferred, not confirmed
@@ -244,6 +250,8 @@ POSTFIX = MtaModel(
         null_mx="5.1.0 Domain {domain} does not accept mail (nullMX)",
         no_address="5.4.4 Host or domain name not found. Name service error for name={host} type={qtype}: "
         "Host found but no data record of requested type",
+        host_nxdomain="5.4.4 Host or domain name not found. Name service error for name={host} type={qtype}: "
+        "Host not found",
         address_tempfail="4.4.3 Host or domain name not found. Name service error for name={host} "
         "type={qtype}: Host not found, try again",
         domain_defer="4.4.3 Host or domain name not found. Name service error for name={host} "
@@ -286,11 +294,15 @@ POSTFIX = MtaModel(
         ),
         Source("PF-strerror", "Postfix src/dns/dns_strerror.c: 'Host not found, try again' for TRY_AGAIN"),
         Source("PF-inet", "Postfix src/util/inet_proto.c: inet_protocols=ipv4 asks A only"),
+        _CONFORMANCE,
     ),
     notes=("Any address found wins: 'As long as we are able to look up any host address, we ignore "
            "problems with DNS lookups' (smtp_addr.c).",
            "An MX target written as an address is used as that address: smtp_addr_one() 'Interpret a "
-           "numerical name as an address' (smtp_addr.c); dns_lookup.c only logs 'numeric domain name'.",),
+           "numerical name as an address' (smtp_addr.c); dns_lookup.c only logs 'numeric domain name'.",
+           "An exchanger whose name does not exist bounces 'dsn=5.4.4 ... name=<host> type=AAAA: Host not "
+           "found'; a refused connection defers 'dsn=4.4.1 ... connect to <host>[<address>]:25: Connection "
+           "refused' (observed with 3.7, docs/conformance.md).",),
 )
 EXIM = MtaModel(
     name="exim",
@@ -304,6 +316,7 @@ EXIM = MtaModel(
         nxdomain="Unrouteable address",
         null_mx="an MX or SRV record indicated no SMTP service",
         no_address="all relevant MX records point to non-existent hosts",
+        implicit_no_address="Unrouteable address",
         address_tempfail="R=dnslookup defer (-1): host lookup did not complete",
         domain_defer="R=dnslookup defer (-1): host lookup did not complete",
         unreachable="T=remote_smtp defer (111): Connection refused",
@@ -352,7 +365,9 @@ EXIM = MtaModel(
            "Routing failures are logged '** <address>: <text>' without R=; the texts are the observed "
            "4.96 ones (docs/conformance.md).",
            "An MX target written as an address is refused (allow_mx_to_ip is false by default): 'all "
-           "relevant MX records point to non-existent hosts or (invalidly) to IP addresses' (observed).",),
+           "relevant MX records point to non-existent hosts or (invalidly) to IP addresses' (observed).",
+           "A domain without MX whose own name has no address is 'Unrouteable address': the dnslookup router "
+           "declines it (observed with 4.96, docs/conformance.md).",),
 )
 SENDMAIL = MtaModel(
     name="sendmail",
@@ -366,14 +381,16 @@ SENDMAIL = MtaModel(
     on_a_failure=_ALL_HOST,
     on_aaaa_nxdomain=OnNxdomain.HOST_UNUSABLE,
     mx_literal=True,
+    a_after_v6_connect=True,
     texts=Texts(
         mx_tempfail="4.4.3 host map: lookup ({domain}): deferred",
         nxdomain="5.1.2 Host unknown (Name server: {domain}: host not found)",
         null_mx="5.1.10 Service unavailable",
-        no_address="5.1.2 Host unknown (Name server: {host}.: ...)",
-        address_tempfail="Deferred: Name server: {host}.: host name lookup failure",
-        domain_defer="Deferred: Name server: {host}.: host name lookup failure",
-        unreachable="Deferred: Connection refused by {host}.",
+        no_address="5.1.2 Host unknown (Name server: {name}: no data known)",
+        host_nxdomain="5.1.2 Host unknown (Name server: {name}: host not found)",
+        address_tempfail="4.4.3 Deferred: Name server: {name}: host name lookup failure",
+        domain_defer="4.4.3 Deferred: Name server: {name}: host name lookup failure",
+        unreachable="4.4.1 Deferred: Connection refused by {name}",
     ),
     knobs=(
         Knob(
@@ -391,6 +408,12 @@ SENDMAIL = MtaModel(
             "TRY_AGAIN or ETIMEDOUT on AAAA tempfails the host (4.4.3) unless WorkAroundBrokenAAAA; "
             "'Deferred: Name server: <host>: host name lookup failure'",
         ),
+        Source(
+            "SM-daemon",
+            "Sendmail 8.1x daemon.c makeconnection(): family = InetMode (AF_INET6) first, 'Try v6 first, then "
+            "fall back to v4'; the AF_INET lookup (v4retry) runs only when the AAAA lookup gave no address or "
+            "every IPv6 connect failed ('Connect failed ...; retrying with AF_INET')",
+        ),
         Source("FS-bsd", "OpenBSD/MirOS/FreeBSD .mc files with define(`confBIND_OPTS', `WorkAroundBrokenAAAA')"),
         Source("BH", "Field report: sendmail 'host map: lookup (domain): deferred' on AAAA SERVFAIL"),
         _CONFORMANCE,
@@ -407,6 +430,9 @@ SENDMAIL = MtaModel(
         "address gives '... no data known'.",
         "An MX target written as an address is used as that address: 8.17 delivers to 'relay=127.0.0.25. "
         "[127.0.0.25]' (observed, docs/conformance.md).",
+        "A is asked only when AAAA gave no address or every IPv6 connect failed (makeconnection()): with A "
+        "answering SERVFAIL and an IPv6 address that accepts, 8.17 delivers over IPv6 (observed, "
+        "docs/conformance.md).",
     ),
 )
 OPENSMTPD = MtaModel(
@@ -423,7 +449,7 @@ OPENSMTPD = MtaModel(
         no_address="TempFail: No MX found for domain",
         address_tempfail="TempFail: No MX found for domain",
         domain_defer="TempFail: No MX found for domain",
-        unreachable="TempFail: Connection refused",
+        unreachable="TempFail: Network error on destination MXs",
     ),
     no_address_defers=True,
     mx_literal=True,
@@ -451,7 +477,9 @@ OPENSMTPD = MtaModel(
            "so no address is found: TempFail 'No MX found for domain' (observed with 6.8.0p2, "
            "docs/conformance.md).",
            "Null MX: the bounce is read in 7.8 code; Debian 12's 6.8.0p2 predates it and defers with "
-           "'No MX found for domain' (observed).",),
+           "'No MX found for domain' (observed).",
+           "Every exchanger refusing the connection: TempFail 'Network error on destination MXs' (observed with "
+           "6.8.0p2, docs/conformance.md).",),
 )
 
 MODELS: dict[str, MtaModel] = {

@@ -45,7 +45,7 @@ class _HostState:
     addresses: tuple[str, ...] = ()
 
 
-def _host_state(model: MtaModel, x: Exchanger) -> _HostState:
+def _host_state(model: MtaModel, x: Exchanger, smtp: Sequence[SmtpProbe] = ()) -> _HostState:
     if x.literal is not None and model.mx_literal:
         # the MTA takes the numeric "name" as the address itself and asks no DNS for it
         family = "AAAA" if ":" in x.literal else "A"
@@ -60,6 +60,10 @@ def _host_state(model: MtaModel, x: Exchanger) -> _HostState:
             return _HostState("unknown", qtype)
         if lk.outcome is Outcome.NOERROR:
             addresses.extend(lk.records)
+            v6_connects = any(_reachable(smtp, a) is not False for a in lk.records)
+            if qtype == "AAAA" and model.a_after_v6_connect and v6_connects:
+                # the MTA connects to the IPv6 addresses before it asks A: A is never asked
+                return _HostState("usable", addresses=tuple(lk.records))
         elif lk.outcome is Outcome.NODATA:
             continue
         elif lk.outcome is Outcome.NXDOMAIN:
@@ -127,14 +131,23 @@ def _reachable(probes: Sequence[SmtpProbe], address: str) -> bool | None:
 
 
 def _smtp_failure_text(probes: Sequence[SmtpProbe], address: str) -> str | None:
+    """What the server said at the first stage that failed; None when the connection itself failed (the
+    model's text says that) or the address was not probed."""
     for p in probes:
         if p.address != address:
             continue
         for s in p.stages:
             if not s.ok:
+                if s.stage == "connect":
+                    return None
                 words = s.text or s.error or "failed"
                 return f"{s.code} {words}".strip() if s.code else words
     return None
+
+
+def _name(x: Exchanger) -> str:
+    """The exchanger as MTAs write it: an MX target absolute (trailing dot), the implicit MX bare."""
+    return x.host.rstrip(".") if x.implicit else x.host.rstrip(".") + "."
 
 
 
@@ -178,24 +191,24 @@ def evaluate(
         return verdict(Decision.BOUNCE, text, registry.codes(findings, mx.DOMAIN_NXDOMAIN, resolver.RESOLVER_DISAGREES))
     if route.kind is RouteKind.NULL_MX:
         if not model.null_mx_supported:
-            text = t.no_address.format(domain=domain, host=".", qtype=model.order[-1])
+            text = t.no_address.format(domain=domain, host=".", name=".", qtype=model.order[-1])
             outcome = Decision.DEFER if model.no_address_defers else Decision.BOUNCE
             return verdict(outcome, text, (mx.NULL_MX.code,))
         return verdict(Decision.BOUNCE, t.null_mx.format(domain=domain), (mx.NULL_MX.code,))
 
-    states = [(x, _host_state(model, x)) for x in route.exchangers]
+    states = [(x, _host_state(model, x, smtp)) for x in route.exchangers]
     dns_codes = registry.codes(findings, Role.DNS_FAULT, Role.RESOLVER_FAULT)
     for x, st in states:
         if st.kind == "domain-defer":
             assert st.lookup is not None
             text = t.domain_defer.format(
-                domain=domain, host=x.host.rstrip("."), qtype=st.qtype,
+                domain=domain, host=x.host.rstrip("."), name=_name(x), qtype=st.qtype,
                 error=_DNS_STATUS.get(st.lookup.outcome, "ErrorRetry"),
             )
             return verdict(Decision.DEFER, text, dns_codes, x.host)
         if st.kind == "unknown":
             return verdict(Decision.UNKNOWN, "the address lookups did not complete", unfinished, x.host)
-    smtp_fail: tuple[Exchanger, str] | None = None
+    smtp_fail: tuple[Exchanger, str, str] | None = None
     dane_fail: tuple[Exchanger, str, tuple[str, ...]] | None = None
     for x, st in states:
         if st.kind != "usable":
@@ -210,13 +223,14 @@ def evaluate(
             because = dns_codes if any(s.kind != "usable" for _, s in states) else ()
             return verdict(Decision.DELIVER, text, because, x.host)
         if smtp_fail is None:
-            smtp_fail = (x, _smtp_failure_text(smtp, st.addresses[0]) or "")
+            smtp_fail = (x, st.addresses[0], _smtp_failure_text(smtp, st.addresses[0]) or "")
     if dane_fail is not None:
         x, text, codes = dane_fail
         return verdict(Decision.DEFER, text, codes, x.host)
     if smtp_fail is not None:
-        x, words = smtp_fail
-        text = t.unreachable.format(host=x.host.rstrip("."), address="") + (f" ({words})" if words else "")
+        x, first, words = smtp_fail
+        text = t.unreachable.format(host=x.host.rstrip("."), name=_name(x), address=first)
+        text += f" ({words})" if words else ""
         smtp_codes = registry.codes(findings, Role.SMTP)
         return verdict(Decision.DEFER, text, smtp_codes or (smtp_checks.SMTP_UNREACHABLE.code,), x.host)
     temp = next(((x, st) for x, st in states if st.kind == "tempfail"), None)
@@ -224,13 +238,19 @@ def evaluate(
         x, st = temp
         assert st.lookup is not None
         text = t.address_tempfail.format(
-            domain=domain, host=x.host.rstrip("."),
+            domain=domain, host=x.host.rstrip("."), name=_name(x),
             qtype=st.qtype, error=_DNS_STATUS.get(st.lookup.outcome, "ErrorRetry"),
         )
         return verdict(Decision.DEFER, text, dns_codes, x.host)
     x0, st0 = states[0] if states else (None, None)
     host = x0.host.rstrip(".") if x0 else domain
-    text = t.no_address.format(domain=domain, host=host, qtype=st0.qtype if st0 else "A")
+    template = t.no_address
+    if x0 is not None and x0.implicit and t.implicit_no_address:
+        template = t.implicit_no_address
+    elif st0 is not None and st0.lookup is not None and st0.lookup.outcome is Outcome.NXDOMAIN and t.host_nxdomain:
+        template = t.host_nxdomain
+    text = template.format(domain=domain, host=host, name=_name(x0) if x0 else domain,
+                           qtype=st0.qtype if st0 else "A")
     perm_codes = registry.codes(findings, Role.ROUTE_PERMANENT, address.AAAA_NXDOMAIN)
     return verdict(Decision.DEFER if model.no_address_defers else Decision.BOUNCE, text, perm_codes, host)
 

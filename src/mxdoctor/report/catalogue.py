@@ -101,10 +101,14 @@ def models_markdown() -> str:
         lines += ["- AAAA failure: " + ", ".join(f"{k.value} → {v.value}" for k, v in m.on_aaaa_failure.items())]
         lines += ["- A failure: " + ", ".join(f"{k.value} → {v.value}" for k, v in m.on_a_failure.items())]
         lines += [f"- AAAA NXDOMAIN: {m.on_aaaa_nxdomain.value}"]
+        if m.a_after_v6_connect:
+            lines += ["- A asked only when AAAA gave no address or every IPv6 connect failed"]
         lines += [f"- No address at all: {'defer' if m.no_address_defers else 'bounce'}", ""]
         lines += ["| case | what it logs |", "|---|---|"]
-        for fname in ("mx_tempfail", "nxdomain", "null_mx", "no_address", "address_tempfail", "domain_defer"):
-            lines.append(f"| {fname.replace('_', ' ')} | `{getattr(m.texts, fname)}` |")
+        for fname in ("mx_tempfail", "nxdomain", "null_mx", "no_address", "host_nxdomain", "implicit_no_address",
+                      "address_tempfail", "domain_defer", "unreachable"):
+            if getattr(m.texts, fname):  # an empty text is the no_address one
+                lines.append(f"| {fname.replace('_', ' ')} | `{getattr(m.texts, fname)}` |")
         lines.append("")
         for k in m.knobs:
             lines += [f"- Knob `{k.name}`: {k.description}. Set with: `{k.how}`"]
