@@ -53,6 +53,10 @@ SCENARIOS = (
     "mx-literal",
     "cname-loop",
     "cname-chain",
+    "a-servfail-aaaa-ok",
+    "mx-nxdomain",
+    "no-mx",
+    "smtp-refused",
 )
 # The knobs whose effect the run checks: (scenario, MTA, knob) with the knob set in the MTA's configuration.
 KNOB_CASES: tuple[tuple[str, str, str], ...] = (
@@ -355,6 +359,52 @@ def missing_key_words(predicted: str, real: str) -> tuple[str, ...]:
     return tuple(w for w in dict.fromkeys(words(predicted)) if w not in STOPWORDS and w not in have)
 
 
+# -- log texts: the predicted text against the real log line, both normalised -----------------------------
+
+# What varies from run to run or between names of the same thing is masked; the wording is compared as is.
+_MASKS = (
+    (re.compile(r'result="(\w+)" stat="([^"]*)"'), r"\1: \2"),  # OpenSMTPD's two fields, read as one text
+    (re.compile(r"\b(?:[0-9A-F]{10,14}|\w{6}-\w{6}-\w{2}|\w{6}-\w{11}-\w{4}|[0-9A-Za-z]{8}\d{6})\b"), "<qid>"),
+    (re.compile(r"\[(?:IPv6:)?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\]"), "[<address>]"),
+    (re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b"), "<address>"),
+    (re.compile(r"(?<![\w.-])(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}\.?(?![\w-])"), "<host>"),
+)
+_LEADING_DSN = re.compile(r"([245]\.\d{1,3}\.\d{1,3}) ")
+
+
+def normalise(text: str) -> str:
+    """A log text with queue ids, addresses and host names masked, blanks collapsed."""
+    for pattern, mask in _MASKS:
+        text = pattern.sub(mask, text)
+    return " ".join(text.split())
+
+
+@dataclass(frozen=True)
+class TextCheck:
+    """The predicted log text (its DSN code apart) against the real log line, both normalised."""
+
+    predicted: str
+    dsn: str  # the DSN code the predicted text starts with; "" when it has none
+    real: str
+    same: bool  # the predicted text occurs in the real line, and the DSN code is the one it logged
+
+
+def compare_texts(predicted: str, real: str, real_status: str = "") -> TextCheck:
+    want, got = normalise(predicted), normalise(real)
+    m = _LEADING_DSN.match(want)
+    dsn, body = (m[1], want[m.end():]) if m else ("", want)
+    dsn_ok = not dsn or dsn == real_status or f"dsn={dsn}" in got
+    return TextCheck(body, dsn, got, dsn_ok and body in got)
+
+
+def text_check(r: Result) -> TextCheck | None:
+    """The comparison for a case whose prediction is a log text (a defer or a bounce); None otherwise:
+    a delivery is proven by the message, and mxdoctor's "delivers to" is no log line."""
+    if r.real is None or r.predicted_outcome not in ("defer", "bounce"):
+        return None
+    return compare_texts(r.predicted_text, r.real.text, r.real.status)
+
+
 # -- one case -----------------------------------------------------------------------------------------------
 
 
@@ -563,6 +613,7 @@ def render(results: Sequence[Result]) -> str:
         else:
             shown, mark = "—", "✗"
         lines.append(f"| {r.scenario} | {r.who} | {predicted} | {shown} | {mark} |")
+    lines += render_texts(results)
     lines += [
         "",
         textwrap.fill(DISAGREEMENTS, width=104),
@@ -581,6 +632,43 @@ def render(results: Sequence[Result]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+TEXTS_INTRO = """For every case where mxdoctor predicts a defer or a bounce, the text its verdict says the MTA
+will log, next to the line the MTA logged, both normalised: queue ids, addresses and host names masked
+(`<qid>`, `<address>`, `<host>`), blanks collapsed, OpenSMTPD's `result="X" stat="Y"` read as `X: Y`. They
+are the same when the predicted text occurs word for word in the real line and its leading DSN code, if
+any, is the one the MTA logged."""
+
+TEXTS_CHANGES = """The models' texts were set from these lines where the real program said otherwise (notes citing
+CONFORMANCE in docs/mta-behaviour.md): Postfix's "Host not found" for an exchanger that does not exist
+(`mx-nxdomain`) and its `connect to host[address]:25` with the address filled in (`smtp-refused`); Exim's
+"Unrouteable address" for a domain with neither MX nor address (`no-mx`); Sendmail's "no data known" and
+"host not found" and the DSN codes it logs; OpenSMTPD's "Network error on destination MXs". Sendmail asks
+AAAA first, connects, and asks A only when AAAA gave no address or every IPv6 connect failed
+(`a-servfail-aaaa-ok`: A answers SERVFAIL and Sendmail delivers over IPv6), now the model's
+`a_after_v6_connect`."""
+
+
+def render_texts(results: Sequence[Result]) -> list[str]:
+    checks = [(r, c) for r in results if (c := text_check(r)) is not None]
+    same = sum(c.same for _, c in checks)
+    lines = [
+        "",
+        "## Log texts: predicted and real",
+        "",
+        textwrap.fill(TEXTS_INTRO, width=104),
+        "",
+        f"Result: **{same} of {len(checks)}** texts are the same.",
+        "",
+        "| scenario | MTA | DSN | predicted text | real log line | same |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r, c in checks:
+        mark = "✓" if c.same else "✗ **DIFFERS**"
+        texts = f"`{_cell(c.predicted)}` | `{_cell(c.real)}`"
+        lines.append(f"| {r.scenario} | {r.who} | {c.dsn or '—'} | {texts} | {mark} |")
+    return [*lines, "", textwrap.fill(TEXTS_CHANGES, width=104)]
 
 
 def _prose(text: str) -> str:
@@ -607,10 +695,14 @@ def main(argv: Sequence[str]) -> int:
             f"{'ok ' if r.match else 'BAD'} {r.scenario:<18} {r.who:<10} predicted {r.predicted_outcome:<8} "
             f"real {real:<8} {r.seconds:5.1f}s {r.error or (r.real.text if r.real else '')}"
         )
+    texts = [(r, c) for r in results if (c := text_check(r)) is not None]
+    for r, c in texts:
+        if not c.same:
+            print(f"TEXT {r.scenario:<18} {r.who:<10} predicted {c.dsn} {c.predicted!r}\n     real {c.real!r}")
     if "--write-docs" in argv:
         DOCS.write_text(render(results), encoding="utf-8")
         print(f"wrote {DOCS}")
-    return 0 if all(r.match for r in results) else 1
+    return 0 if all(r.match for r in results) and all(c.same for _, c in texts) else 1
 
 
 if __name__ == "__main__":
