@@ -641,13 +641,16 @@ are the same when the predicted text occurs word for word in the real line and i
 any, is the one the MTA logged."""
 
 TEXTS_CHANGES = """The models' texts were set from these lines where the real program said otherwise (notes citing
-CONFORMANCE in docs/mta-behaviour.md): Postfix's "Host not found" for an exchanger that does not exist
-(`mx-nxdomain`) and its `connect to host[address]:25` with the address filled in (`smtp-refused`); Exim's
-"Unrouteable address" for a domain with neither MX nor address (`no-mx`); Sendmail's "no data known" and
-"host not found" and the DSN codes it logs; OpenSMTPD's "Network error on destination MXs". Sendmail asks
-AAAA first, connects, and asks A only when AAAA gave no address or every IPv6 connect failed
-(`a-servfail-aaaa-ok`: A answers SERVFAIL and Sendmail delivers over IPv6), now the model's
-`a_after_v6_connect`."""
+CONFORMANCE in docs/mta-behaviour.md): for an exchanger that does not exist (`mx-nxdomain`) Postfix logs
+"Host not found", where the model said "Host found but no data record of requested type"; for a refused
+connection (`smtp-refused`) it logs `connect to host[address]:25: Connection refused`, where the model
+left the address empty (`host[]:25`) and added the probe's words; for a domain with neither MX nor
+address (`no-mx`) Exim logs "Unrouteable address", not "all relevant MX records point to non-existent
+hosts"; Sendmail logs "no data known" and "host not found" with the DSN codes shown, where the model said
+"..."; OpenSMTPD logs "Network error on destination MXs", not "Connection refused". Sendmail asks AAAA
+first, connects, and asks A only when AAAA gave no address or every IPv6 connect failed
+(`a-servfail-aaaa-ok`: A answers SERVFAIL and Sendmail delivers over IPv6, where the model said defer),
+now the model's `a_after_v6_connect`."""
 
 
 def render_texts(results: Sequence[Result]) -> list[str]:
