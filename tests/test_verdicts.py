@@ -142,6 +142,9 @@ def test_sendmail_delivers_over_ipv6_without_asking_a_and_asks_a_once_every_ipv6
         ("smtp-refused", "postfix", "4.4.1 connect to mx1.example.com[127.0.0.45]:25: Connection refused"),
         ("smtp-refused", "sendmail", "4.4.1 Deferred: Connection refused by mx1.example.com."),
         ("smtp-refused", "opensmtpd", "TempFail: Network error on destination MXs"),
+        ("a-servfail-aaaa-refused", "postfix", "4.4.1 connect to mx1.example.com[::1]:25: Connection refused"),
+        ("a-servfail-aaaa-refused", "sendmail",
+         "4.4.3 Deferred: Name server: mx1.example.com.: host name lookup failure"),
     ],
 )
 def test_texts_as_the_real_programs_log_them(name: str, mta: str, text: str) -> None:

@@ -48,6 +48,7 @@ TABLE: dict[str, tuple[set[str], int]] = {
     "ipv6-only-mx": (set(), 0),
     "multi-mx-partial": ({address.AAAA_SERVFAIL.code, address.A_LOOKUP_FAILED.code}, 2),
     "a-servfail-aaaa-ok": ({address.A_LOOKUP_FAILED.code}, 2),
+    "a-servfail-aaaa-refused": ({address.A_LOOKUP_FAILED.code}, 2),
     "mx-nxdomain": ({mx.MX_TARGET_NXDOMAIN.code, mx.NO_ADDRESSES.code}, 2),
     "no-mx": ({mx.IMPLICIT_MX.code, mx.NO_ADDRESSES.code}, 2),
     "smtp-refused": (set(), 0),  # an SMTP fault: audit does not speak SMTP

@@ -57,6 +57,7 @@ SCENARIOS = (
     "mx-nxdomain",
     "no-mx",
     "smtp-refused",
+    "a-servfail-aaaa-refused",
 )
 # The knobs whose effect the run checks: (scenario, MTA, knob) with the knob set in the MTA's configuration.
 KNOB_CASES: tuple[tuple[str, str, str], ...] = (
@@ -649,8 +650,9 @@ address (`no-mx`) Exim logs "Unrouteable address", not "all relevant MX records 
 hosts"; Sendmail logs "no data known" and "host not found" with the DSN codes shown, where the model said
 "..."; OpenSMTPD logs "Network error on destination MXs", not "Connection refused". Sendmail asks AAAA
 first, connects, and asks A only when AAAA gave no address or every IPv6 connect failed
-(`a-servfail-aaaa-ok`: A answers SERVFAIL and Sendmail delivers over IPv6, where the model said defer),
-now the model's `a_after_v6_connect`."""
+(`a-servfail-aaaa-ok`: A answers SERVFAIL and Sendmail delivers over IPv6, where the model said defer;
+`a-servfail-aaaa-refused`: IPv6 refuses, Sendmail asks A and defers on its SERVFAIL with 4.4.3, not with
+the refused connection), now the model's `a_after_v6_connect`."""
 
 
 def render_texts(results: Sequence[Result]) -> list[str]:

@@ -199,6 +199,10 @@ CHECKS: dict[str, list[Wire]] = {
         Wire("internal", "mx1.example.com", "AAAA", answer=("::1",)),
         Wire("internal", "mx1.example.com", "A", "SERVFAIL"),
     ],
+    "a-servfail-aaaa-refused": [
+        Wire("ns2.example.com", "mx1.example.com", "A", "SERVFAIL"),
+        Wire("internal", "mx1.example.com", "AAAA", answer=("::1",)),
+    ],
     "mx-nxdomain": [
         Wire("ns1.example.com", "example.com", "MX", answer=MX1, aa=True),
         Wire("ns2.example.com", "mx1.example.com", "A", "NXDOMAIN", aa=True),

@@ -46,6 +46,7 @@ def test_all_twenty_four_builtins_exist() -> None:
             "ns-disagree", "internal-resolver-stale", "internal-forwarder-broken", "edns-intolerant",
             "edns-dropped", "tcp-refused-truncated", "smtp-tempfail", "ipv6-only-mx", "multi-mx-partial",
             "mx-literal", "cname-loop", "cname-chain", "a-servfail-aaaa-ok", "mx-nxdomain", "no-mx", "smtp-refused",
+            "a-servfail-aaaa-refused",
         ]
     )  # fmt: skip
 
