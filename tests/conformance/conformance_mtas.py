@@ -80,6 +80,7 @@ POSTFIX_TLSMGR = "tlsmgr    unix  -       -       n       1000?   1       tlsmgr
 
 _POSTFIX_LINE = re.compile(r"to=<(?P<rcpt>[^>]*)>, (?P<rest>.*?status=(?P<status>sent|deferred|bounced) .*)$")
 _OUTCOME = {"sent": "deliver", "deferred": "defer", "bounced": "bounce"}
+_POSTFIX_TLS = re.compile(r"\w+ TLS connection established to \S+")
 
 
 class Postfix(MtaDriver):
@@ -110,11 +111,15 @@ class Postfix(MtaDriver):
         log = self.work / "data" / "maillog"
         if not log.exists():
             return None
+        tls = ""
         for line in log.read_text(errors="replace").splitlines():
+            # With smtp_tls_loglevel = 1 (the DANE knob): "Verified TLS ..." is DANE-authenticated.
+            if t := _POSTFIX_TLS.search(line):
+                tls = f"; {t[0].rstrip(':')}"
             m = _POSTFIX_LINE.search(line)
             if m and m["rcpt"] == rcpt:
                 dsn = re.search(r"dsn=(\d\.\d+\.\d+)", m["rest"])
-                return Observed(_OUTCOME[m["status"]], dsn[1] if dsn else "", m["rest"], self.queue_summary())
+                return Observed(_OUTCOME[m["status"]], dsn[1] if dsn else "", m["rest"] + tls, self.queue_summary())
         return None
 
     def queue_summary(self) -> str:
