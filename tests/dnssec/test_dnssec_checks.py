@@ -191,7 +191,9 @@ def test_dane_match_keeps_delivering_with_the_knobs() -> None:
     d = analysis.analyse(dataclasses.replace(ev, lookups=lookups), knobs=DANE_KNOBS)
     codes = {f.code for f in d.findings}
     assert "DANE_TLSA_MATCH" in codes and "DANE_TLSA_NO_MATCH" not in codes
-    assert {v.mta: v.outcome.value for v in d.verdicts}["postfix"] == "deliver"
+    verdicts = {v.mta: v for v in d.verdicts}
+    assert verdicts["postfix"].text == "delivers to mail.example.net [127.0.0.25]: Verified TLS connection established"
+    assert verdicts["exim"].text.endswith("CV=dane") and verdicts["sendmail"].text.endswith("[127.0.0.25]")
 
 
 def test_resolution_table_shows_the_ede_and_leaves_out_key_material() -> None:

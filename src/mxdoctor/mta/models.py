@@ -46,6 +46,8 @@ class Texts:
     # With DANE on (a knob): the TLSA lookup of {host} failed, or no TLSA record matches its certificate.
     dane_lookup_error: str = "TLSA lookup error for {host}:25"
     dane_no_match: str = "server certificate of {host} matches no TLSA record"
+    # With DANE on, where the certificate matches a validated TLSA record.
+    dane_deliver: str = "delivers to {host} [{address}] over DANE-verified TLS"
     # With DANE required (a knob): the exchanger's address is not DNSSEC-secure, or it has no TLSA records.
     dane_insecure: str = "DANE required, but the address of {host} is not DNSSEC-secure"
     dane_no_tlsa: str = "DANE required, but {host} has no TLSA records"
@@ -255,6 +257,7 @@ POSTFIX = MtaModel(
         unreachable="4.4.1 connect to {host}[{address}]:25: Connection refused",
         dane_lookup_error="4.7.5 TLSA lookup error for {host}:25",
         dane_no_match="4.7.5 Server certificate not verified",
+        dane_deliver="delivers to {host} [{address}]: Verified TLS connection established",
     ),
     knobs=(
         Knob(
@@ -320,6 +323,7 @@ EXIM = MtaModel(
         dane_lookup_error="T=remote_smtp defer (-36): DANE error: tlsa lookup DEFER",
         dane_no_match="T=remote_smtp defer (-37) H={host}: TLS session: (certificate verification failed): "
         "Verification failed. The certificate differs.",
+        dane_deliver="delivers to {host} [{address}] CV=dane",
         dane_insecure="T=remote_smtp: DANE error: {host} lookup not DNSSEC",
         dane_no_tlsa="T=remote_smtp: DANE error: tlsa lookup FAIL",
     ),

@@ -211,7 +211,8 @@ def evaluate(
             continue
         reachable = [a for a in st.addresses if _reachable(smtp, a) is not False]
         if reachable:
-            text = t.deliver.format(host=x.host.rstrip("."), address=reachable[0])
+            verified = dane and _dane_verified(findings, x)
+            text = (t.dane_deliver if verified else t.deliver).format(host=x.host.rstrip("."), address=reachable[0])
             because = dns_codes if any(s.kind != "usable" for _, s in states) else ()
             return verdict(Decision.DELIVER, text, because, x.host)
         if smtp_fail is None:
@@ -240,6 +241,11 @@ def evaluate(
     return verdict(Decision.DEFER if model.no_address_defers else Decision.BOUNCE, text, perm_codes, host)
 
 
+def _dane_verified(findings: Sequence[Finding], x: Exchanger) -> bool:
+    host = x.host.rstrip(".")
+    return any(dane_checks.DANE_TLSA_MATCH.matches(f) and f.args.get("host") == host for f in findings)
+
+
 def _dane_blocked(
     model: MtaModel, findings: Sequence[Finding], x: Exchanger
 ) -> tuple[Decision, str, tuple[str, ...]] | None:
@@ -250,7 +256,7 @@ def _dane_blocked(
         if dane_checks.DANE_TLSA_LOOKUP_FAILED.matches(f) and f.args.get("host") == host:
             return Decision.DEFER, model.texts.dane_lookup_error.format(host=host), (f.code,)
     no_match = [f for f in findings if dane_checks.DANE_TLSA_NO_MATCH.matches(f) and f.args.get("host") == host]
-    good = [f for f in findings if dane_checks.DANE_TLSA_MATCH.matches(f) and f.args.get("host") == host]
+    good = _dane_verified(findings, x)
     if no_match and not good:
         return Decision.DEFER, model.texts.dane_no_match.format(host=host), (no_match[0].code,)
     if model.dane_required and not good:
