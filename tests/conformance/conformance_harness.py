@@ -5,7 +5,8 @@ naming the lab's internal resolver), serves the scenario in it, records mxdoctor
 fresh copy (so the MTA meets a cold resolver cache), starts the MTA with its own configuration, submits
 one message and waits (bounded) until the MTA delivers, defers or bounces. "deliver" counts only when the
 lab's SMTP server received the message. Every process in the namespace is killed and the namespace deleted
-in a ``finally``. ``python conformance_harness.py`` runs the whole table and writes docs/conformance.md.
+in a ``finally``. The dnssec-* scenarios run behind a real validating Unbound in the namespace instead
+(``validating_resolver``). ``python conformance_harness.py`` runs the whole table and writes docs/conformance.md.
 """
 
 from __future__ import annotations
@@ -72,6 +73,39 @@ KNOWN: dict[tuple[str, str, str], str] = {}
 # Knobs that describe the installed program itself, applied to every prediction for that MTA: Debian 12
 # ships OpenSMTPD 6.8.0p2, which predates null MX (the model's default follows the 7.x code).
 RELEASE_KNOBS: dict[str, tuple[str, ...]] = {"opensmtpd": ("release<7",)}
+# Behind a validating resolver: every case of these scenarios runs with a real Unbound in the namespace (the
+# lab's trust anchor, iterating from the lab's root hints to its signed servers) as the resolver of the MTA and
+# of mxdoctor's prediction alike, instead of the lab's internal resolver.
+DNSSEC_SCENARIOS = (
+    "dnssec-healthy",
+    "dnssec-nsec3",
+    "dnssec-expired",
+    "dnssec-missing-rrsig",
+    "dnssec-ds-mismatch",
+    "dnssec-dnskey-unsigned",
+    "dnssec-aaaa-nodata-bogus",
+    "dnssec-nxdomain-bogus",
+    "dnssec-unsupported-algorithm",
+    "dnssec-internal-nonvalidating",
+    "dnssec-dnskey-tcp-refused",
+)
+DANE_SCENARIOS = ("dnssec-dane-ok", "dnssec-dane-stale", "dnssec-dane-tlsa-servfail", "dnssec-dane-insecure")
+VALIDATING_SCENARIOS = DNSSEC_SCENARIOS + DANE_SCENARIOS
+# DANE: Postfix with its DANE level (it does none by default), Exim as it comes (hosts_try_dane is * by
+# default) and with DANE off or required; the MTAs without DANE deliver as in dnssec-healthy.
+VALIDATING_CASES: tuple[tuple[str, str, str], ...] = (
+    *((s, m, "") for s in DNSSEC_SCENARIOS for m in MTAS),
+    *((s, "postfix", "smtp_tls_security_level=dane") for s in DANE_SCENARIOS),
+    ("dnssec-dane-stale", "postfix", ""),
+    ("dnssec-aaaa-nodata-bogus", "postfix", "smtp_tls_security_level=dane"),  # the TLSA NODATA is unproven too
+    *((s, "exim", "") for s in DANE_SCENARIOS),
+    ("dnssec-dane-stale", "exim", "hosts_try_dane="),
+    ("dnssec-dane-ok", "exim", "hosts_require_dane=*"),
+    ("dnssec-dane-insecure", "exim", "hosts_require_dane=*"),
+    ("dnssec-healthy", "exim", "hosts_require_dane=*"),
+)
+UNBOUND = "/usr/sbin/unbound"
+UNBOUND_ADDRESS = "127.0.53.53"  # no lab scenario puts a server there
 MTA_ADDRESS = "127.0.1.1"  # the MTA's own address in the namespace; no lab server uses 127.0.1.0/24
 DUMMY_V6 = "2001:db8:25::1/128"  # RFC 3849 documentation prefix
 RESOLVER_PORT = 53
@@ -104,11 +138,18 @@ class Namespace:
         self.uids: dict[str, int] = {}
 
     def create(
-        self, resolver: str, extra_users: Sequence[str] = (), library_dirs: Sequence[Path] = ()
+        self,
+        resolver: str,
+        extra_users: Sequence[str] = (),
+        library_dirs: Sequence[Path] = (),
+        *,
+        trust_ad: bool = False,
     ) -> None:
         self.etc.mkdir(parents=True, exist_ok=True)
         # timeout/attempts: the lab resolver answers a dropped upstream query with SERVFAIL after ~2 s.
-        (self.etc / "resolv.conf").write_text(f"nameserver {resolver}\noptions timeout:5 attempts:2\n")
+        # trust-ad: glibc passes the resolver's AD bit on only with it, and DANE MTAs act on that bit.
+        options = "options timeout:5 attempts:2" + (" trust-ad" if trust_ad else "")
+        (self.etc / "resolv.conf").write_text(f"nameserver {resolver}\n{options}\n")
         if extra_users:
             self.uids = _overlay_users(self.etc, extra_users)
         if library_dirs:
@@ -299,6 +340,66 @@ def lab(ns: Namespace, scenario: str, tag: str) -> Iterator[LabRun]:
             proc.wait(STOP_TIMEOUT)
 
 
+def _unbound_config() -> tuple[str, str, str]:
+    """The Unbound configuration of the lab's Unbound tests (tests/lab/_resolver_unbound.py): the server
+    template and its validating and non-validating parts, shared rather than copied."""
+    for folder in (HERE.parent, HERE.parent / "lab"):
+        if str(folder) not in sys.path:
+            sys.path.append(str(folder))
+    import _resolver_unbound as shared
+
+    return shared.CONFIG, shared.VALIDATING, shared.NO_DNSSEC
+
+
+UNBOUND_PROBE = """\
+import sys, dns.message, dns.query
+dns.query.udp(dns.message.make_query("localhost.", "A"), sys.argv[1], port=53, timeout=0.5)
+"""
+
+
+@contextlib.contextmanager
+def validating_resolver(ns: Namespace, run: LabRun, tag: str) -> Iterator[str]:
+    """A real Unbound on UNBOUND_ADDRESS port 53 in the namespace, validating from the lab's trust anchor and
+    iterating from its root hints (the lab's servers are on port 53 there), with a cold cache: yields its
+    address; stops it on exit."""
+    config, validating, plain = _unbound_config()
+    anchor = str(run.card.get("trust_anchor") or "")
+    work = ns.work / f"unbound-{tag}"
+    work.mkdir()
+    dnssec = validating.format(anchor=anchor) if anchor else plain
+    conf = work / "unbound.conf"
+    conf.write_text(config.format(address=UNBOUND_ADDRESS, port=RESOLVER_PORT, workdir=work,
+                                  root_hints=run.card["root_hints"], dnssec=dnssec))
+    log = ns.work / f"unbound-{tag}.log"
+    proc = ns.spawn([UNBOUND, "-d", "-p", "-c", str(conf)], log)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        # localhost is one of Unbound's own local zones: it answers without asking the lab.
+        while ns.exec([PYTHON, "-c", UNBOUND_PROBE, UNBOUND_ADDRESS], timeout=10).returncode != 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise HarnessError(f"Unbound did not start in {ns.name}: {log.read_text(errors='replace')[-800:]}")
+            time.sleep(0.1)
+        yield UNBOUND_ADDRESS
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(STOP_TIMEOUT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(STOP_TIMEOUT)
+
+
+@contextlib.contextmanager
+def resolver_of(ns: Namespace, run: LabRun, tag: str, validating: bool) -> Iterator[str | None]:
+    """The validating Unbound's address for the cases that run behind one; None (the lab's own internal
+    resolver) for the others."""
+    if not validating:
+        yield None
+        return
+    with validating_resolver(ns, run, tag) as address:
+        yield address
+
+
 # -- outcomes, matching -------------------------------------------------------------------------------------
 
 
@@ -423,10 +524,12 @@ def run_case(scenario: str, mta: str, knob: str = "") -> Result:
     try:
         driver = driver_cls(ns, work, knob)
         libraries = install.library_dirs(driver.unpacked.root) if driver.unpacked else []
-        ns.create(resolver="127.0.0.10", extra_users=driver.users, library_dirs=libraries)
-        with lab(ns, scenario, "predict") as run:
-            _predict(ns, run, result)
-        with lab(ns, scenario, "mta") as run:
+        validating = scenario in VALIDATING_SCENARIOS
+        resolver = UNBOUND_ADDRESS if validating else "127.0.0.10"
+        ns.create(resolver=resolver, extra_users=driver.users, library_dirs=libraries, trust_ad=validating)
+        with lab(ns, scenario, "predict") as run, resolver_of(ns, run, "predict", validating) as address:
+            _predict(ns, run, result, address)
+        with lab(ns, scenario, "mta") as run, resolver_of(ns, run, "mta", validating):
             domain = str(run.card["domains"][0])  # type: ignore[index]
             rcpt = f"conformance@{domain}"
             token = f"mxdc-{scenario}-{mta}-{os.getpid()}-{int(time.time())}"
@@ -459,10 +562,12 @@ def _tidy(seen: Observed, work: Path) -> Observed:
     return Observed(seen.outcome, seen.status, text, proof if len(proof) <= 240 else proof[:237] + "...")
 
 
-def _predict(ns: Namespace, run: LabRun, result: Result) -> None:
+def _predict(ns: Namespace, run: LabRun, result: Result, resolver: str | None = None) -> None:
     card = ns.work / "card-predict.json"
     knobs = [f"{result.mta}={k}" for k in RELEASE_KNOBS.get(result.mta, ())]
     knobs += [f"{result.mta}={result.knob}"] if result.knob else []
+    # Behind a validating resolver the prediction asks that resolver, as the MTA does.
+    knobs += [f"--resolver={resolver}:{RESOLVER_PORT}"] if resolver else []
     out = ns.exec_ok([PYTHON, str(NS_SCRIPT), "predict", str(card), *knobs], timeout=PREDICT_TIMEOUT)
     verdicts = {v["mta"]: v for v in json.loads(out)["verdicts"]}
     mine = verdicts[result.mta]
@@ -506,6 +611,7 @@ class MtaDriver:
             raise HarnessError(f"{self.name} has no configuration for the knob {knob!r}")
         self.ns = ns
         self.work = work
+        self.knob = knob
         self.setting = self.knobs.get(knob, "")
         self.unpacked = install.unpacked(self.name) if self.unpacks else None
 
@@ -578,6 +684,30 @@ models cannot express; their tests are strict xfails. Rows "`MTA with KNOB`" set
 configuration and in the prediction alike (mxdoctor's "with this change it delivers" alternatives)."""
 
 
+VALIDATING_INTRO = """The `dnssec-*` scenarios ran the same way, but behind a real validating resolver:
+Debian's Unbound in the namespace on {address} port 53, with the lab's trust anchor (the DS of its signed
+root, from the card) and the lab's root hints, iterating to the lab's signed servers, a fresh one (cold
+cache) for the prediction and for the MTA. resolv.conf names it with `options trust-ad`, without which glibc
+clears the AD bit DANE clients act on. mxdoctor's prediction asks the same Unbound and validates from the
+same trust anchor. The DANE scenarios ran with Postfix's `smtp_dns_support_level = dnssec` and
+`smtp_tls_security_level = dane` (the knob `smtp_tls_security_level=dane`; the lab's SMTP server offers
+STARTTLS with the certificate its TLSA record describes) and with Exim as it comes, which does DANE by
+default, then with DANE off (`hosts_try_dane=`, an empty list) and required (`hosts_require_dane=*`).
+`dnssec-dane-insecure` publishes a stale TLSA record in an unsigned zone: DANE does not apply there."""
+
+
+VALIDATING_FINDINGS = """What these runs changed in the models (docs/mta-behaviour.md): Postfix logs
+"Server certificate not verified" (4.7.5) for a certificate that matches no TLSA record, not "not trusted";
+Exim 4.96 does DANE without any setting (hosts_try_dane defaults to *), so it defers on a stale TLSA record
+and on a failed TLSA lookup, including the TLSA NODATA whose proof is missing in dnssec-aaaa-nodata-bogus
+(where Postfix defers too with its DANE level, and delivers without it); Exim's texts are the observed ones; with
+hosts_require_dane = * it fails at once an exchanger whose address is not DNSSEC-secure ("DANE error: HOST
+lookup not DNSSEC") or that has no TLSA record ("tlsa lookup FAIL"), now the model's `dane_required`. The
+Postfix driver's master.cf gained the tlsmgr service: without it Postfix has no TLS ("TLS is required, but
+our TLS engine is unavailable"). A DANE client behind a resolver that does not validate never sees a secure
+TLSA record, so the models apply DANE only through a view not found non-validating."""
+
+
 def render(results: Sequence[Result]) -> str:
     from conformance_mtas import INSTALL_NOTES
 
@@ -594,31 +724,30 @@ def render(results: Sequence[Result]) -> str:
         "| scenario | MTA | predicted | real | match |",
         "|---|---|---|---|---|",
     ]
-    for r in results:
-        real = r.real
-        predicted = f"**{r.predicted_outcome}** `{_cell(r.predicted_text)}`" if r.predicted_outcome else "—"
-        if r.error:
-            shown, mark = f"harness error: {_prose(r.error)}", "✗ error"
-        elif real is not None:
-            shown = f"**{real.outcome}** `{_cell(real.text)}`" + (
-                f"<br>{_prose(real.proof)}" if real.proof else ""
-            )
-            if r.match:
-                mark = "✓"
-            elif (r.scenario, r.mta, r.knob) in KNOWN:
-                mark = f"✗ **MISMATCH**, known: {KNOWN[(r.scenario, r.mta, r.knob)]}"
-            elif not r.outcome_match:
-                mark = "✗ **MISMATCH** (outcome)"
-            else:
-                mark = "✗ **MISMATCH** (text lacks: " + ", ".join(f"`{w}`" for w in r.missing_words) + ")"
-        else:
-            shown, mark = "—", "✗"
-        lines.append(f"| {r.scenario} | {r.who} | {predicted} | {shown} | {mark} |")
-    lines += render_texts(results)
+    validating = [r for r in results if r.scenario in VALIDATING_SCENARIOS]
+    lines += [_row(r) for r in results if r.scenario not in VALIDATING_SCENARIOS]
     lines += [
         "",
         textwrap.fill(DISAGREEMENTS, width=104),
         "",
+    ]
+    if validating:
+        lines += [
+            "## Behind a validating resolver: DNSSEC and DANE",
+            "",
+            textwrap.fill(VALIDATING_INTRO.format(address=UNBOUND_ADDRESS), width=104),
+            "",
+            f"Result: **{sum(r.match for r in validating)} of {len(validating)}** cases match.",
+            "",
+            "| scenario | MTA | predicted | real | match |",
+            "|---|---|---|---|---|",
+            *(_row(r) for r in validating),
+            "",
+            textwrap.fill(VALIDATING_FINDINGS, width=104),
+            "",
+        ]
+    lines += [*render_texts(results), ""]
+    lines += [
         "## How the MTAs are installed",
         "",
         *INSTALL_NOTES,
@@ -633,6 +762,28 @@ def render(results: Sequence[Result]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _row(r: Result) -> str:
+    real = r.real
+    predicted = f"**{r.predicted_outcome}** `{_cell(r.predicted_text)}`" if r.predicted_outcome else "—"
+    if r.error:
+        shown, mark = f"harness error: {_prose(r.error)}", "✗ error"
+    elif real is not None:
+        shown = f"**{real.outcome}** `{_cell(real.text)}`" + (
+            f"<br>{_prose(real.proof)}" if real.proof else ""
+        )
+        if r.match:
+            mark = "✓"
+        elif (r.scenario, r.mta, r.knob) in KNOWN:
+            mark = f"✗ **MISMATCH**, known: {KNOWN[(r.scenario, r.mta, r.knob)]}"
+        elif not r.outcome_match:
+            mark = "✗ **MISMATCH** (outcome)"
+        else:
+            mark = "✗ **MISMATCH** (text lacks: " + ", ".join(f"`{w}`" for w in r.missing_words) + ")"
+    else:
+        shown, mark = "—", "✗"
+    return f"| {r.scenario} | {r.who} | {predicted} | {shown} | {mark} |"
 
 
 TEXTS_INTRO = """For every case where mxdoctor predicts a defer or a bounce, the text its verdict says the MTA
@@ -690,9 +841,9 @@ def main(argv: Sequence[str]) -> int:
         print("the conformance harness needs root (network namespaces, port 53)", file=sys.stderr)
         return 3
     mtas = [m for m in argv if m in MTAS] or list(MTAS)
-    scenarios = [s for s in argv if s in SCENARIOS] or list(SCENARIOS)
-    cases = [(s, m, "") for s in scenarios for m in mtas]
-    cases += [c for c in KNOB_CASES if c[0] in scenarios and c[1] in mtas]
+    scenarios = [s for s in argv if s in (*SCENARIOS, *VALIDATING_SCENARIOS)] or [*SCENARIOS, *VALIDATING_SCENARIOS]
+    cases = [(s, m, "") for s in scenarios if s in SCENARIOS for m in mtas]
+    cases += [c for c in (*KNOB_CASES, *VALIDATING_CASES) if c[0] in scenarios and c[1] in mtas]
     results = run_table(cases)
     for r in results:
         real = r.real.outcome if r.real else "-"

@@ -74,13 +74,23 @@ def _postfix_master_cf() -> str:
     text: str = module.MASTER_CF
     return text
 
+# The TLS manager: without it Postfix's smtp client has no entropy and disables TLS ("TLS is required, but
+# our TLS engine is unavailable" with DANE).
+POSTFIX_TLSMGR = "tlsmgr    unix  -       -       n       1000?   1       tlsmgr\n"
+
 _POSTFIX_LINE = re.compile(r"to=<(?P<rcpt>[^>]*)>, (?P<rest>.*?status=(?P<status>sent|deferred|bounced) .*)$")
 _OUTCOME = {"sent": "deliver", "deferred": "defer", "bounced": "bounce"}
+_POSTFIX_TLS = re.compile(r"\w+ TLS connection established to \S+")
 
 
 class Postfix(MtaDriver):
     name = "postfix"
-    knobs = {"inet_protocols=ipv4": "inet_protocols = ipv4"}  # the later line wins in main.cf
+    knobs = {  # the later line wins in main.cf
+        "inet_protocols=ipv4": "inet_protocols = ipv4",
+        # DANE needs DNSSEC-validated answers (the AD bit of a validating resolver) and logs the TLS peer.
+        "smtp_tls_security_level=dane": "smtp_dns_support_level = dnssec\nsmtp_tls_security_level = dane\n"
+        "smtp_tls_loglevel = 1",
+    }
 
     def start(self) -> None:
         etc = self.work / "etc"
@@ -89,7 +99,7 @@ class Postfix(MtaDriver):
         shutil.chown(self.work / "data", "postfix")
         main_cf = POSTFIX_MAIN_CF.format(work=self.work, address=MTA_ADDRESS, setting=self.setting)
         (etc / "main.cf").write_text(main_cf)
-        (etc / "master.cf").write_text(_postfix_master_cf())
+        (etc / "master.cf").write_text(_postfix_master_cf() + POSTFIX_TLSMGR)
         self.ns.exec_ok(["postfix", "-c", str(etc), "start"])
 
     def submit(self, rcpt: str, token: str) -> None:
@@ -101,11 +111,15 @@ class Postfix(MtaDriver):
         log = self.work / "data" / "maillog"
         if not log.exists():
             return None
+        tls = ""
         for line in log.read_text(errors="replace").splitlines():
+            # With smtp_tls_loglevel = 1 (the DANE knob): "Verified TLS ..." is DANE-authenticated.
+            if t := _POSTFIX_TLS.search(line):
+                tls = f"; {t[0].rstrip(':')}"
             m = _POSTFIX_LINE.search(line)
             if m and m["rcpt"] == rcpt:
                 dsn = re.search(r"dsn=(\d\.\d+\.\d+)", m["rest"])
-                return Observed(_OUTCOME[m["status"]], dsn[1] if dsn else "", m["rest"], self.queue_summary())
+                return Observed(_OUTCOME[m["status"]], dsn[1] if dsn else "", m["rest"] + tls, self.queue_summary())
         return None
 
     def queue_summary(self) -> str:
@@ -162,6 +176,7 @@ begin transports
 remote_smtp:
   driver = smtp
   connect_timeout = 5s
+{transport_setting}
 
 begin retry
 *   *   F,10m,10s
@@ -174,7 +189,9 @@ _EXIM_OUTCOME = {"=>": "deliver", "==": "defer", "**": "bounce"}
 class Exim(MtaDriver):
     name = "exim"
     users = ("Debian-exim",)  # compiled into Debian's exim4
-    knobs = {"dns_ipv4_lookup=*": "dns_ipv4_lookup = *"}
+    knobs = {"dns_ipv4_lookup=*": "dns_ipv4_lookup = *", "hosts_try_dane=": "", "hosts_require_dane=*": ""}
+    # Knobs that are options of the smtp transport, not of the main configuration.
+    transport_knobs = {"hosts_try_dane=": "  hosts_try_dane =", "hosts_require_dane=*": "  hosts_require_dane = *"}
     unpacks = True
 
     @property
@@ -187,7 +204,8 @@ class Exim(MtaDriver):
             (self.work / sub).mkdir()
             os.chown(self.work / sub, uid, uid)
         exim = self.bin("usr/sbin/exim4")
-        conf = EXIM_CONF.format(exim=exim, work=self.work, address=MTA_ADDRESS, setting=self.setting)
+        conf = EXIM_CONF.format(exim=exim, work=self.work, address=MTA_ADDRESS, setting=self.setting,
+                                transport_setting=self.transport_knobs.get(self.knob, ""))
         (self.work / "exim.conf").write_text(conf)
         self.ns.exec_ok([exim, "-C", self.conf, "-bd", "-q5s"])
 
@@ -486,4 +504,7 @@ INSTALL_NOTES = [
     "  `sendmail -odi -f <>`. It logs only to syslog: in a private mount namespace /dev is a small tmpfs",
     "  whose /dev/log is the harness's own datagram socket; outcome from those lines (`dsn=`, `stat=`)",
     "  and its queue (`-bp`).",
+    "- **Unbound** (the `dnssec-*` cases): the Debian package `unbound` installed on the host, run as",
+    "  `unbound -d -p -c <work>/unbound-<run>/unbound.conf` in the namespace (the configuration of",
+    "  tests/lab/_resolver_unbound.py: validator and iterator, the lab's trust anchor and root hints).",
 ]

@@ -62,6 +62,8 @@ RESOLVERS = {
     "dnssec-dane-stale": {"internal": [("_25._tcp.mail.example.net.", "TLSA", OK_AD)]},
     "dnssec-dane-tlsa-servfail": {"internal": [("_25._tcp.mail.example.net.", "TLSA", ("SERVFAIL", False, ())),
                                                ("mail.example.net.", "A", OK_AD)]},
+    "dnssec-dane-insecure": {"internal": [("example.com.", "MX", OK_AD), ("_25._tcp.mail.example.net.", "TLSA", OK),
+                                          *((q, t, OK) for q, t in MAIL)]},
 }
 
 

@@ -19,19 +19,19 @@ _RFC = ("RFC 7672", "RFC 6698", "RFC 7671")
 DANE_TLSA_MATCH = finding(
     "DANE_TLSA_MATCH", Severity.INFO, Role.POSITIVE, "Certificate matches the TLSA records (DANE)",
     "{host} publishes validated TLSA records and the certificate it presented on {address} matches: {detail}.",
-    "MTAs that use DANE (Postfix smtp_tls_security_level = dane, Exim hosts_require_dane) deliver over "
-    "authenticated TLS.",
+    "MTAs that use DANE (Postfix with smtp_tls_security_level = dane; Exim by default, hosts_try_dane = *) "
+    "deliver over authenticated TLS.",
     rfcs=_RFC,
 )
 DANE_TLSA_NO_MATCH = finding(
     "DANE_TLSA_NO_MATCH", Severity.ERROR, Role.TLS, "Certificate does not match the TLSA records (DANE)",
     "The certificate {host} presented on {address} matches none of its TLSA records ({records}): {detail}.",
     "A DANE-enabled MTA refuses the server: Postfix with smtp_tls_security_level = dane logs \"Server "
-    "certificate not trusted\" and defers; Exim with hosts_require_dane defers with a DANE verification "
-    "failure. MTAs without DANE deliver. Usually the certificate (or its key) changed and the TLSA record "
-    "was not updated first.",
+    "certificate not verified\" and defers; Exim, which does DANE by default behind a validating resolver, "
+    "defers (\"Verification failed. The certificate differs.\"). MTAs without DANE deliver. Usually the "
+    "certificate (or its key) changed and the TLSA record was not updated first.",
     sender="Nothing to change for most senders; a DANE sender that must deliver now can exempt the domain "
-    "(Postfix: a smtp_tls_policy_maps entry \"{host} encrypt\"; Exim: leave it out of hosts_require_dane), "
+    "(Postfix: a smtp_tls_policy_maps entry \"{host} encrypt\"; Exim: hosts_try_dane = !{host} : *), "
     "never by turning DANE off for all.",
     receiver="The operator of {host} must publish TLSA records for the certificate it presents (3 1 1 of "
     "the current key), keeping the old one until caches expire when rolling (RFC 7671 §8.1).",
@@ -41,7 +41,8 @@ DANE_TLSA_LOOKUP_FAILED = finding(
     "DANE_TLSA_LOOKUP_FAILED", Severity.WARNING, Role.TLS, "TLSA lookup fails (DANE)",
     "The TLSA lookup {qname} fails ({rcode}) through {views}, while the exchanger's zone is signed.",
     "A DANE-enabled MTA cannot tell whether the server requires DANE and defers: Postfix logs \"TLSA lookup "
-    "error for HOST:25\"; Exim with hosts_require_dane defers too. MTAs without DANE deliver.",
+    "error for HOST:25\"; Exim, which does DANE by default, defers too (\"DANE error: tlsa lookup DEFER\"). "
+    "MTAs without DANE deliver.",
     sender="Nothing to change for most senders; a DANE sender can exempt the domain while the receiver "
     "fixes the zone (Postfix: smtp_tls_policy_maps \"{host} encrypt\").",
     receiver="The DNS operator of {host} must answer TLSA queries for {qname}: NODATA (signed) when there is "

@@ -49,6 +49,11 @@ class Texts:
     # With DANE on (a knob): the TLSA lookup of {host} failed, or no TLSA record matches its certificate.
     dane_lookup_error: str = "TLSA lookup error for {host}:25"
     dane_no_match: str = "server certificate of {host} matches no TLSA record"
+    # With DANE on, where the certificate matches a validated TLSA record.
+    dane_deliver: str = "delivers to {host} [{address}] over DANE-verified TLS"
+    # With DANE required (a knob): the exchanger's address is not DNSSEC-secure, or it has no TLSA records.
+    dane_insecure: str = "DANE required, but the address of {host} is not DNSSEC-secure"
+    dane_no_tlsa: str = "DANE required, but {host} has no TLSA records"
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,7 @@ class MtaModel:
     no_address_defers: bool = False  # every exchanger answered without an address: defer, not bounce
     null_mx_supported: bool = True  # False: "MX 0 ." is just an exchanger "." without an address
     dane: bool = False  # set by a knob: DANE for SMTP (RFC 7672) where the exchanger's zone is signed
+    dane_required: bool = False  # DANE or nothing: an exchanger without secure TLSA records is refused
     mx_literal: bool = False  # an MX target written as an address ("MX 10 192.0.2.25.") is used as one
     # AAAA asked first and its addresses connected to before A is asked: A only when AAAA gave no address
     # or every IPv6 connect failed, so a failing A query does not matter while IPv6 delivers
@@ -258,7 +264,8 @@ POSTFIX = MtaModel(
         "type={qtype}: Host not found, try again",
         unreachable="4.4.1 connect to {host}[{address}]:25: Connection refused",
         dane_lookup_error="4.7.5 TLSA lookup error for {host}:25",
-        dane_no_match="4.7.5 Server certificate not trusted",
+        dane_no_match="4.7.5 Server certificate not verified",
+        dane_deliver="delivers to {host} [{address}]: Verified TLS connection established",
     ),
     knobs=(
         Knob(
@@ -302,7 +309,11 @@ POSTFIX = MtaModel(
            "numerical name as an address' (smtp_addr.c); dns_lookup.c only logs 'numeric domain name'.",
            "An exchanger whose name does not exist bounces 'dsn=5.4.4 ... name=<host> type=AAAA: Host not "
            "found'; a refused connection defers 'dsn=4.4.1 ... connect to <host>[<address>]:25: Connection "
-           "refused' (observed with 3.7, docs/conformance.md).",),
+           "refused' (observed with 3.7, docs/conformance.md).",
+           "DANE (smtp_tls_security_level = dane, behind a validating resolver whose AD bit glibc passes on "
+           "with 'options trust-ad'): a secure TLSA record matching no certificate defers with '4.7.5 Server "
+           "certificate not verified', a failed TLSA lookup with '4.7.5 TLSA lookup error for HOST:25'; an "
+           "exchanger in an unsigned zone gets opportunistic TLS (observed with 3.7, docs/conformance.md).",),
 )
 EXIM = MtaModel(
     name="exim",
@@ -311,6 +322,8 @@ EXIM = MtaModel(
     on_aaaa_failure=_ALL_NEXT,
     on_a_failure=_ALL_NEXT,
     on_aaaa_nxdomain=OnNxdomain.HOST_UNUSABLE,
+    # hosts_try_dane is * by default (observed with 4.96 behind a validating resolver, docs/conformance.md).
+    dane=True,
     texts=Texts(
         mx_tempfail="R=dnslookup defer (-1): host lookup did not complete",
         nxdomain="Unrouteable address",
@@ -320,8 +333,12 @@ EXIM = MtaModel(
         address_tempfail="R=dnslookup defer (-1): host lookup did not complete",
         domain_defer="R=dnslookup defer (-1): host lookup did not complete",
         unreachable="T=remote_smtp defer (111): Connection refused",
-        dane_lookup_error="T=remote_smtp defer: DANE error: tlsa lookup DEFER",
-        dane_no_match="T=remote_smtp defer: TLS session: (SSL_connect): certificate verify failed (DANE)",
+        dane_lookup_error="T=remote_smtp defer (-36): DANE error: tlsa lookup DEFER",
+        dane_no_match="T=remote_smtp defer (-37) H={host}: TLS session: (certificate verification failed): "
+        "Verification failed. The certificate differs.",
+        dane_deliver="delivers to {host} [{address}] CV=dane",
+        dane_insecure="T=remote_smtp: DANE error: {host} lookup not DNSSEC",
+        dane_no_tlsa="T=remote_smtp: DANE error: tlsa lookup FAIL",
     ),
     knobs=(
         Knob(
@@ -331,11 +348,17 @@ EXIM = MtaModel(
             {"order": ("A",)},
         ),
         Knob(
+            "hosts_try_dane=",
+            "Exim without DANE: an empty hosts_try_dane turns off the DANE it does by default",
+            "in the smtp transport: hosts_try_dane =   (empty; or exempt one host: hosts_try_dane = !HOST : *)",
+            {"dane": False},
+        ),
+        Knob(
             "hosts_require_dane=*",
-            "DANE required where TLSA records exist (RFC 7672): a failed TLSA lookup or a certificate that "
-            "matches no TLSA record defers the host",
-            "dnssec_request_domains = *  and, in the smtp transport, hosts_require_dane = *",
-            {"dane": True},
+            "DANE required (RFC 7672): an exchanger whose address is not DNSSEC-secure or that has no TLSA "
+            "records fails at once; a failed TLSA lookup or a certificate that matches no TLSA record defers it",
+            "in the smtp transport: hosts_require_dane = *",
+            {"dane": True, "dane_required": True},
         ),
     ),
     sources=(
@@ -367,7 +390,13 @@ EXIM = MtaModel(
            "An MX target written as an address is refused (allow_mx_to_ip is false by default): 'all "
            "relevant MX records point to non-existent hosts or (invalidly) to IP addresses' (observed).",
            "A domain without MX whose own name has no address is 'Unrouteable address': the dnslookup router "
-           "declines it (observed with 4.96, docs/conformance.md).",),
+           "declines it (observed with 4.96, docs/conformance.md).",
+           "DANE by default (hosts_try_dane = *, dnssec_request_domains = *): behind a validating resolver "
+           "(AD passed on with 'options trust-ad') a secure TLSA record that matches no certificate or a "
+           "failed TLSA lookup defers the host; an unsigned exchanger gets plain TLS. With hosts_require_dane "
+           "= * an exchanger whose address is not DNSSEC-secure, or that has no TLSA records, fails at once "
+           "('DANE error: HOST lookup not DNSSEC', 'DANE error: tlsa lookup FAIL'; observed with 4.96, "
+           "docs/conformance.md).",),
 )
 SENDMAIL = MtaModel(
     name="sendmail",

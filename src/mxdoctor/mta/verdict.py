@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mxdoctor.checks import _registry as registry
 from mxdoctor.checks import address, coverage, mx, nameserver, resolver
 from mxdoctor.checks import dane as dane_checks
+from mxdoctor.checks import dnssec as dnssec_checks
 from mxdoctor.checks import smtp as smtp_checks
 from mxdoctor.checks._registry import Role
 from mxdoctor.diagnosis import Alternative, Decision, Finding, Verdict
@@ -209,24 +210,29 @@ def evaluate(
         if st.kind == "unknown":
             return verdict(Decision.UNKNOWN, "the address lookups did not complete", unfinished, x.host)
     smtp_fail: tuple[Exchanger, str, str] | None = None
-    dane_fail: tuple[Exchanger, str, tuple[str, ...]] | None = None
+    dane_fail: tuple[Exchanger, Decision, str, tuple[str, ...]] | None = None
+    # A DANE client sees DNSSEC only through its resolver's AD bit: behind one that does not validate it
+    # never finds a secure TLSA record (nor a secure address), so DANE never applies.
+    dane = model.dane and not any(
+        dnssec_checks.DNSSEC_RESOLVER_NOT_VALIDATING.matches(f) and f.args.get("view") == view for f in findings)
     for x, st in states:
         if st.kind != "usable":
             continue
-        blocked = _dane_blocked(model, findings, x) if model.dane else None
+        blocked = _dane_blocked(model, findings, x) if dane else None
         if blocked is not None:
             dane_fail = dane_fail or (x, *blocked)
             continue
         reachable = [a for a in st.addresses if _reachable(smtp, a) is not False]
         if reachable:
-            text = t.deliver.format(host=x.host.rstrip("."), address=reachable[0])
+            verified = dane and _dane_verified(findings, x)
+            text = (t.dane_deliver if verified else t.deliver).format(host=x.host.rstrip("."), address=reachable[0])
             because = dns_codes if any(s.kind != "usable" for _, s in states) else ()
             return verdict(Decision.DELIVER, text, because, x.host)
         if smtp_fail is None:
             smtp_fail = (x, st.addresses[0], _smtp_failure_text(smtp, st.addresses[0]) or "")
     if dane_fail is not None:
-        x, text, codes = dane_fail
-        return verdict(Decision.DEFER, text, codes, x.host)
+        x, decision, text, codes = dane_fail
+        return verdict(decision, text, codes, x.host)
     if smtp_fail is not None:
         x, first, words = smtp_fail
         text = t.unreachable.format(host=x.host.rstrip("."), name=_name(x), address=first)
@@ -255,16 +261,30 @@ def evaluate(
     return verdict(Decision.DEFER if model.no_address_defers else Decision.BOUNCE, text, perm_codes, host)
 
 
-def _dane_blocked(model: MtaModel, findings: Sequence[Finding], x: Exchanger) -> tuple[str, tuple[str, ...]] | None:
-    """Why a DANE client skips exchanger ``x`` (its log text and the finding codes), or None."""
+def _dane_verified(findings: Sequence[Finding], x: Exchanger) -> bool:
+    host = x.host.rstrip(".")
+    return any(dane_checks.DANE_TLSA_MATCH.matches(f) and f.args.get("host") == host for f in findings)
+
+
+def _dane_blocked(
+    model: MtaModel, findings: Sequence[Finding], x: Exchanger
+) -> tuple[Decision, str, tuple[str, ...]] | None:
+    """Why a DANE client skips exchanger ``x`` (what it then does, its log text and the finding codes), or
+    None."""
     host = x.host.rstrip(".")
     for f in findings:
         if dane_checks.DANE_TLSA_LOOKUP_FAILED.matches(f) and f.args.get("host") == host:
-            return model.texts.dane_lookup_error.format(host=host), (f.code,)
+            return Decision.DEFER, model.texts.dane_lookup_error.format(host=host), (f.code,)
     no_match = [f for f in findings if dane_checks.DANE_TLSA_NO_MATCH.matches(f) and f.args.get("host") == host]
-    good = [f for f in findings if dane_checks.DANE_TLSA_MATCH.matches(f) and f.args.get("host") == host]
+    good = _dane_verified(findings, x)
     if no_match and not good:
-        return model.texts.dane_no_match.format(host=host), (no_match[0].code,)
+        return Decision.DEFER, model.texts.dane_no_match.format(host=host), (no_match[0].code,)
+    if model.dane_required and not good:
+        # DANE required but not possible: no secure address (the route is not all DNSSEC-secure), or a
+        # secure one without TLSA records. Exim fails the address at once (observed, docs/conformance.md).
+        secure = any(dnssec_checks.DNSSEC_SECURE.matches(f) for f in findings)
+        text = model.texts.dane_no_tlsa if secure else model.texts.dane_insecure
+        return Decision.BOUNCE, text.format(host=host), ()
     return None
 
 
