@@ -60,7 +60,7 @@ ASKS = {
     "AD": (True, False, dns.flags.AD),
     "no EDNS": (False, False, 0),
 }
-CD_DO_QUESTIONS = [*QUESTIONS, ("gone.example.com.", "MX")]
+CD_DO_QUESTIONS = [*QUESTIONS, ("gone.example.com.", "MX"), ("_25._tcp.mail.example.net.", "TLSA")]
 
 
 def _ask(address: str, port: int, qname: str, qtype: str, how: str) -> dns.message.Message:
@@ -82,8 +82,11 @@ def _full_shape(reply: dns.message.Message) -> tuple[object, ...]:
     return dns.rcode.to_text(reply.rcode()), flags, do, ede, section(reply.answer), section(reply.authority)
 
 
-@pytest.mark.parametrize("scenario", ["dnssec-healthy", "dnssec-nsec3", "dnssec-expired", "dnssec-ds-mismatch",
-                                      "dnssec-aaaa-nodata-bogus", "dnssec-nxdomain-bogus"])
+@pytest.mark.parametrize("scenario", [
+    "dnssec-healthy", "dnssec-nsec3", "dnssec-expired", "dnssec-ds-mismatch", "dnssec-aaaa-nodata-bogus",
+    "dnssec-nxdomain-bogus", "dnssec-missing-rrsig", "dnssec-dnskey-unsigned", "dnssec-dnskey-tcp-refused",
+    "dnssec-unsupported-algorithm", "dnssec-dane-ok", "dnssec-dane-tlsa-servfail",
+])
 def test_unbound_and_the_lab_resolver_answer_cd_and_do_alike(scenario: str) -> None:
     """Every way of asking gets the same reply from both: CD returns bogus data unvalidated, DO brings the
     RRSIGs and the NSEC/NSEC3 proofs, AD only for validated data asked with DO or AD. The EDE code is

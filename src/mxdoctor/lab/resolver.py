@@ -871,6 +871,7 @@ EDE_CODES = {
     _dnssec.Problem.DS_NO_MATCHING_DNSKEY: 9,  # DNSKEY Missing
     _dnssec.Problem.DNSKEY_UNAVAILABLE: 9,
     _dnssec.Problem.RRSIG_MISSING: 10,  # RRSIGs Missing
+    _dnssec.Problem.DNSKEY_NOT_SELF_SIGNED: 10,  # no RRSIG by the key the DS names: Unbound says 10 too
     _dnssec.Problem.DENIAL_MISSING: 12,  # NSEC Missing
 }
 EDE_BOGUS = 6  # DNSSEC Bogus: everything else
