@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEBS   := unbound dnsutils postfix jq iproute2 time chromium chromium-driver \
-          nsd knot bind9 pdns-server pdns-backend-bind dnsdist knot-resolver pdns-recursor dnsmasq
+          nsd knot bind9 pdns-server pdns-backend-bind dnsdist knot-resolver pdns-recursor dnsmasq \
+          libgraphviz-dev
 # Services those packages start on the host: the realdns suite starts its own daemons in a namespace.
 REALDNS_SERVICES := nsd knot named pdns dnsdist kresd@1 kres-cache-gc pdns-recursor dnsmasq
 
@@ -34,7 +35,11 @@ debs:
 	  else echo "not root: tests needing$$missing will skip"; fi; \
 	fi
 
-test: $(BIN)/mxdoctor debs
+# DNSViz for tests/dnssec/test_dnsviz.py; its pygraphviz builds against libgraphviz-dev, so after debs.
+$(BIN)/dnsviz: pyproject.toml | $(BIN)/mxdoctor debs
+	@$(BIN)/pip install -q -e '.[dnsviz]' && touch $@ || echo "no dnsviz extra: tests/dnssec/test_dnsviz.py will skip"
+
+test: $(BIN)/mxdoctor debs $(BIN)/dnsviz
 	$(BIN)/ruff check src tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports

@@ -49,7 +49,7 @@ RESOLVERS = {
     "dnssec-ds-mismatch": {"internal": [("example.com.", "MX", OK_AD),
                                         ("mail.example.net.", "A", ("SERVFAIL", False, (9,)))]},
     "dnssec-missing-rrsig": {"internal": [("mail.example.net.", "A", ("SERVFAIL", False, (10,)))]},
-    "dnssec-dnskey-unsigned": {"external": [("mail.example.net.", "A", ("SERVFAIL", False, (6,)))]},
+    "dnssec-dnskey-unsigned": {"external": [("mail.example.net.", "A", ("SERVFAIL", False, (10,)))]},
     "dnssec-aaaa-nodata-bogus": {"internal": [("mail.example.net.", "A", OK_AD),
                                               ("mail.example.net.", "AAAA", ("SERVFAIL", False, (6,)))]},
     "dnssec-nxdomain-bogus": {"internal": [("gone.example.com.", "MX", ("SERVFAIL", False, (6,))),

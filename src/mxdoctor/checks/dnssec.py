@@ -121,8 +121,8 @@ DNSSEC_DNSKEY_NOT_SELF_SIGNED = finding(
     "DNSSEC_DNSKEY_NOT_SELF_SIGNED", Severity.ERROR, Role.DNS_FAULT,
     "DNSKEY set not signed by the key the DS names (DNSSEC bogus)",
     "No valid RRSIG by key {key_tag}, which the DS names, covers the DNSKEY set of {zone}; served by {servers}.",
-    "The chain of trust breaks at the zone's keys: validating resolvers answer SERVFAIL (EDE 6) for every "
-    "name in the zone.",
+    "The chain of trust breaks at the zone's keys: validating resolvers answer SERVFAIL (EDE 10, RRSIGs "
+    "Missing, as Unbound says it) for every name in the zone.",
     sender=_NTA,
     receiver="The {zone} DNS operator must sign the DNSKEY set with the KSK the DS names.",
     rfcs=_RFC,

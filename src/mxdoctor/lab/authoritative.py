@@ -246,6 +246,12 @@ def _add_dnssec(
     if not last.is_subdomain(zone.origin):
         return
     _with_sigs(zone, reply.authority, zone.origin, dns.rdatatype.SOA)
+    # RFC 4035 §2.2: an RRSIG's TTL is the TTL of the RRset it covers, so the SOA's RRSIG takes the
+    # negative TTL the SOA carries here (RFC 2308 §3), as BIND and NSD serve it.
+    soa = next((r for r in reply.authority if r.rdtype == dns.rdatatype.SOA), None)
+    for rrset in reply.authority:
+        if soa is not None and rrset.rdtype == dns.rdatatype.RRSIG and rrset.covers == dns.rdatatype.SOA:
+            rrset.ttl = soa.ttl
     if reply.rcode() == dns.rcode.NXDOMAIN:
         _nxdomain_proof(zone, last, reply.authority)
     else:

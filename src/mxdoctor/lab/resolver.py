@@ -1,7 +1,7 @@
 """The lab's recursive resolver (the "internal DNS server"): iterates from the lab root or forwards,
 caches per RFC 2308, and passes an upstream failure on as SERVFAIL, as BIND and Unbound do. Given a
 trust anchor it validates DNSSEC as Unbound does: SERVFAIL with an Extended DNS Error (RFC 8914) for
-bogus data, AD for secure data.
+bogus data, AD for secure data, the data unvalidated to CD clients, RRSIGs and proofs to DO clients.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ class Classified:
     secure: bool = False  # validated from the trust anchor
     ede: tuple[tuple[int, str], ...] = ()  # Extended DNS Errors for a validation failure
     failures: tuple[_dnssec.Failure, ...] = ()
+    unvalidated: Classified | None = None  # for a validation failure: the data, for CD clients
 
 
 def _find(section: Iterable[dns.rrset.RRset], name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
@@ -371,6 +372,10 @@ class Resolution:
     authority: tuple[dns.rrset.RRset, ...] = ()
     secure: bool = False
     ede: tuple[tuple[int, str], ...] = ()
+    # For DO clients (RFC 4035 §3.2.1): the RRSIG of each answer RRset, and the negative answer's RRSIG
+    # over the SOA with its NSEC/NSEC3 proof.
+    sigs: tuple[dns.rrset.RRset, ...] = ()
+    proof: tuple[dns.rrset.RRset, ...] = ()
 
 
 _SERVFAIL = Resolution(dns.rcode.SERVFAIL)
@@ -407,6 +412,11 @@ class RecursiveResolver:
         self._zone_status: dict[dns.name.Name, tuple[float, _ZoneStatus]] = {}
         self._security: dict[Key, bool] = {}
         self._servfail_ede: dict[Key, tuple[tuple[int, str], ...]] = {}
+        # Beside the cache, as a validating resolver keeps them: the RRSIG of each cached RRset, the
+        # proofs of cached negative answers, and bogus data (served only to CD clients).
+        self._sigs: dict[Key, dns.rrset.RRset] = {}
+        self._proofs: dict[Key, tuple[dns.rrset.RRset, ...]] = {}
+        self._unvalidated: dict[Key, Classified] = {}
         self._forwarders = tuple(forwarders)
         self._query_timeout = query_timeout
         # A scenario may give a slow server a long timeout; the budget must still allow two tries.
@@ -433,11 +443,18 @@ class RecursiveResolver:
         self._zone_status.clear()
         self._security.clear()
         self._servfail_ede.clear()
+        self._sigs.clear()
+        self._proofs.clear()
+        self._unvalidated.clear()
 
     async def handle(self, request: dns.message.Message, transport: str) -> dns.message.Message | None:
         """Answer one client request; ``transport`` is "udp" or "tcp" (UDP replies are truncated to fit)."""
         response = dns.message.make_response(request, our_payload=UPSTREAM_PAYLOAD)
-        response.flags |= dns.flags.RA
+        # RFC 4035 §3.2.2: CD is copied into the reply; RFC 3225 §3: so is DO.
+        response.flags |= dns.flags.RA | (request.flags & dns.flags.CD)
+        do = request.edns >= 0 and bool(request.ednsflags & dns.flags.DO)
+        if do:
+            response.ednsflags |= dns.flags.DO
         if request.opcode() != dns.opcode.QUERY:
             response.set_rcode(dns.rcode.NOTIMP)
             return response
@@ -458,10 +475,11 @@ class RecursiveResolver:
             try:
                 # The per-step bounds already keep within the budget; this catches what they cannot.
                 async with asyncio.timeout(self._budget + 1.0):
-                    resolution = await self._resolve(question.name, question.rdtype, ctx)
+                    resolution = await self._resolve(question.name, question.rdtype, ctx,
+                                                     cd=bool(request.flags & dns.flags.CD))
             except TimeoutError:
                 resolution = _SERVFAIL
-            _fill(response, resolution)
+            _fill(response, resolution, dnssec=do)
             # RFC 6840 §5.8: AD only to a client that shows it understands it (DO or AD set).
             if resolution.secure and request.flags & dns.flags.AD or (
                     resolution.secure and request.ednsflags & dns.flags.DO):
@@ -478,20 +496,26 @@ class RecursiveResolver:
 
     # -- resolution -------------------------------------------------------------------------------
 
-    async def _resolve(self, qname: dns.name.Name, qtype: RdType, ctx: _Context) -> Resolution:
+    async def _resolve(self, qname: dns.name.Name, qtype: RdType, ctx: _Context, *, cd: bool = False) -> Resolution:
+        """``cd``: the client set Checking Disabled, so bogus data comes back unvalidated (RFC 4035 §3.2.2)."""
         chain: list[dns.rrset.RRset] = []
+        sigs: list[dns.rrset.RRset] = []
         seen = {qname}
         name = qname
         secure = True
         for _ in range(MAX_CNAME_CHAIN):
-            step = self._cached(name, qtype)
+            step = self._cached(name, qtype, cd=cd)
             if step is None:
                 step = await self._fetch(name, qtype, ctx)
-            secure = secure and step.secure
             if step.kind is Kind.FAIL and step.ede:
-                return Resolution(dns.rcode.SERVFAIL, ede=step.ede)
+                if not cd or step.unvalidated is None:
+                    return Resolution(dns.rcode.SERVFAIL, ede=step.ede)
+                step = dataclasses.replace(step.unvalidated, secure=False)
+            secure = secure and step.secure
+            if step.kind in (Kind.ANSWER, Kind.CNAME):
+                sigs.extend(self._sigs_of(step))
             if step.kind is Kind.ANSWER:
-                return Resolution(dns.rcode.NOERROR, (*chain, *step.rrsets), secure=secure)
+                return Resolution(dns.rcode.NOERROR, (*chain, *step.rrsets), secure=secure, sigs=tuple(sigs))
             if step.kind is Kind.CNAME:
                 chain.extend(step.rrsets)
                 name = step.rrsets[-1][0].target
@@ -501,14 +525,31 @@ class RecursiveResolver:
                 seen.add(name)
                 continue
             authority = (step.soa,) if step.soa is not None else ()
+            proof = self._proof_of(step, name, qtype)
             if step.kind is Kind.NXDOMAIN:
-                return Resolution(dns.rcode.NXDOMAIN, tuple(chain), authority, secure=secure)
+                return Resolution(dns.rcode.NXDOMAIN, tuple(chain), authority, secure=secure, sigs=tuple(sigs),
+                                  proof=proof)
             if step.kind is Kind.NODATA:
-                return Resolution(dns.rcode.NOERROR, tuple(chain), authority, secure=secure)
+                return Resolution(dns.rcode.NOERROR, tuple(chain), authority, secure=secure, sigs=tuple(sigs),
+                                  proof=proof)
             return _SERVFAIL
         return _SERVFAIL
 
-    def _cached(self, name: dns.name.Name, qtype: RdType) -> Classified | None:
+    def _sigs_of(self, step: Classified) -> list[dns.rrset.RRset]:
+        """The RRSIG of each RRset of an answer: from the reply it came in, or kept beside the cache."""
+        out = []
+        for rrset in step.rrsets:
+            sig = _covering(step.dnssec, rrset) or self._sigs.get((rrset.name, rrset.rdtype))
+            if sig is not None:
+                out.append(_with_ttl(sig, rrset.ttl))  # RFC 4035 §2.2: the TTL of the RRset it covers
+        return out
+
+    def _proof_of(self, step: Classified, name: dns.name.Name, qtype: RdType) -> tuple[dns.rrset.RRset, ...]:
+        proof = _proof_records(step.dnssec) or self._proofs.get(_proof_key(step.kind, name, qtype), ())
+        ttl = step.soa.ttl if step.soa is not None else None
+        return tuple(_with_ttl(r, min(r.ttl, ttl)) if ttl is not None else r for r in proof)
+
+    def _cached(self, name: dns.name.Name, qtype: RdType, *, cd: bool = False) -> Classified | None:
         for table in (self._stale.get, self._cache.rrset):
             data = table((name, qtype))
             if data is not None:
@@ -522,6 +563,9 @@ class RecursiveResolver:
         if negative is not None:
             return Classified(negative[0], soa=negative[1], secure=self._security.get((name, qtype), False))
         if self._cache.servfail((name, qtype)):
+            bogus = self._unvalidated.get((name, qtype)) if cd else None
+            if bogus is not None:
+                return dataclasses.replace(bogus, secure=False)
             return Classified(Kind.FAIL, reason="cached SERVFAIL", ede=self._servfail_ede.get((name, qtype), ()))
         return None
 
@@ -531,19 +575,33 @@ class RecursiveResolver:
         else:
             result = await self._iterate(name, qtype, ctx)
             if self._anchor:
-                result = await self._validate(name, qtype, result, ctx)
+                checked = await self._validate(name, qtype, result, ctx)
+                if checked.kind is Kind.FAIL and result.kind is not Kind.FAIL:
+                    checked = dataclasses.replace(checked, unvalidated=result)
+                result = checked
         if qtype == dns.rdatatype.ANY:
             return result
         if result.kind in (Kind.ANSWER, Kind.CNAME):
             for rrset in result.rrsets:
+                key = (rrset.name, rrset.rdtype)
                 self._cache.put_rrset(rrset)
-                self._security[(rrset.name, rrset.rdtype)] = result.secure
+                self._security[key] = result.secure
+                sig = _covering(result.dnssec, rrset)
+                if sig is not None:
+                    self._sigs[key] = sig
+                else:
+                    self._sigs.pop(key, None)
         elif result.kind in (Kind.NXDOMAIN, Kind.NODATA):
             self._cache.put_negative(result.kind, (name, qtype), result.soa)
             self._security[(name, qtype)] = result.secure
+            self._proofs[_proof_key(result.kind, name, qtype)] = _proof_records(result.dnssec)
         else:
             self._cache.put_servfail((name, qtype))
             self._servfail_ede[(name, qtype)] = result.ede
+            if result.unvalidated is not None:
+                self._unvalidated[(name, qtype)] = result.unvalidated
+            else:
+                self._unvalidated.pop((name, qtype), None)
         return result
 
     # -- validation (RFC 4035 §5) -----------------------------------------------------------------
@@ -726,8 +784,8 @@ class RecursiveResolver:
         *,
         recursive: bool,
     ) -> Classified:
-        query = dns.message.make_query(qname, qtype, use_edns=0, payload=UPSTREAM_PAYLOAD,
-                                       want_dnssec=bool(self._anchor))
+        # DO upstream even when not validating (as BIND and Unbound do), so DO clients get the RRSIGs.
+        query = dns.message.make_query(qname, qtype, use_edns=0, payload=UPSTREAM_PAYLOAD, want_dnssec=True)
         if not recursive:
             query.flags &= ~dns.flags.RD
         response, outcome = await self._exchange(query, address, port, ctx)
@@ -813,6 +871,7 @@ EDE_CODES = {
     _dnssec.Problem.DS_NO_MATCHING_DNSKEY: 9,  # DNSKEY Missing
     _dnssec.Problem.DNSKEY_UNAVAILABLE: 9,
     _dnssec.Problem.RRSIG_MISSING: 10,  # RRSIGs Missing
+    _dnssec.Problem.DNSKEY_NOT_SELF_SIGNED: 10,  # no RRSIG by the key the DS names: Unbound says 10 too
     _dnssec.Problem.DENIAL_MISSING: 12,  # NSEC Missing
 }
 EDE_BOGUS = 6  # DNSSEC Bogus: everything else
@@ -851,10 +910,35 @@ def _optional(rrset: dns.rrset.RRset | None) -> tuple[dns.rrset.RRset, ...]:
     return (rrset,) if rrset is not None else ()
 
 
-def _fill(response: dns.message.Message, resolution: Resolution) -> None:
+def _fill(response: dns.message.Message, resolution: Resolution, *, dnssec: bool = False) -> None:
+    """The reply's sections; ``dnssec`` (the client set DO): each RRset followed by its RRSIG, and the
+    negative answer's proof after the SOA, as Unbound orders them."""
     response.set_rcode(resolution.rcode)
-    response.answer.extend(resolution.answer)
+    for rrset in resolution.answer:
+        response.answer.append(rrset)
+        if dnssec:
+            response.answer.extend(s for s in resolution.sigs if s.name == rrset.name and s.covers == rrset.rdtype)
     response.authority.extend(resolution.authority)
+    if dnssec:
+        response.authority.extend(resolution.proof)
+
+
+def _covering(records: Iterable[dns.rrset.RRset], rrset: dns.rrset.RRset) -> dns.rrset.RRset | None:
+    for r in records:
+        if r.rdtype == dns.rdatatype.RRSIG and r.name == rrset.name and r.covers == rrset.rdtype:
+            return r
+    return None
+
+
+def _proof_records(records: Iterable[dns.rrset.RRset]) -> tuple[dns.rrset.RRset, ...]:
+    """What proves a negative answer: the SOA's RRSIG, the NSEC/NSEC3 records and their RRSIGs."""
+    kinds = (dns.rdatatype.SOA, dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
+    return tuple(r for r in records if r.rdtype in kinds or (r.rdtype == dns.rdatatype.RRSIG and r.covers in kinds))
+
+
+def _proof_key(kind: Kind, name: dns.name.Name, qtype: RdType) -> Key:
+    # An NXDOMAIN holds for every type of the name (RFC 2308 §5), and so does its proof.
+    return (name, dns.rdatatype.ANY) if kind is Kind.NXDOMAIN else (name, qtype)
 
 
 def _truncate_to_fit(request: dns.message.Message, response: dns.message.Message) -> None:

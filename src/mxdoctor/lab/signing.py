@@ -300,7 +300,10 @@ def _apply_faults(zone: dns.zone.Zone, names: Sequence[dns.name.Name], faults: S
 
 
 _CHAIN_FAULTS = (FaultKind.DS_MISMATCH, FaultKind.UNSUPPORTED_ALGORITHM, FaultKind.BIG_DNSKEY)
-BIG_DNSKEY_EXTRA = 4  # 4 more 4096-bit RSA keys: well over 1232 bytes with their RRSIG
+# Standby keys of the zone's own algorithm (RFC 4035 §2.2: every algorithm in the DNSKEY set must sign the
+# zone, so keys of another algorithm would be a second fault): four 4096-bit RSA keys, or enough ECDSA or
+# Ed25519 keys to pass 1232 bytes with the KSK's RRSIG.
+BIG_DNSKEY_EXTRA = {8: 4, 13: 14, 15: 22}
 
 
 def sign_all(zones: dict[str, dns.zone.Zone], signing: dict[str, ZoneSigning], *, now: float) -> list[str]:
@@ -331,7 +334,7 @@ def sign_all(zones: dict[str, dns.zone.Zone], signing: dict[str, ZoneSigning], *
             continue
         zone = zones[origin]
         if spec.has(FaultKind.BIG_DNSKEY):
-            _add_big_keys(zone)
+            _add_big_keys(zone, spec.algorithm)
         own = [f for f in spec.faults if f.kind not in _CHAIN_FAULTS]
         sign_zone(zone, keys[origin], now=now, denial=spec.denial, faults=own)
     if "." not in keys:
@@ -349,13 +352,19 @@ def _parent_zone(zones: dict[str, dns.zone.Zone], origin: str) -> dns.zone.Zone 
     return None
 
 
-def _add_big_keys(zone: dns.zone.Zone) -> None:
+def _add_big_keys(zone: dns.zone.Zone, algorithm: int) -> None:
     """Publish keys nobody signs with (as a pre-published roll does), sized to overflow UDP."""
     import os
 
     assert zone.origin is not None
     rds = zone.find_rdataset(zone.origin, dns.rdatatype.DNSKEY, create=True)
-    for _ in range(BIG_DNSKEY_EXTRA):
-        material = b"\x03\x01\x00\x01" + os.urandom(512)
-        rds.add(dns.rdata.from_wire(dns.rdataclass.IN, dns.rdatatype.DNSKEY,
-                                    b"\x01\x00\x03\x08" + material, 0, 4 + len(material)), 300)
+    for _ in range(BIG_DNSKEY_EXTRA[algorithm]):
+        if algorithm == 8:
+            # Random modulus bytes: nothing verifies with a standby key, and a 4096-bit key is slow to make.
+            material = b"\x03\x01\x00\x01" + os.urandom(512)
+            rds.add(dns.rdata.from_wire(dns.rdataclass.IN, dns.rdatatype.DNSKEY,
+                                        b"\x01\x00\x03\x08" + material, 0, 4 + len(material)), 300)
+        else:
+            private = _private_key(algorithm)
+            rds.add(dns.dnssec.make_dnskey(private.public_key(), ALGORITHMS[algorithm],  # type: ignore[attr-defined]
+                                           flags=256), 300)
