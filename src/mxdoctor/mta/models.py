@@ -93,6 +93,8 @@ class MtaModel:
     # AAAA asked first and its addresses connected to before A is asked: A only when AAAA gave no address
     # or every IPv6 connect failed, so a failing A query does not matter while IPv6 delivers
     a_after_v6_connect: bool = False
+    # both address lookups failed alike: the error logged names the last type asked, not the first
+    last_failure_named: bool = False
     own_dns_wait: str = ""  # the limits of the MTA's own DNS client, in words; empty: the host's stub resolver
     sources: tuple[Source, ...] = ()
     notes: tuple[str, ...] = ()  # behaviours that are inferred, not confirmed
@@ -244,6 +246,7 @@ POSTFIX = MtaModel(
     name="postfix",
     title="Postfix (inet_protocols = all)",
     order=("A", "AAAA"),
+    last_failure_named=True,
     on_aaaa_failure=_ALL_NEXT,
     on_a_failure=_ALL_NEXT,
     on_aaaa_nxdomain=OnNxdomain.NEXT_FAMILY,
@@ -334,7 +337,7 @@ EXIM = MtaModel(
         domain_defer="R=dnslookup defer (-1): host lookup did not complete",
         unreachable="T=remote_smtp defer (111): Connection refused",
         dane_lookup_error="T=remote_smtp defer (-36): DANE error: tlsa lookup DEFER",
-        dane_no_match="T=remote_smtp defer (-37) H={host}: TLS session: (certificate verification failed): "
+        dane_no_match="T=remote_smtp defer (-37) H={host} [{address}]: TLS session: (certificate verification failed): "
         "Verification failed. The certificate differs.",
         dane_deliver="delivers to {host} [{address}] CV=dane",
         dane_insecure="T=remote_smtp: DANE error: {host} lookup not DNSSEC",

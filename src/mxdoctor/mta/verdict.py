@@ -77,7 +77,8 @@ def _host_state(model: MtaModel, x: Exchanger, smtp: Sequence[SmtpProbe] = ()) -
                 return _HostState("domain-defer", qtype, lk)
             if action is OnFailure.HOST_TEMPFAIL:
                 return _HostState("tempfail", qtype, lk)
-            soft = soft or _HostState("tempfail", qtype, lk)
+            if soft is None or model.last_failure_named:
+                soft = _HostState("tempfail", qtype, lk)
     if addresses:
         return _HostState("usable", addresses=tuple(addresses))
     return soft or _HostState("perm", last, x.lookup(last))
@@ -218,7 +219,7 @@ def evaluate(
     for x, st in states:
         if st.kind != "usable":
             continue
-        blocked = _dane_blocked(model, findings, x) if dane else None
+        blocked = _dane_blocked(model, findings, x, st.addresses[0]) if dane else None
         if blocked is not None:
             dane_fail = dane_fail or (x, *blocked)
             continue
@@ -267,24 +268,24 @@ def _dane_verified(findings: Sequence[Finding], x: Exchanger) -> bool:
 
 
 def _dane_blocked(
-    model: MtaModel, findings: Sequence[Finding], x: Exchanger
+    model: MtaModel, findings: Sequence[Finding], x: Exchanger, address: str
 ) -> tuple[Decision, str, tuple[str, ...]] | None:
     """Why a DANE client skips exchanger ``x`` (what it then does, its log text and the finding codes), or
     None."""
     host = x.host.rstrip(".")
     for f in findings:
         if dane_checks.DANE_TLSA_LOOKUP_FAILED.matches(f) and f.args.get("host") == host:
-            return Decision.DEFER, model.texts.dane_lookup_error.format(host=host), (f.code,)
+            return Decision.DEFER, model.texts.dane_lookup_error.format(host=host, address=address), (f.code,)
     no_match = [f for f in findings if dane_checks.DANE_TLSA_NO_MATCH.matches(f) and f.args.get("host") == host]
     good = _dane_verified(findings, x)
     if no_match and not good:
-        return Decision.DEFER, model.texts.dane_no_match.format(host=host), (no_match[0].code,)
+        return Decision.DEFER, model.texts.dane_no_match.format(host=host, address=address), (no_match[0].code,)
     if model.dane_required and not good:
         # DANE required but not possible: no secure address (the route is not all DNSSEC-secure), or a
         # secure one without TLSA records. Exim fails the address at once (observed, docs/conformance.md).
         secure = any(dnssec_checks.DNSSEC_SECURE.matches(f) for f in findings)
         text = model.texts.dane_no_tlsa if secure else model.texts.dane_insecure
-        return Decision.BOUNCE, text.format(host=host), ()
+        return Decision.BOUNCE, text.format(host=host, address=address), ()
     return None
 
 
