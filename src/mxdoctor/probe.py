@@ -308,8 +308,11 @@ def _key_servers(zone: evidence.Zone, port: int) -> list[evidence.Server]:
     return [evidence.Server(a, port, ns) for ns, a in pairs[:MAX_KEY_SERVERS]]
 
 
-async def _raced(engine: Engine, servers: list[evidence.Server], qname: str, qtype: str) -> None:
-    """Ask the servers at once; the first definite answer ends the wait (as for the route)."""
+async def _raced(
+    engine: Engine, servers: list[evidence.Server], qname: str, qtype: str, grace: float = 0.0
+) -> None:
+    """Ask the servers at once; the first definite answer ends the wait (as for the route), after ``grace``
+    seconds more for the others."""
     pending = {asyncio.ensure_future(engine.ask(evidence.DNSSEC_KEYS_VIEW, s, qname, qtype, rd=False))
                for s in servers}
     try:
@@ -320,10 +323,19 @@ async def _raced(engine: Engine, servers: list[evidence.Server], qname: str, qty
                 engine.recorder.add_lookup(answer.to_lookup(evidence.DNSSEC_KEYS_VIEW))
             if any(a.outcome.is_answer for a in answers):
                 break
+        if pending and grace > 0:
+            done, pending = await asyncio.wait(pending, timeout=grace)
+            for t in done:
+                engine.recorder.add_lookup(t.result().to_lookup(evidence.DNSSEC_KEYS_VIEW))
     finally:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+# How long the other servers of a zone may take to give their DNSKEY set once one has: a finding then names
+# every server with a bad key set, and a dead server costs no more than this.
+KEYS_GRACE = 0.3
 
 
 async def _zone_keys(engine: Engine, auth: views.AuthoritativeView) -> None:
@@ -331,7 +343,7 @@ async def _zone_keys(engine: Engine, auth: views.AuthoritativeView) -> None:
     zones = {z.name: z for z in auth.zones()}
     asks = []
     for zone in zones.values():
-        asks.append(_raced(engine, _key_servers(zone, auth.port), zone.name, "DNSKEY"))
+        asks.append(_raced(engine, _key_servers(zone, auth.port), zone.name, "DNSKEY", KEYS_GRACE))
         parent = zones.get(zone.parent) if zone.parent else None
         if parent is not None:
             asks.append(_raced(engine, _key_servers(parent, auth.port), zone.name, "DS"))

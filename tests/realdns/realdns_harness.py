@@ -60,6 +60,11 @@ class World:
     def silent_hints(self) -> Path:
         return self.work / "silent-root.hints"
 
+    @property
+    def trust_anchor(self) -> Path:
+        """The signed root's KSK as a DS record, which the validating resolvers are configured with."""
+        return self.work / "root.key"
+
 
 @contextlib.contextmanager
 def world() -> Iterator[World]:
@@ -108,6 +113,8 @@ class Cell:
     code: str = ""
     side: str = ""
     servers: tuple[str, ...] = ()
+    zone: str = ""  # the zone the root cause names (DNSSEC findings)
+    validation: str = ""  # what mxdoctor says of the resolver view: "validates", "not validating" or ""
     message: str = ""
     verdicts: dict[str, str] = field(default_factory=dict)  # MTA -> deliver/defer/bounce/unknown
     findings: tuple[str, ...] = ()
@@ -133,11 +140,32 @@ class Cell:
             out.append("side")
         if set(self.servers) != set(servers.expected_servers(f)):
             out.append("servers")
+        if f.signed and self.zone != f.zone:
+            out.append("zone")
+        expected = expected_mtas(self)
+        if expected is not None and _failing(self) != expected:
+            out.append("verdicts")
+        if set(f.expect_also) - set(self.findings):
+            out.append("missing " + ", ".join(sorted(set(f.expect_also) - set(self.findings))))
         return out
 
     @property
     def match(self) -> bool:
         return not self.problems
+
+
+def expected_mtas(cell: Cell) -> str | None:
+    """The MTAs a signed fault stops, as the table writes them (None: not checked)."""
+    f = cell.spec
+    if not f.signed:
+        return None
+    kind = f.expect_mtas if cell.resolver in servers.VALIDATING else f.expect_mtas_control
+    return {
+        "defer": "defer: " + ", ".join(MTAS),
+        "aaaa": "defer: exchange2010, sendmail",  # they stop at the failed AAAA lookup; the others ask A
+        "bounce": "bounce: " + ", ".join(MTAS),
+        "deliver": "all deliver",
+    }[kind]
 
 
 def run_cell(w: World, fault: str, resolver: str) -> Cell:
@@ -146,11 +174,14 @@ def run_cell(w: World, fault: str, resolver: str) -> Cell:
     address = servers.RESOLVERS[resolver]
     started = time.monotonic()
     try:
-        out = w.ns.exec_ok([PYTHON, str(NS_SCRIPT), "probe", address, spec.domain], timeout=PROBE_TIMEOUT)
+        edns = ["--edns"] if spec.signed else []  # so that the resolver can give its EDE
+        out = w.ns.exec_ok([PYTHON, str(NS_SCRIPT), "probe", *edns, address, spec.domain], timeout=PROBE_TIMEOUT)
         cell.answers = json.loads(out)
         hints = w.silent_hints if spec.silent_root else w.hints
         cmd = [MXDOCTOR, "diagnose", spec.domain, "--resolver", address, "--no-system",
                "--root-hints", str(hints), "--json"]
+        if spec.signed:
+            cmd += ["--trust-anchor", str(w.trust_anchor)]
         diagnosing = time.monotonic()
         result = w.ns.exec(cmd, timeout=DIAGNOSE_TIMEOUT)
         cell.diagnose_seconds = round(time.monotonic() - diagnosing, 1)
@@ -172,15 +203,22 @@ def _read_diagnosis(cell: Cell, d: dict[str, object]) -> None:
     cell.exit_code = int(d["exit_code"])  # type: ignore[call-overload]
     cell.verdicts = {str(v["mta"]): str(v["outcome"]) for v in verdicts}
     cell.findings = tuple(str(f["code"]) for f in findings)
+    if "DNSSEC_RESOLVER_NOT_VALIDATING" in cell.findings:
+        cell.validation = "not validating"
+    elif "DNSSEC_RESOLVER_VALIDATES" in cell.findings:
+        cell.validation = "validates"
     failing = {str(c) for v in verdicts if v["outcome"] in ("defer", "bounce") for c in v["because"]}  # type: ignore[attr-defined]
     causes = [f for f in findings if f["code"] in failing]
     if not causes:  # nothing fails: the headline is the worst finding there is
-        causes = [f for f in findings if f["severity"] in ("CRITICAL", "ERROR", "WARNING")] or findings[:1]
+        causes = [f for f in findings if f["severity"] in ("CRITICAL", "ERROR", "WARNING")] or [
+            f for f in findings if f["code"] == "MAIL_ROUTE_OK"] or findings[:1]
     if not causes:
         return
     top = causes[0]
     cell.code = str(top["code"])
     cell.message = str(top["message"])
+    # A DNSSEC finding's subject begins with the zone it names ("example.net. mail.example.net. A").
+    cell.zone = str(top["subject"]).split()[0] if cell.code.startswith("DNSSEC_") else ""
     receiver = str(top["remediation"]["receiver"])  # type: ignore[index]
     cell.side = "" if cell.code == "MAIL_ROUTE_OK" else (
         "sender" if receiver.startswith("Nothing") or not receiver else "receiver"
@@ -204,7 +242,7 @@ def run_table(cells: Sequence[tuple[str, str]], workers: int = WORKERS) -> list[
 
 
 def all_cells() -> list[tuple[str, str]]:
-    return [(f.key, r) for f in servers.FAULTS for r in servers.RESOLVERS]
+    return [(f.key, r) for f in servers.FAULTS for r in f.resolvers]
 
 
 def missing() -> str:
@@ -251,8 +289,14 @@ def _answers(cell: Cell) -> str:
     parts = []
     for a in cell.answers:
         took = float(a["seconds"])  # type: ignore[arg-type]
-        parts.append(f"{a['qtype']} {a['rcode']}" + (f" {took:.1f} s" if took >= 0.5 else ""))
+        parts.append(f"{a['qtype']} {a['rcode']}" + _ede(a) + (f" {took:.1f} s" if took >= 0.5 else ""))
     return ", ".join(parts) or "—"
+
+
+def _ede(answer: dict[str, object]) -> str:
+    """" EDE 7" (or " EDE 6, 9") for an answer that carried Extended DNS Errors."""
+    codes = [str(e).split()[0] for e in answer.get("ede") or ()]  # type: ignore[attr-defined]
+    return f" EDE {', '.join(codes)}" if codes else ""
 
 
 def _failing(cell: Cell) -> str:
@@ -295,7 +339,7 @@ def resolver_notes(cells: Sequence[Cell]) -> dict[tuple[str, str], str]:
 
 
 def _shape(cell: Cell) -> tuple[str, ...]:
-    return tuple(f"{a['qtype']} {a['rcode']}" for a in cell.answers)
+    return tuple(f"{a['qtype']} {a['rcode']}{_ede(a)}" for a in cell.answers)
 
 
 def _shape_text(cell: Cell) -> str:
