@@ -50,6 +50,16 @@ def test_expired_signature_names_zone_key_record_and_time() -> None:
     assert {v.mta: v.outcome.value for v in d.verdicts}["postfix"] == "defer"
 
 
+def test_a_view_that_fails_bogus_data_without_an_ede_validates() -> None:
+    # BIND 9.18 answers SERVFAIL for bogus data without an EDE: the view still shows that it validates
+    ev = _load("dnssec-expired")
+    ev = dataclasses.replace(ev, exchanges=tuple(
+        dataclasses.replace(x, ede=()) if x.view == "internal" else x for x in ev.exchanges))
+    (f,) = [f for f in analysis.analyse(ev).findings
+            if f.code == dnssec.DNSSEC_RESOLVER_VALIDATES.code and f.subject == "internal"]
+    assert "mail.example.net. A answered SERVFAIL, and the servers' answer does not validate" in f.message
+
+
 def test_healthy_signed_zone_gives_no_dnssec_error() -> None:
     d = analysis.analyse(_load("dnssec-healthy"))
     codes = {f.code for f in d.findings}

@@ -142,6 +142,8 @@ class Cell:
             out.append("servers")
         if f.signed and self.zone != f.zone:
             out.append("zone")
+        if f.signed and self.validation != ("validates" if self.resolver in servers.VALIDATING else "not validating"):
+            out.append("view")
         expected = expected_mtas(self)
         if expected is not None and _failing(self) != expected:
             out.append("verdicts")
@@ -276,13 +278,45 @@ INTRO = """Real authoritative servers and resolvers from Debian ran in one netwo
 address: Knot serves the root, NSD the TLDs com. and net., BIND (authoritative only) each mail zone
 `example-<fault>.com` (MX 10 `mail.example-<fault>.net.`), and the MX host's zone `example-<fault>.net` is
 served by NSD (ns1) and PowerDNS Authoritative with the bind backend (ns2), each behind a dnsdist whose
-rules inject the fault. Each fault has its own zones and server addresses. Each of the five resolvers
+rules inject the fault. Each fault has its own zones and server addresses (the signed zones of the DNSSEC
+faults are described in their own section below). Each of the five resolvers
 served in turn as the MTA's internal resolver: first the MTA's own queries went through it as glibc's stub
 asks them (MX, then AAAA and A of the exchanger, one after the other, no EDNS, 5 s × 2 tries), then
 `mxdoctor diagnose DOMAIN --resolver RESOLVER --no-system --root-hints <the fake root> --json` (the
 authoritative view on, default timers). A cell matches when mxdoctor's root cause (the first finding that
 makes an MTA defer or bounce, else the worst finding), its side (the receiver when the finding asks the
 receiving side to change something) and the authoritative servers it names equal the expected ones."""
+
+
+SIGNED = """For the DNSSEC faults the root, com. and net. are signed too (Knot serves the signed root, NSD the
+signed TLDs), and each fault has its own signed zones: `example-<fault>.com` (BIND) with MX 10
+`mail.example-<fault>.net.`, and the MX host's zone `example-<fault>.net`, served by NSD behind dnsdist
+(ns1) and by a Knot that serves the signed file as it is (ns2); the zone Knot signs itself is served by
+that Knot on both addresses. BIND's `dnssec-signzone` signed the files (ECDSA P-256, NSEC or NSEC3; the
+root RSA/SHA-256), and where a fault needs it the signed file was then edited, as the field breaks
+zones; Knot's automatic signing signed the Knot zone. The suite writes the root's trust anchor (its
+KSK's DS, `root.key`) and gives it to validating twins of four resolvers: Unbound
+(`trust-anchor-file`, `ede: yes`), BIND (`trust-anchors { . static-ds ...; }`), Knot Resolver
+(`trust_anchors.add_file`) and PowerDNS Recursor (`addTA` in its Lua configuration,
+`extended-resolution-errors=yes`); dnsmasq, forwarding to an Unbound that does not validate, is the
+control where MTAs deliver what validating resolvers fail. The MTA's queries carry an OPT record (glibc's
+`options edns0`, no DO) so that a resolver can say why it failed; `mxdoctor diagnose` ran with `--trust-anchor
+root.key`. A cell matches when the root cause, the zone it names, the side, the servers and the MTAs that
+do not deliver are the expected ones, mxdoctor says that the validating resolvers validate and that
+dnsmasq does not, and the healthy zones give DNSSEC_SECURE, the unsupported algorithm DNSSEC_INSECURE."""
+
+EDE_TEXT = """Extended DNS Errors (RFC 8914) the validating resolvers gave the MTA's queries on the signed faults
+where one of them failed (and Knot Resolver's on an insecure answer). BIND 9.18 gives none for DNSSEC
+failures; PowerDNS Recursor gives none for a bogus NXDOMAIN proof; the others do not always agree on the
+code: for a DS that matches no key, EDE 9 "DNSKEY Missing" or 6 "DNSSEC Bogus"; for the missing NODATA
+proof Unbound may say EDE 9 ("no NSEC3 records ... for DS mail.example-snodata.net. while building chain
+of trust": not knowing where the zone cut is, it asks for a DS at the MX host, whose denial is missing
+too) where the others say EDE 12 "NSEC Missing", and which of the two depends on what its cache holds.
+Knot Resolver adds EDE 0 "LSLC: unsupported digest/key" to the insecure answers of the zone whose DS has
+algorithm 253, which is information, not a failure. mxdoctor does not depend on the code: it validates
+the answers itself, and says a view validates from its AD bits, a SERVFAIL with a validation EDE, or
+(as with BIND, which gives no EDE) a SERVFAIL for an answer that the servers give and that does not
+validate."""
 
 
 def _answers(cell: Cell) -> str:
@@ -346,6 +380,35 @@ def _shape_text(cell: Cell) -> str:
     return ", ".join(_shape(cell)) or "nothing"
 
 
+def ede_by_resolver(cells: Sequence[Cell]) -> dict[str, str]:
+    """For each validating resolver, the Extended DNS Errors it gave the MTA's queries, fault by fault."""
+    out: dict[str, str] = {}
+    for resolver in servers.VALIDATING:
+        parts = []
+        for c in cells:
+            if c.resolver != resolver or not c.spec.signed:
+                continue
+            codes = sorted({str(e).split()[0] for a in c.answers for e in a.get("ede") or ()},  # type: ignore[attr-defined]
+                           key=int)
+            if codes or any(a["rcode"] == "SERVFAIL" for a in c.answers):
+                parts.append(f"{c.fault}: {', '.join(codes) or 'none'}")
+        out[resolver] = "; ".join(parts) or "—"
+    return out
+
+
+def _mark(c: Cell, notes: dict[tuple[str, str], str]) -> str:
+    if c.match:
+        mark = "✓"
+    elif (c.fault, c.resolver) in KNOWN:
+        mark = f"✗ **MISMATCH** ({', '.join(c.problems)}), known: {KNOWN[(c.fault, c.resolver)]}"
+    else:
+        mark = f"✗ **MISMATCH** ({', '.join(c.problems)})"
+    note = notes.get((c.fault, c.resolver))
+    if note:
+        mark += f"<br>*{_cell(note)}*"
+    return mark
+
+
 def render(cells: Sequence[Cell], seconds: float) -> str:
     ok = sum(c.match for c in cells)
     notes = resolver_notes(cells)
@@ -365,10 +428,11 @@ def render(cells: Sequence[Cell], seconds: float) -> str:
         "|---|---|---|---|---|---|",
     ]
     for f in servers.FAULTS:
-        lines.append(
-            f"| {f.title} | `{f.domain}` | {f.how} | {' or '.join(f.expect_codes)} | "
-            f"{f.expect_side or '—'} | {_names(servers.expected_servers(f))} |"
-        )
+        if not f.signed:
+            lines.append(
+                f"| {f.title} | `{f.domain}` | {f.how} | {' or '.join(f.expect_codes)} | "
+                f"{f.expect_side or '—'} | {_names(servers.expected_servers(f))} |"
+            )
     lines += [
         "",
         "## Fault × resolver",
@@ -378,23 +442,44 @@ def render(cells: Sequence[Cell], seconds: float) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
-        if c.match:
-            mark = "✓"
-        elif (c.fault, c.resolver) in KNOWN:
-            mark = f"✗ **MISMATCH** ({', '.join(c.problems)}), known: {KNOWN[(c.fault, c.resolver)]}"
-        else:
-            mark = f"✗ **MISMATCH** ({', '.join(c.problems)})"
-        note = notes.get((c.fault, c.resolver))
-        if note:
-            mark += f"<br>*{_cell(note)}*"
+        if not c.spec.signed:
+            lines.append(
+                f"| {c.spec.title} | {servers.RESOLVER_TITLES[c.resolver]} | {_answers(c)} | "
+                f"{c.code or '—'} | {c.side or '—'} | {_names(c.servers)} | {_failing(c)} | "
+                f"{c.diagnose_seconds:.1f} s | {_mark(c, notes)} |"
+            )
+    lines += ["", textwrap.fill(LIMITS, width=104), "", "## DNSSEC: signed zones through validating resolvers", "",
+              textwrap.fill(SIGNED, width=104), "", "### Signed faults", "",
+              "| fault | mail domain | how it is made | expected root cause | zone | side | servers "
+              "| MTAs not delivering (validating resolver; dnsmasq) |",
+              "|---|---|---|---|---|---|---|---|"]
+    for f in servers.SIGNED:
+        mtas = {"defer": "all defer", "aaaa": "Exchange 2010, Sendmail defer", "bounce": "all bounce",
+                "deliver": "all deliver"}
+        control = f"; {mtas[f.expect_mtas_control]}" if f.key in servers.DNSMASQ_CONTROL else ""
+        also = f" (and {', '.join(f.expect_also)})" if f.expect_also else ""
         lines.append(
-            f"| {c.spec.title} | {servers.RESOLVER_TITLES[c.resolver]} | {_answers(c)} | "
-            f"{c.code or '—'} | {c.side or '—'} | {_names(c.servers)} | {_failing(c)} | "
-            f"{c.diagnose_seconds:.1f} s | {mark} |"
+            f"| {f.title} | `{f.domain}` | {f.how} | {' or '.join(f.expect_codes)}{also} | {f.zone or '—'} | "
+            f"{f.expect_side or '—'} | {_names(servers.expected_servers(f))} | {mtas[f.expect_mtas]}{control} |"
         )
     lines += [
         "",
-        textwrap.fill(LIMITS, width=104),
+        "### Signed fault × resolver",
+        "",
+        "| fault | resolver | the resolver answered the MTA (EDE) | mxdoctor: root cause | zone | side | servers "
+        "| mxdoctor: the view | MTAs not delivering | diagnose took | match |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        if c.spec.signed:
+            lines.append(
+                f"| {c.spec.title} | {servers.RESOLVER_TITLES[c.resolver]} | {_answers(c)} | "
+                f"{c.code or '—'} | {c.zone or '—'} | {c.side or '—'} | {_names(c.servers)} | "
+                f"{c.validation or 'undetermined'} | {_failing(c)} | {c.diagnose_seconds:.1f} s | {_mark(c, notes)} |"
+            )
+    lines += ["", textwrap.fill(EDE_TEXT, width=104), "", "| resolver | EDE per fault |", "|---|---|"]
+    lines += [f"| {servers.RESOLVER_TITLES[r]} | {text} |" for r, text in ede_by_resolver(cells).items()]
+    lines += [
         "",
         "## How to run it",
         "",
@@ -402,6 +487,7 @@ def render(cells: Sequence[Cell], seconds: float) -> str:
         "or without the packages: skipped). `make realdns` runs it and rewrites this page. The Debian",
         f"packages: {', '.join(servers.PACKAGES)} (the Makefile's DEBS; the services they would start are",
         "not used: the harness starts its own daemons with its own configurations in the namespace).",
+        "`MXDOCTOR_REALDNS_WRITE_DOCS=1 .venv/bin/pytest -m realdns` rewrites it too when the whole table ran.",
         "MXDOCTOR_REALDNS_KEEP=1 keeps the configurations and logs under",
         f"`{BASE}/`.",
         "",

@@ -536,6 +536,9 @@ def _resolvers(ctx: Context, v: Validation) -> Iterable[Finding]:
                     not_validated.append(f"{q} comes without AD although it validates")
             elif q in v.bogus_questions and lk.outcome.is_answer:
                 not_validated.append(f"it answers {q} ({lk.outcome.value}), which does not validate")
+            elif q in v.bogus_questions and lk.outcome is Outcome.SERVFAIL:
+                # Without an EDE (BIND 9.18 sends none): the servers answer, the answer is bogus, the view fails it.
+                validated.append(f"{q} answered SERVFAIL, and the servers' answer does not validate")
         if not_validated:
             detail = "; ".join(not_validated[:3])
             yield DNSSEC_RESOLVER_NOT_VALIDATING.emit(view, seen=[Seen(view)], view=view, detail=detail)
