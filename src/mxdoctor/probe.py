@@ -196,8 +196,10 @@ async def probe_domain(
         await asyncio.gather(*unfinished, return_exceptions=True)
         left = max(0.0, probe_time(options.deadline) - (time.monotonic() - started))
         auth = next((v for v in view_list if isinstance(v, views.AuthoritativeView)), None)
-        # Only where the authoritative servers answered at all: a silent root would only cost time-outs.
-        if options.dnssec and auth is not None and not unfinished and left > 0 and auth.describe().reachable:
+        # Only where the authoritative servers answered at all: a silent root would only cost time-outs; and
+        # only with a trust anchor (without one, e.g. --root-hints alone, nothing is validated from them).
+        if options.dnssec and trust_anchor and auth is not None and not unfinished and left > 0 \
+                and auth.describe().reachable:
             tlsa = (_tlsa(r, engine, auth) for r in runs)
             keys = asyncio.ensure_future(asyncio.gather(_zone_keys(engine, auth), *tlsa))
             done, _ = await asyncio.wait([keys], timeout=left)

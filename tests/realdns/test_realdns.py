@@ -24,7 +24,7 @@ class Table:
         self.world = self._world.__enter__()
         self._pool = ThreadPoolExecutor(max_workers=harness.WORKERS, thread_name_prefix="realdns")
         self._futures: dict[tuple[str, str], Future[harness.Cell]] = {
-            c: self._pool.submit(harness.run_cell, self.world, *c) for c in dict.fromkeys(cells)
+            c: self._pool.submit(harness.run_cell, self.world, *c) for c in harness.schedule(list(dict.fromkeys(cells)))
         }
 
     def cell(self, case: tuple[str, str]) -> harness.Cell:
