@@ -275,7 +275,7 @@ async def _tlsa(run: _RouteRun, engine: Engine, auth: views.AuthoritativeView) -
     for name in names:
         owner = _owning(zones, name)
         if owner is not None:
-            asks.append(_raced(engine, _key_servers(owner, auth.port), name, "TLSA"))
+            asks.append(_raced(engine, _key_servers(owner, auth.port), name, "TLSA", KEYS_GRACE))
     await asyncio.gather(*asks)
 
 
@@ -335,8 +335,8 @@ async def _raced(
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-# How long the other servers of a zone may take to give their DNSKEY set once one has: a finding then names
-# every server with a bad key set, and a dead server costs no more than this.
+# How long the other servers of a zone may take to give their DNSKEY set (or TLSA records) once one has: a
+# finding then names every server that serves the bad data, and a dead server costs no more than this.
 KEYS_GRACE = 0.3
 
 
