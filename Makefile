@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 DEBS   := unbound dnsutils postfix jq iproute2 time chromium chromium-driver \
-          nsd knot bind9 pdns-server pdns-backend-bind dnsdist knot-resolver pdns-recursor dnsmasq \
+          nsd knot bind9 bind9-utils pdns-server pdns-backend-bind dnsdist knot-resolver pdns-recursor dnsmasq \
           libgraphviz-dev
 # Services those packages start on the host: the realdns suite starts its own daemons in a namespace.
 REALDNS_SERVICES := nsd knot named pdns dnsdist kresd@1 kres-cache-gc pdns-recursor dnsmasq

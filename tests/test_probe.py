@@ -18,8 +18,9 @@ from _tree import DEAD, NIC1, NIC2, NS1, NS2, NS3, RESOLVER, tree  # noqa: E402
 
 from mxdoctor import analysis, evidence, probe  # noqa: E402
 from mxdoctor.checks import coverage  # noqa: E402
+from mxdoctor.dns import anchor  # noqa: E402
 from mxdoctor.errors import ConfigError, InvalidTarget  # noqa: E402
-from mxdoctor.evidence import Evidence, Lookup, Outcome, ViewKind  # noqa: E402
+from mxdoctor.evidence import DNSSEC_KEYS_VIEW, Evidence, Lookup, Outcome, ViewKind  # noqa: E402
 from mxdoctor.lab.faults import Fault  # noqa: E402
 
 
@@ -278,3 +279,13 @@ def test_the_mta_view_asks_aaaa_then_a_and_waits_as_the_stub_resolver(tmp_path: 
     d = analysis.analyse(ev)
     postfix = next(v for v in d.verdicts if v.mta == "postfix")
     assert any("up to 2 s for one answer (stub resolver timeout:1 x attempts:2" in n for n in postfix.notes)
+
+
+def test_zone_keys_are_asked_only_with_a_trust_anchor(tmp_path: Path) -> None:
+    # --root-hints without --trust-anchor: nothing is validated, so no DNSKEY/DS/TLSA lookups cost time
+    ev = run_probe(tmp_path, "example.test")
+    assert not [lk for lk in ev.lookups if lk.view == DNSSEC_KEYS_VIEW]
+    key = tmp_path / "root.key"
+    key.write_text(anchor.IANA_ROOT[0] + "\n")
+    ev = run_probe(tmp_path, "example.test", trust_anchor=str(key))
+    assert {(lk.qname, lk.qtype) for lk in ev.lookups if lk.view == DNSSEC_KEYS_VIEW} >= {(".", "DNSKEY")}

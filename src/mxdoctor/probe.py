@@ -196,8 +196,10 @@ async def probe_domain(
         await asyncio.gather(*unfinished, return_exceptions=True)
         left = max(0.0, probe_time(options.deadline) - (time.monotonic() - started))
         auth = next((v for v in view_list if isinstance(v, views.AuthoritativeView)), None)
-        # Only where the authoritative servers answered at all: a silent root would only cost time-outs.
-        if options.dnssec and auth is not None and not unfinished and left > 0 and auth.describe().reachable:
+        # Only where the authoritative servers answered at all: a silent root would only cost time-outs; and
+        # only with a trust anchor (without one, e.g. --root-hints alone, nothing is validated from them).
+        if options.dnssec and trust_anchor and auth is not None and not unfinished and left > 0 \
+                and auth.describe().reachable:
             tlsa = (_tlsa(r, engine, auth) for r in runs)
             keys = asyncio.ensure_future(asyncio.gather(_zone_keys(engine, auth), *tlsa))
             done, _ = await asyncio.wait([keys], timeout=left)
@@ -273,7 +275,7 @@ async def _tlsa(run: _RouteRun, engine: Engine, auth: views.AuthoritativeView) -
     for name in names:
         owner = _owning(zones, name)
         if owner is not None:
-            asks.append(_raced(engine, _key_servers(owner, auth.port), name, "TLSA"))
+            asks.append(_raced(engine, _key_servers(owner, auth.port), name, "TLSA", KEYS_GRACE))
     await asyncio.gather(*asks)
 
 
@@ -308,8 +310,11 @@ def _key_servers(zone: evidence.Zone, port: int) -> list[evidence.Server]:
     return [evidence.Server(a, port, ns) for ns, a in pairs[:MAX_KEY_SERVERS]]
 
 
-async def _raced(engine: Engine, servers: list[evidence.Server], qname: str, qtype: str) -> None:
-    """Ask the servers at once; the first definite answer ends the wait (as for the route)."""
+async def _raced(
+    engine: Engine, servers: list[evidence.Server], qname: str, qtype: str, grace: float = 0.0
+) -> None:
+    """Ask the servers at once; the first definite answer ends the wait (as for the route), after ``grace``
+    seconds more for the others."""
     pending = {asyncio.ensure_future(engine.ask(evidence.DNSSEC_KEYS_VIEW, s, qname, qtype, rd=False))
                for s in servers}
     try:
@@ -320,10 +325,19 @@ async def _raced(engine: Engine, servers: list[evidence.Server], qname: str, qty
                 engine.recorder.add_lookup(answer.to_lookup(evidence.DNSSEC_KEYS_VIEW))
             if any(a.outcome.is_answer for a in answers):
                 break
+        if pending and grace > 0:
+            done, pending = await asyncio.wait(pending, timeout=grace)
+            for t in done:
+                engine.recorder.add_lookup(t.result().to_lookup(evidence.DNSSEC_KEYS_VIEW))
     finally:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+# How long the other servers of a zone may take to give their DNSKEY set (or TLSA records) once one has: a
+# finding then names every server that serves the bad data, and a dead server costs no more than this.
+KEYS_GRACE = 0.3
 
 
 async def _zone_keys(engine: Engine, auth: views.AuthoritativeView) -> None:
@@ -331,7 +345,7 @@ async def _zone_keys(engine: Engine, auth: views.AuthoritativeView) -> None:
     zones = {z.name: z for z in auth.zones()}
     asks = []
     for zone in zones.values():
-        asks.append(_raced(engine, _key_servers(zone, auth.port), zone.name, "DNSKEY"))
+        asks.append(_raced(engine, _key_servers(zone, auth.port), zone.name, "DNSKEY", KEYS_GRACE))
         parent = zones.get(zone.parent) if zone.parent else None
         if parent is not None:
             asks.append(_raced(engine, _key_servers(parent, auth.port), zone.name, "DS"))

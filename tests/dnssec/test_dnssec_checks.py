@@ -50,6 +50,16 @@ def test_expired_signature_names_zone_key_record_and_time() -> None:
     assert {v.mta: v.outcome.value for v in d.verdicts}["postfix"] == "defer"
 
 
+def test_a_view_that_fails_bogus_data_without_an_ede_validates() -> None:
+    # BIND 9.18 answers SERVFAIL for bogus data without an EDE: the view still shows that it validates
+    ev = _load("dnssec-expired")
+    ev = dataclasses.replace(ev, exchanges=tuple(
+        dataclasses.replace(x, ede=()) if x.view == "internal" else x for x in ev.exchanges))
+    (f,) = [f for f in analysis.analyse(ev).findings
+            if f.code == dnssec.DNSSEC_RESOLVER_VALIDATES.code and f.subject == "internal"]
+    assert "mail.example.net. A answered SERVFAIL, and the servers' answer does not validate" in f.message
+
+
 def test_healthy_signed_zone_gives_no_dnssec_error() -> None:
     d = analysis.analyse(_load("dnssec-healthy"))
     codes = {f.code for f in d.findings}
@@ -76,6 +86,43 @@ def test_another_trust_anchor_makes_the_root_keys_mismatch() -> None:
     d = analysis.analyse(ev)
     (f,) = [f for f in d.findings if f.code == dnssec.DNSSEC_DS_MISMATCH.code]
     assert f.args["zone"] == "." and f.args["key_tag"] in ("20326", "38696")
+
+
+def _key_servers(ev: Evidence, ns1: object, ns2: object) -> Evidence:
+    """``ev`` with example.net's DNSKEY answer of ns1 (127.0.0.13) filtered by ``ns1``, and a second server
+    127.0.0.14 that answers the same set filtered by ``ns2`` (predicates over record lines)."""
+    lk = next(lk for lk in ev.lookups
+              if lk.view == evidence.DNSSEC_KEYS_VIEW and lk.qname == "example.net." and lk.qtype == "DNSKEY")
+    x = next(x for x in ev.exchanges if x.id == lk.exchanges[-1])
+    other = evidence.Server("127.0.0.14", 53, "ns2.example.net.")
+    new_id = max(e.id for e in ev.exchanges) + 1
+    x1 = dataclasses.replace(x, answer=tuple(line for line in x.answer if ns1(line)))  # type: ignore[operator]
+    x2 = dataclasses.replace(x, id=new_id, server=other,
+                             answer=tuple(line for line in x.answer if ns2(line)))  # type: ignore[operator]
+    lk2 = dataclasses.replace(lk, server=other, exchanges=(new_id,))
+    exchanges = tuple(x1 if e.id == x.id else e for e in ev.exchanges)
+    return dataclasses.replace(ev, exchanges=(*exchanges, x2), lookups=(*ev.lookups, lk2))
+
+
+def _addresses(f: object) -> set[str]:
+    return {str(s.server).split()[-1] for s in f.seen if s.server}  # type: ignore[attr-defined]
+
+
+def test_each_servers_dnskey_set_is_checked_and_every_bad_one_named() -> None:
+    ev = _load("dnssec-healthy")
+
+    def unsigned(line: str) -> bool:
+        return " RRSIG " not in line
+
+    # ns2 serves the DNSKEY set without its RRSIGs; ns1's validates and keeps the zone secure
+    d = analysis.analyse(_key_servers(ev, lambda line: True, unsigned))
+    (f,) = [f for f in d.findings if f.code == dnssec.DNSSEC_DNSKEY_NOT_SELF_SIGNED.code]
+    assert f.args["zone"] == "example.net." and _addresses(f) == {"127.0.0.14"}
+    assert dnssec.DNSSEC_RRSIG_EXPIRED.code not in {x.code for x in d.findings}
+    # both serve it: one finding names both
+    d = analysis.analyse(_key_servers(ev, unsigned, unsigned))
+    (f,) = [f for f in d.findings if f.code == dnssec.DNSSEC_DNSKEY_NOT_SELF_SIGNED.code]
+    assert _addresses(f) == {"127.0.0.13", "127.0.0.14"}
 
 
 def test_signature_with_garbage_fields_is_a_finding() -> None:

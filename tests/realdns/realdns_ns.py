@@ -2,7 +2,8 @@
 
 ``probe RESOLVER DOMAIN`` asks MX of DOMAIN, then AAAA and A of the first exchanger, one after the other,
 as glibc's stub resolver does with its defaults (recursion desired, no EDNS, 5 s per try, 2 tries, TCP
-after truncation), and prints each answer (rcode or TIMEOUT, seconds) as JSON.
+after truncation), and prints each answer (rcode or TIMEOUT, seconds) as JSON. ``--edns`` adds an OPT
+record (glibc's ``options edns0``; no DO), so that a resolver can say why it failed (RFC 8914 EDE).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import sys
 import time
 
+import dns.edns
 import dns.flags
 import dns.message
 import dns.query
@@ -21,8 +23,11 @@ STUB_TIMEOUT = 5.0  # glibc's defaults: options timeout:5 attempts:2
 STUB_ATTEMPTS = 2
 
 
-def ask(resolver: str, qname: str, qtype: str) -> tuple[dict[str, object], dns.message.Message | None]:
-    query = dns.message.make_query(qname, qtype)  # RD set, no OPT record: glibc's default
+def ask(
+    resolver: str, qname: str, qtype: str, edns: bool = False
+) -> tuple[dict[str, object], dns.message.Message | None]:
+    # RD set, no OPT record: glibc's default; with edns0, an OPT record of 1232 bytes (no DO)
+    query = dns.message.make_query(qname, qtype, use_edns=0 if edns else None, payload=1232)
     started = time.monotonic()
     reply = None
     for _ in range(STUB_ATTEMPTS):
@@ -43,12 +48,14 @@ def ask(resolver: str, qname: str, qtype: str) -> tuple[dict[str, object], dns.m
     want = dns.rdatatype.from_text(qtype)
     if rcode == "NOERROR" and not any(r.rdtype == want for r in reply.answer):
         rcode = "NODATA"
-    return {"qname": qname, "qtype": qtype, "rcode": rcode, "seconds": seconds}, reply
+    ede = [f"{o.code}" + (f" {o.text}" if o.text else "") for o in reply.options
+           if isinstance(o, dns.edns.EDEOption)]
+    return {"qname": qname, "qtype": qtype, "rcode": rcode, "seconds": seconds, "ede": ede}, reply
 
 
-def probe(resolver: str, domain: str) -> list[dict[str, object]]:
+def probe(resolver: str, domain: str, edns: bool = False) -> list[dict[str, object]]:
     out = []
-    answer, reply = ask(resolver, domain, "MX")
+    answer, reply = ask(resolver, domain, "MX", edns)
     out.append(answer)
     if reply is None or answer["rcode"] != "NOERROR":
         return out
@@ -59,15 +66,17 @@ def probe(resolver: str, domain: str) -> list[dict[str, object]]:
     if not mxs or mxs[0][1] == ".":
         return out
     for qtype in ("AAAA", "A"):
-        out.append(ask(resolver, mxs[0][1], qtype)[0])
+        out.append(ask(resolver, mxs[0][1], qtype, edns)[0])
     return out
 
 
 def main(argv: list[str]) -> int:
+    edns = "--edns" in argv
+    argv = [a for a in argv if a != "--edns"]
     if len(argv) == 3 and argv[0] == "probe":
-        print(json.dumps(probe(argv[1], argv[2])))
+        print(json.dumps(probe(argv[1], argv[2], edns)))
         return 0
-    print("usage: realdns_ns.py probe RESOLVER DOMAIN", file=sys.stderr)
+    print("usage: realdns_ns.py probe [--edns] RESOLVER DOMAIN", file=sys.stderr)
     return 3
 
 

@@ -5,7 +5,7 @@ views validate (AD bit, validation SERVFAILs with their Extended DNS Errors)."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import dns.dnssec
@@ -330,16 +330,25 @@ def tlsa_questions(ctx: Context) -> list[Question]:
     return sorted({q for (view, q) in ctx.per_server if view == KEYS and q.qtype == "TLSA"})
 
 
-def _first_reply(ctx: Context, auth: str, q: Question, result: Validation) -> tuple[Lookup, Exchange, _Reply] | None:
+def _replies(ctx: Context, auth: str, q: Question, result: Validation) -> Iterator[tuple[Lookup, Exchange, _Reply]]:
+    """Each server's readable answer to ``q``."""
     for lk in ctx.servers(auth, q):
         x = _final(ctx, lk)
         if x is None or not lk.outcome.is_answer:
             continue
         try:
-            return lk, x, _reply(x)
+            yield lk, x, _reply(x)
         except _Unreadable as exc:
-            result.unreadable.append((q, str(exc)))
-    return None
+            if (q, str(exc)) not in result.unreadable:
+                result.unreadable.append((q, str(exc)))
+
+
+def _first_reply(
+    ctx: Context, auth: str, q: Question, result: Validation, wanted: Callable[[_Reply], bool] = lambda _: True
+) -> tuple[Lookup, Exchange, _Reply] | None:
+    """The first server's readable answer to ``q`` (that ``wanted`` accepts, when one does)."""
+    replies = list(_replies(ctx, auth, q, result))
+    return next((r for r in replies if wanted(r[2])), replies[0] if replies else None)
 
 
 def _zone_status(
@@ -385,7 +394,8 @@ def _zone_status(
         algorithms = ", ".join(sorted({str(d.algorithm) for d in ds}))
         return _Zone(Status.INSECURE, detail=f"its DS names only algorithm {algorithms}, which validators do not "
                                              "implement")
-    got = _first_reply(ctx, KEYS, Question(name, "DNSKEY"), result)
+    got = _first_reply(ctx, KEYS, Question(name, "DNSKEY"), result,
+                       lambda reply: reply.rrset(zone, dns.rdatatype.DNSKEY) is not None)
     if got is None or got[0].outcome is not Outcome.NOERROR or got[2].rrset(zone, dns.rdatatype.DNSKEY) is None:
         outcomes = sorted({f"{lk.server}: {lk.outcome.value}" + (f" ({lk.detail})" if lk.detail else "")
                            for lk in ctx.servers(KEYS, Question(name, "DNSKEY"))})
@@ -396,15 +406,24 @@ def _zone_status(
         if not ctx.servers(KEYS, Question(name, "DNSKEY")):
             return _Zone(Status.INDETERMINATE, detail="its DNSKEY set was not asked")
         return _Zone(Status.BOGUS, detail="its DNSKEY set cannot be had")
-    lk, x, reply = got
-    dnskeys = reply.rrset(zone, dns.rdatatype.DNSKEY)
-    assert dnskeys is not None
-    status, failures = _dnssec.check_dnskeys(dnskeys, reply.sigs(zone, dns.rdatatype.DNSKEY), usable, zone, now)
-    for f in failures:
-        result.fail(f, Seen(auth, str(lk.server)), x.id)
-    if status is Status.SECURE:
-        return _Zone(status, dnskeys)
-    return _Zone(status, detail="its DNSKEY set does not validate" if status is Status.BOGUS else "")
+    # Every server's DNSKEY set, so a finding names each server that serves a bad one; the zone's keys are
+    # the first set that validates (a validator that meets a bogus set tries the zone's other servers).
+    secure: dns.rrset.RRset | None = None
+    status = Status.BOGUS
+    for lk, x, reply in _replies(ctx, KEYS, Question(name, "DNSKEY"), result):
+        dnskeys = reply.rrset(zone, dns.rdatatype.DNSKEY)
+        if lk.outcome is not Outcome.NOERROR or dnskeys is None:
+            continue
+        status, failures = _dnssec.check_dnskeys(dnskeys, reply.sigs(zone, dns.rdatatype.DNSKEY), usable, zone, now)
+        for f in failures:
+            result.fail(f, Seen(auth, str(lk.server)), x.id)
+        if status is Status.SECURE and secure is None:
+            secure = dnskeys
+        if status is Status.INSECURE:
+            return _Zone(status)
+    if secure is not None:
+        return _Zone(Status.SECURE, secure)
+    return _Zone(status, detail="its DNSKEY set does not validate")
 
 
 def _zone_of(result: Validation, qname: str) -> str | None:
@@ -517,6 +536,9 @@ def _resolvers(ctx: Context, v: Validation) -> Iterable[Finding]:
                     not_validated.append(f"{q} comes without AD although it validates")
             elif q in v.bogus_questions and lk.outcome.is_answer:
                 not_validated.append(f"it answers {q} ({lk.outcome.value}), which does not validate")
+            elif q in v.bogus_questions and lk.outcome is Outcome.SERVFAIL:
+                # Without an EDE (BIND 9.18 sends none): the servers answer, the answer is bogus, the view fails it.
+                validated.append(f"{q} answered SERVFAIL, and the servers' answer does not validate")
         if not_validated:
             detail = "; ".join(not_validated[:3])
             yield DNSSEC_RESOLVER_NOT_VALIDATING.emit(view, seen=[Seen(view)], view=view, detail=detail)
