@@ -331,6 +331,11 @@ def compare(name: str, keep: Path | None) -> Row:
         dnskey_anchor(card, anchor)
         grok = work / "grok.json"
         out = run([str(DNSVIZ), "grok", "-r", str(probe), "-t", str(anchor), "-l", "info", "-o", str(grok)])
+        if out.returncode != 0 and "KeyError" in out.stderr:
+            # DNSViz 0.11.2's grok raises KeyError serialising the SOA of an unsigned TLD's negative
+            # answers at level info (dnssec-dane-insecure); level warning still gives every error and
+            # warning, only the statuses of clean RRsets are left out.
+            out = run([str(DNSVIZ), "grok", "-r", str(probe), "-t", str(anchor), "-l", "warning", "-o", str(grok)])
         if out.returncode != 0 or not grok.exists():
             raise RuntimeError(f"{name}: dnsviz grok failed ({out.returncode}): {out.stderr[-2000:]}")
         command = shlex.split(card.diagnose_command)
