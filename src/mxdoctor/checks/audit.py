@@ -324,7 +324,7 @@ DNSSEC_SERVER_DO_MISHANDLED = finding(
     Severity.ERROR,
     Role.DNS_FAULT,
     "A server of a signed zone mishandles queries with the DO bit",
-    "Queries with the DO bit are mishandled by {servers}, which serve the signed zone {zone}: {detail}.",
+    "Queries with the DO bit are mishandled by {servers} (a server of the signed zone {zone}): {detail}.",
     "Validating resolvers send every query with DO (RFC 3225) and need the RRSIGs back; a server (or a "
     "firewall or load balancer in front of it) that fails, drops or strips them turns every answer of a "
     "signed zone into bogus data (SERVFAIL, EDE 10) for the resolvers that ask it.",
@@ -917,6 +917,9 @@ def _dnssec_findings(judge: Judge) -> Iterator[Finding]:
             groups[(v.fault, zone, "", "")].append((r, None))
     for (fault, zone, owner, rdtype), items in sorted(groups.items()):
         spec = DNSSEC_SPECS[fault]
+        # what the mail route asks first (AAAA, A, MX), then the rest
+        items.sort(key=lambda item: (*_type_order(item[1].rdtype if item[1] else _qtype(item[0])),
+                                     item[1].owner if item[1] else item[0].probe.qname.lower()))
         failures = [f for _, f in items if f is not None]
         records = list(dict.fromkeys(f"{f.owner.lower()} {f.rdtype}" for f in failures))
         if fault is Fault.DENIAL:
