@@ -6,34 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from _helpers import LB_NXDOMAIN
 from mxdoctor import analysis, api, lab
 from mxdoctor.audit import run
 from mxdoctor.lab import scenario
 from mxdoctor.lab.scenario import Scenario
-
-# What load balancers send: NXDOMAIN without AA and without SOA, for the MX host's AAAA (issue 11).
-LB_NXDOMAIN = """
-description = "Both servers of example.com answer AAAA of mx1 with NXDOMAIN, no AA, no SOA."
-domains = ["example.com"]
-
-[zones."example.com"]
-text = '''
-@     MX  10 mx1
-mx1   A   127.0.0.25
-'''
-
-[[servers]]
-name = "ns1.example.com"
-address = "127.0.0.11"
-zones = ["example.com"]
-faults = [{ kind = "lb-nxdomain", name = "mx1.example.com.", qtype = "AAAA" }]
-
-[[servers]]
-name = "ns2.example.com"
-address = "127.0.0.12"
-zones = ["example.com"]
-faults = [{ kind = "lb-nxdomain", name = "mx1.example.com.", qtype = "AAAA" }]
-"""
 
 LB_VERDICTS = {"exchange2010": "bounce", "exchange2013": "bounce", "postfix": "deliver", "exim": "bounce",
                "sendmail": "bounce", "opensmtpd": "defer"}
