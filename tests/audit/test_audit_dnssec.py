@@ -198,3 +198,21 @@ def test_a_ds_of_an_unknown_algorithm_makes_the_zone_insecure_not_bogus() -> Non
     probes = [r for r in audit.Judge(d.evidence).results  # type: ignore[arg-type]
               if r.probe.name == "rrsig-a" and r.probe.zone == "example.net."]
     assert probes and all(r.ok and "insecure" in r.detail for r in probes)
+
+
+@pytest.mark.parametrize("name", ["dnssec-expired", "dnssec-healthy"])
+def test_with_a_trust_anchor_the_chain_is_validated_once(name: str) -> None:
+    """With the root's keys, the route's own DNSSEC check runs on the audit's discovery too; the
+    audited zones' faults are the per-server findings', not said twice."""
+    with lab.running(name) as card:
+        ev = run.collect(card.domains[0], run.AuditOptions(root_hints=card.root_hints, dns_port=card.dns_port,
+                                                          trust_anchor=card.trust_anchor, timeout=TIMEOUT))
+    assert ev.trust_anchor
+    d = analysis.analyse(ev)
+    codes = {f.code for f in d.findings}
+    assert not {c for c in codes if c.startswith("DNSSEC_") and not c.startswith("DNSSEC_SERVER_")} - {
+        dnssec.DNSSEC_SECURE.code, dnssec.DNSSEC_INSECURE.code}, codes
+    if name == "dnssec-expired":
+        assert audit.DNSSEC_SERVER_RRSIG_EXPIRED.code in codes and outcomes(d) == {"defer"}
+    else:
+        assert dnssec.DNSSEC_SECURE.code in codes and outcomes(d) == {"deliver"}

@@ -21,6 +21,7 @@ AUDIT_VIEW = "audit"  # the view name of every probe exchange
 @dataclass(frozen=True)
 class AuditOptions:
     root_hints: str | None = None
+    trust_anchor: str | None = None  # the root's keys the route's DNSSEC check validates from (a lab's)
     dns_port: int = 53
     timeout: float = 2.0
     deadline: float = 60.0
@@ -37,6 +38,7 @@ class AuditOptions:
             use_system=False,
             authoritative=True,
             root_hints=self.root_hints,
+            trust_anchor=self.trust_anchor,
             dns_port=self.dns_port,
             timeout=self.timeout,
             deadline=self.deadline,

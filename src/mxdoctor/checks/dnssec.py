@@ -543,7 +543,11 @@ def dnssec_route(ctx: Context) -> Iterable[Finding]:
     for q, detail in v.unreadable:
         yield DNSSEC_RECORD_UNREADABLE.emit(str(q), seen=[Seen(ctx.authoritative or "")], qname=q.qname,
                                              qtype=q.qtype, detail=detail)
+    # an audit judges its zones per server (DNSSEC_SERVER_*): here only the chain above them
+    audited = {p.zone.lower() for p in ctx.evidence.audit}
     for failure, seen in v.failures.items():
+        if failure.zone.lower() in audited:
+            continue
         spec = _SPECS[failure.problem]
         q = Question(failure.owner, failure.rdtype)
         said = _resolver_said(ctx, q)

@@ -508,7 +508,8 @@ class LbNxdomain(Fault, kind="lb-nxdomain", reproduces="RFC 4074 §4.2, as load 
 @dataclass(frozen=True, kw_only=True)
 class StaleRrsig(Fault, kind="stale-rrsig", reproduces="a stale secondary (RFC 4035 §5.3.1)"):
     """every RRSIG in the reply with a validity period that ended 3 days ago, as a secondary that
-    stopped receiving the zone serves it weeks later (validators reject it for its time: EDE 7)"""
+    stopped receiving the zone serves it weeks later (rewritten, so the signature no longer verifies
+    either; validators judge the time first: EDE 7)"""
 
     async def on_response(self, query: Query, reply: dns.message.Message) -> dns.message.Message | bytes:
         now = int(time.time())
