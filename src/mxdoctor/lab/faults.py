@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import difflib
 import enum
 import fnmatch
 import math
@@ -156,7 +157,11 @@ def parse(table: Any, source: str, key: str) -> Fault:
         raise ScenarioError(source, key, "a fault must be a table with at least `kind`")
     kind = table.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
-        raise ScenarioError(source, f"{key}.kind", f"expected one of {', '.join(KINDS)}; got {_loader.shown(kind)}")
+        # the first few kinds and the count: the whole list no longer fits one line of an error
+        known = ", ".join(list(KINDS)[:6]) + f", ... ({len(KINDS)} kinds, the table in docs/lab.md)"
+        near = difflib.get_close_matches(kind, list(KINDS), n=1) if isinstance(kind, str) else []
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise ScenarioError(source, f"{key}.kind", f"expected one of {known}; got {_loader.shown(kind)}{hint}")
     cls = KINDS[kind]
     allowed = {f.name for f in dataclasses.fields(cls)} | {"kind"}
     for name in table:
