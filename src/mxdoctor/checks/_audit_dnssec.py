@@ -94,6 +94,7 @@ class DnssecJudge:
         self.last = last
         self.sibling = sibling
         self.now = route_dnssec.evidence_time(ev)
+        self._judged: dict[AuditProbe, Verdict] = {}
         mine = [p for p in ev.audit if p.name in probeset.BY_NAME and probeset.BY_NAME[p.name].dnssec]
         self.zones = {zone: self._ds(zone) for zone in sorted({p.zone for p in mine})}
         # servers whose every answer to a DO query lacks RRSIGs: they strip them (or serve an unsigned copy)
@@ -187,6 +188,12 @@ class DnssecJudge:
 
     def judge(self, p: AuditProbe) -> Verdict:
         """The verdict on one DNSSEC probe."""
+        verdict = self._judged.get(p)
+        if verdict is None:
+            verdict = self._judged[p] = self._judge(p)
+        return verdict
+
+    def _judge(self, p: AuditProbe) -> Verdict:
         state = self.zones.get(p.zone)
         if state is None or not state.ds or self.now is None:
             return Verdict()  # nothing says the zone is signed: nothing to validate
@@ -256,8 +263,24 @@ class DnssecJudge:
         return out
 
 
+# Every check of one analysis asks about the same evidence, and validation is the costly part (a
+# signature check per answer): the last few judges are kept, each with the evidence it judged.
+_RECENT: dict[int, tuple[Evidence, DnssecJudge]] = {}
+
+
 def of_evidence(ev: Evidence) -> DnssecJudge:
-    """A DnssecJudge over the evidence's own probe index, for checks that need no audit Judge."""
+    """The DnssecJudge of an Evidence (over its own probe index), made once per evidence."""
+    hit = _RECENT.get(id(ev))
+    if hit is not None and hit[0] is ev:
+        return hit[1]
+    if len(_RECENT) >= 8:
+        _RECENT.clear()
+    judge = _make(ev)
+    _RECENT[id(ev)] = (ev, judge)
+    return judge
+
+
+def _make(ev: Evidence) -> DnssecJudge:
     by_id = {x.id: x for x in ev.exchanges if x.probe is not None}
     index = {(p.server.address, p.name, p.qname.lower(), p.zone): p for p in ev.audit}
 

@@ -474,7 +474,7 @@ class Judge:
         self.index: dict[tuple[str, str, str, str], AuditProbe] = {}
         for p in ev.audit:
             self.index[(p.server.address, p.name, p.qname.lower(), p.zone)] = p
-        self.dnssec = _audit_dnssec.DnssecJudge(ev, self.last, self.sibling)
+        self.dnssec = _audit_dnssec.of_evidence(ev)
         self.results = [self._judge(p) for p in ev.audit]
         self.lame = self._lame_servers()
         self.edns_broken = {
