@@ -13,7 +13,7 @@ import pytest
 
 from mxdoctor import analysis, diagnosis, evidence, lab
 from mxdoctor.audit import run
-from mxdoctor.checks import audit, dnssec
+from mxdoctor.checks import audit, dnssec, nameserver
 from mxdoctor.diagnosis import Severity
 from mxdoctor.dns import probeset
 from mxdoctor.lab import scenario
@@ -133,6 +133,18 @@ def test_do_bit_handling_of_one_server(kind: str, code: audit.FindingSpec, words
     f = found[code.code]
     assert servers_of(f) == {NS2} and words in f.message, f.message
     assert outcomes(d) == {"deliver"}  # ns1 serves the zone right
+
+
+def test_garbage_rrsigs_on_the_wire_are_a_finding() -> None:
+    """ns2 sends RRSIGs of 3 bytes: its replies to DO queries do not parse. A finding, never a traceback;
+    the discovery's own DO queries met the same garbage, which the route's checks name too."""
+    d = audited('[{ kind = "rrsig-garbage" }]')
+    (f,) = [f for f in d.findings if f.code == audit.DNSSEC_SERVER_DO_MISHANDLED.code]
+    assert servers_of(f) == {NS2} and "with DO gets a reply that does not parse" in f.message, f.message
+    for g in d.findings:  # whoever names a server names ns2 (NS_DISAGREE: ns2 against ns1)
+        if g.severity.rank >= Severity.NOTICE.rank and g.code != nameserver.NS_DISAGREE.code:
+            assert servers_of(g) <= {NS2}, (g.code, g.seen)
+    assert outcomes(d) == {"deliver"}
 
 
 def test_a_server_that_strips_rrsigs_everywhere_makes_mail_defer() -> None:

@@ -52,7 +52,7 @@ _PROBLEM_FAULT = {
 }
 # a DO reply refused in one of these ways by a server that answers the query without DO: DO mishandled
 _DO_ERRORS = (Outcome.SERVFAIL, Outcome.REFUSED, Outcome.NOTIMP, Outcome.FORMERR, Outcome.OTHER_RCODE,
-              Outcome.TIMEOUT, Outcome.NETWORK_ERROR)  # fmt: skip
+              Outcome.TIMEOUT, Outcome.NETWORK_ERROR, Outcome.MALFORMED, Outcome.BROKEN)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -176,6 +176,8 @@ class DnssecJudge:
 
     def _do_fault(self, x: Exchange, plain: Exchange) -> Verdict:
         got = x.rcode or x.outcome.value
+        if x.outcome in (Outcome.MALFORMED, Outcome.BROKEN):
+            got = f"a reply that does not parse ({(x.error or x.outcome.value).rstrip('.')})"
         return Verdict(Fault.DO, f"{x.qname} {x.qtype} with DO gets {got}, without DO {plain.outcome.value}")
 
     def keys(self, zone: str, address: str) -> dns.rrset.RRset | None:
@@ -208,8 +210,8 @@ class DnssecJudge:
         plain = self.sibling(p, plain_name) if plain_name else None
         if x.outcome in (Outcome.MALFORMED, Outcome.BROKEN):
             if plain is not None and plain.outcome.is_answer:
-                return Verdict(Fault.UNREADABLE, f"the reply with DO does not parse: {x.error or x.outcome.value}"
-                               f" (without DO: {plain.outcome.value})")
+                # what the DO bit adds (the RRSIGs, the proofs) breaks the reply: a DO fault of the server
+                return self._do_fault(x, plain)
             return Verdict(Fault.NOT_JUDGED, x.error or x.outcome.value)
         if not x.outcome.is_answer:
             if plain is not None and plain.outcome.is_answer and x.outcome in _DO_ERRORS:

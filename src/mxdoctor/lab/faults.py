@@ -540,6 +540,21 @@ class RrsigStrip(Fault, kind="rrsig-strip", reproduces="boxes that drop DNSSEC r
 
 
 @dataclass(frozen=True, kw_only=True)
+class RrsigGarbage(Fault, kind="rrsig-garbage", reproduces="broken signers and middleboxes (RFC 4034 §3.1)"):
+    """every RRSIG in the reply replaced by 3 bytes of rdata, which no RRSIG parser accepts: the
+    reply to a DO query does not parse"""
+
+    async def on_response(self, query: Query, reply: dns.message.Message) -> dns.message.Message | bytes:
+        for section in (reply.answer, reply.authority):
+            for i, rrset in enumerate(section):
+                if rrset.rdtype == dns.rdatatype.RRSIG:
+                    bad = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)  # unparsed: no type covered
+                    bad.add(dns.rdata.GenericRdata(rrset.rdclass, dns.rdatatype.RRSIG, b"\x00\x01\x02"), rrset.ttl)
+                    section[i] = bad
+        return reply
+
+
+@dataclass(frozen=True, kw_only=True)
 class DoFormerr(Fault, kind="do-formerr", reproduces="middleboxes that reject the DO bit (RFC 3225 §3)"):
     """FORMERR to queries with the DO bit; the same queries without DO are answered"""
 
