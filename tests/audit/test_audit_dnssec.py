@@ -227,3 +227,16 @@ def test_with_a_trust_anchor_the_chain_is_validated_once(name: str) -> None:
         assert audit.DNSSEC_SERVER_RRSIG_EXPIRED.code in codes and outcomes(d) == {"defer"}
     else:
         assert dnssec.DNSSEC_SECURE.code in codes and outcomes(d) == {"deliver"}
+
+
+def test_an_nsec3_of_an_unknown_hash_algorithm_is_ignored_as_validators_do() -> None:
+    """RFC 5155 §8.1: an NSEC3 of a hash algorithm the validator does not know proves nothing."""
+    data = _load("dnssec-healthy")
+    x = _probe_exchange(data, "rrsig-aaaa")
+    assert x["outcome"] == "NODATA"
+    x["authority"] = [line for line in x["authority"] if " NSEC " not in line] + [
+        "vaks2n5ofp7hlu4p9m1e4ph5i8q8ah9e.example.net. 300 IN NSEC3 2 0 0 - 0p9mhaveqvm6t7vbl5lop2u3t2rp3tom A RRSIG"]
+    d = _analyse(data)
+    (f,) = [f for f in d.findings if f.code == audit.DNSSEC_SERVER_DENIAL_BOGUS.code]
+    assert f.args["qname"] == "mail.example.net." and "AAAA" in f.args["qtype"]
+    assert {v.mta: v.outcome.value for v in d.verdicts}["exchange2010"] == "defer"

@@ -87,7 +87,8 @@ def has_rrsig(x: Exchange) -> bool:
 
 
 class DnssecJudge:
-    """Judges the DNSSEC probes of an Evidence; ``last`` and ``sibling`` are the audit Judge's."""
+    """Judges the DNSSEC probes of an Evidence; ``last`` gives a probe's last exchange, ``sibling`` the
+    last exchange of another probe of the same server and name (``of_evidence`` builds both)."""
 
     def __init__(self, ev: Evidence, last: Last, sibling: Sibling) -> None:
         self.ev = ev
@@ -162,8 +163,11 @@ class DnssecJudge:
             failure = Failure(Problem.DNSKEY_UNAVAILABLE, p.zone, p.zone, "DNSKEY", usable[0].key_tag,
                               detail=f"{why}, and the parent's DS names key {usable[0].key_tag}")
             return self._strip_or(p, Verdict(Fault.DNSKEY, failure.detail, (failure,))), None
-        status, failures = _dnssec.check_dnskeys(dnskeys, reply.sigs(zone, dns.rdatatype.DNSKEY), usable, zone,
-                                                 self.now)
+        try:
+            status, failures = _dnssec.check_dnskeys(dnskeys, reply.sigs(zone, dns.rdatatype.DNSKEY), usable, zone,
+                                                     self.now)
+        except (ValueError, dns.exception.DNSException) as exc:  # fields no validator can use
+            return Verdict(Fault.UNREADABLE, f"the DNSKEY set cannot be checked: {exc}"), None
         if status is _dnssec.Status.SECURE:
             return Verdict(), dnskeys
         return self._strip_or(p, _verdict(failures, self.now)), None
@@ -224,7 +228,11 @@ class DnssecJudge:
             reply = route_dnssec.read_reply(x)
         except route_dnssec.Unreadable as exc:
             return Verdict(Fault.UNREADABLE, str(exc))
-        return self._strip_or(p, _verdict(self._validate(p, x, reply, keys), self.now))
+        try:
+            failures = self._validate(p, x, reply, keys)
+        except (ValueError, dns.exception.DNSException) as exc:  # e.g. an NSEC3 of an unknown hash algorithm
+            return Verdict(Fault.UNREADABLE, f"{x.qname} {x.qtype}: a DNSSEC record cannot be checked: {exc}")
+        return self._strip_or(p, _verdict(failures, self.now))
 
     def _validate(self, p: AuditProbe, x: Exchange, reply: route_dnssec.Reply, keys: dns.rrset.RRset) -> list[Failure]:
         assert self.now is not None
