@@ -28,6 +28,30 @@ address = "127.0.0.11"
 zones = ["example.com"]
 """
 
+# What load balancers send (dnsdist's RCodeAction): NXDOMAIN without AA and without SOA, for mx1's AAAA.
+LB_NXDOMAIN = """
+description = "Both servers of example.com answer AAAA of mx1 with NXDOMAIN, no AA, no SOA."
+domains = ["example.com"]
+
+[zones."example.com"]
+text = '''
+@     MX  10 mx1
+mx1   A   127.0.0.25
+'''
+
+[[servers]]
+name = "ns1.example.com"
+address = "127.0.0.11"
+zones = ["example.com"]
+faults = [{ kind = "lb-nxdomain", name = "mx1.example.com.", qtype = "AAAA" }]
+
+[[servers]]
+name = "ns2.example.com"
+address = "127.0.0.12"
+zones = ["example.com"]
+faults = [{ kind = "lb-nxdomain", name = "mx1.example.com.", qtype = "AAAA" }]
+"""
+
 
 @functools.cache
 def has_ipv6() -> bool:

@@ -3,31 +3,9 @@ named, and the finding says what each resolver family makes of it. Lab servers o
 
 from __future__ import annotations
 
+from _helpers import LB_NXDOMAIN as SCENARIO
 from mxdoctor import analysis, api, lab
 from mxdoctor.lab import scenario
-
-SCENARIO = """
-description = "Both servers of example.com answer AAAA of mx1 with NXDOMAIN, no AA, no SOA."
-domains = ["example.com"]
-
-[zones."example.com"]
-text = '''
-@     MX  10 mx1
-mx1   A   127.0.0.25
-'''
-
-[[servers]]
-name = "ns1.example.com"
-address = "127.0.0.11"
-zones = ["example.com"]
-faults = [{ kind = "lb-nxdomain", name = "mx1.example.com.", qtype = "AAAA" }]
-
-[[servers]]
-name = "ns2.example.com"
-address = "127.0.0.12"
-zones = ["example.com"]
-faults = [{ kind = "lb-nxdomain", name = "mx1.example.com.", qtype = "AAAA" }]
-"""
 
 
 def test_non_aa_nxdomain_names_both_servers_and_the_resolver_families() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from mxdoctor.checks import _registry as registry
-from mxdoctor.checks import mx
+from mxdoctor.checks import audit, mx
 from mxdoctor.checks._context import Context
 from mxdoctor.diagnosis import Diagnosis, Severity
 from mxdoctor.evidence import Evidence, ViewKind
@@ -34,7 +34,7 @@ def analyse(
     externals = [v.name for v in ev.views if v.kind is ViewKind.EXTERNAL]
     reference = ctx.reference or ctx.authoritative
     verdicts = verdict_mod.predict(
-        ctx.routes,
+        audit.validating_routes(ctx),
         reference=reference,
         externals=externals,
         reachable={v.name: v.reachable for v in ev.views},

@@ -288,6 +288,7 @@ class AuditOptions:
     """How to audit: where the root is, the DNS port, the limits, and how hard to press each server."""
 
     root_hints: str | None = None  # named.root file instead of IANA's hints
+    trust_anchor: str | None = None  # the root's DS/DNSKEY file (a lab's); None: IANA's, for IANA's root
     dns_port: int = 53
     timeout: float = 2.0  # per query
     deadline: float = 60.0  # the whole audit
@@ -304,8 +305,8 @@ def audit(domain: str, options: AuditOptions | None = None, *, mtas: Sequence[st
     if options.timeout <= 0 or options.deadline <= 0:
         raise ConfigError("--timeout and --deadline must be positive")
     run_options = audit_run.AuditOptions(
-        root_hints=options.root_hints, dns_port=options.dns_port, timeout=options.timeout,
-        deadline=options.deadline, per_server=options.per_server,
+        root_hints=options.root_hints, trust_anchor=options.trust_anchor, dns_port=options.dns_port,
+        timeout=options.timeout, deadline=options.deadline, per_server=options.per_server,
     )  # fmt: skip
     return analysis.analyse(audit_run.collect(domain, run_options, on_progress=options.on_progress), mtas=mtas)
 

@@ -40,6 +40,9 @@ class ProbeOptions:
     dnssec: bool = True
     # A file of the root's DS/DNSKEY records; None: the IANA root keys, unless root_hints name another root.
     trust_anchor: str | None = None
+    # Ask the DNSKEY and DS sets even without a trust anchor: audit checks each zone's keys against its
+    # parent's DS per server, which needs no anchor above them.
+    keys_without_anchor: bool = False
 
     def anchor_lines(self) -> tuple[str, ...]:
         """The trust anchor the checks validate from; raises ConfigError for a file that is no anchor."""
@@ -197,9 +200,10 @@ async def probe_domain(
         left = max(0.0, probe_time(options.deadline) - (time.monotonic() - started))
         auth = next((v for v in view_list if isinstance(v, views.AuthoritativeView)), None)
         # Only where the authoritative servers answered at all: a silent root would only cost time-outs; and
-        # only with a trust anchor (without one, e.g. --root-hints alone, nothing is validated from them).
-        if options.dnssec and trust_anchor and auth is not None and not unfinished and left > 0 \
-                and auth.describe().reachable:
+        # only with a trust anchor (without one, e.g. --root-hints alone, nothing is validated from them),
+        # unless the caller checks keys against the parents' DS without one (audit).
+        keys_wanted = options.dnssec and (bool(trust_anchor) or options.keys_without_anchor)
+        if keys_wanted and auth is not None and not unfinished and left > 0 and auth.describe().reachable:
             tlsa = (_tlsa(r, engine, auth) for r in runs)
             keys = asyncio.ensure_future(asyncio.gather(_zone_keys(engine, auth), *tlsa))
             done, _ = await asyncio.wait([keys], timeout=left)

@@ -129,7 +129,7 @@ def test_per_server_limit_is_respected_at_the_server(limit: int) -> None:
             server.answer = counting  # type: ignore[method-assign]
         ev = run.collect(card.domains[0], run.AuditOptions(root_hints=card.root_hints, dns_port=card.dns_port,
                                                           timeout=2.0, per_server=limit))
-    assert len(ev.audit) >= 2 * len(probeset.PROBES)
+    assert len(ev.audit) >= 2 * len([p for p in probeset.PROBES if not p.dnssec])  # an unsigned zone
     assert dict(peak) == {"ns1.example.com": limit, "ns2.example.com": limit}
 
 
@@ -187,3 +187,24 @@ def test_one_deadline_bounds_the_whole_audit(capsys: pytest.CaptureFixture[str])
     assert ev.deadline_hit and elapsed < 4.0
     # what finished is kept: the live servers' probes are there
     assert {p.server.address for p in ev.audit} >= {"127.0.0.11", "127.0.0.12", "127.0.0.13"}
+
+
+def test_dnssec_probes_in_json_and_the_trust_anchor_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    saved = tmp_path / "audit.json"
+    with lab.running("dnssec-expired") as card:
+        status = cli.main(audit_args(card, "--json", "--trust-anchor", card.trust_anchor,
+                                     "--save-evidence", str(saved)))
+        data = json.loads(capsys.readouterr().out)
+        bad = tmp_path / "anchor.key"
+        bad.write_text(". 3600 IN DS 12345 13 2 nothex\n", encoding="utf-8")
+        assert cli.main(audit_args(card, "--trust-anchor", str(bad))) == 3
+    assert status == 2
+    failing = {(p["probe"], p["qname"], p["code"]) for p in data["probes"] if p["status"] != "pass"}
+    assert failing == {("rrsig-a", "mail.example.net.", "DNSSEC_SERVER_RRSIG_EXPIRED")}
+    # every DNSSEC probe went to the signed zone's server; only the expired signature fails
+    sent = {p["probe"] for p in data["probes"] if p["zone"] == "example.net."}
+    assert {p.name for p in probeset.PROBES if p.dnssec} <= sent
+    assert {v["outcome"] for v in data["verdicts"]} == {"defer"}
+    assert evidence.loads(saved.read_text(encoding="utf-8")).trust_anchor
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--trust-anchor" in err and "Traceback" not in err

@@ -21,6 +21,7 @@ AUDIT_VIEW = "audit"  # the view name of every probe exchange
 @dataclass(frozen=True)
 class AuditOptions:
     root_hints: str | None = None
+    trust_anchor: str | None = None  # the root's keys the route's DNSSEC check validates from (a lab's)
     dns_port: int = 53
     timeout: float = 2.0
     deadline: float = 60.0
@@ -37,10 +38,12 @@ class AuditOptions:
             use_system=False,
             authoritative=True,
             root_hints=self.root_hints,
+            trust_anchor=self.trust_anchor,
             dns_port=self.dns_port,
             timeout=self.timeout,
             deadline=self.deadline,
             per_server_concurrency=self.per_server,
+            keys_without_anchor=True,
         )
 
 
@@ -51,6 +54,7 @@ class Target:
     zone: str
     servers: tuple[Server, ...]
     names: tuple[str, ...]
+    signed: bool = False  # the parent publishes a DS for it: the DNSSEC probes go to its servers too
 
 
 def owner_zone(zones: tuple[evidence.Zone, ...], name: str) -> evidence.Zone | None:
@@ -59,12 +63,19 @@ def owner_zone(zones: tuple[evidence.Zone, ...], name: str) -> evidence.Zone | N
     return max(inside, key=lambda z: 0 if z.name == "." else len(z.name), default=None)
 
 
+def signed_zones(ev: Evidence) -> set[str]:
+    """The zones whose parent answered the discovery's DS query with DS records."""
+    return {
+        fqdn(lk.qname).lower() for lk in ev.lookups
+        if lk.view == evidence.DNSSEC_KEYS_VIEW and lk.qtype == "DS" and lk.outcome is Outcome.NOERROR and lk.records
+    }  # fmt: skip
+
+
 def targets(ev: Evidence, port: int) -> list[Target]:
-    """The zones of the mail domain and of every MX host, with their servers' every address."""
+    """The zones of the mail domain and of every MX host, with their servers' every address. A mail
+    domain that does not exist is audited in the signed zone that denies it (its proof may be bogus)."""
     domain = fqdn(ev.domain)
     rt = route.route_for_view(ev, "authoritative")
-    if rt.kind is route.RouteKind.NXDOMAIN:
-        return []  # no zone to audit: DOMAIN_NXDOMAIN says why
     names = [domain]
     for x in rt.exchangers:
         # an MX host that is an alias is audited with its canonical name, which MTAs end up asking
@@ -73,9 +84,14 @@ def targets(ev: Evidence, port: int) -> list[Target]:
                 names.append(fqdn(name))
     by_zone: dict[str, list[str]] = {}
     zones: dict[str, evidence.Zone] = {}
+    signed = signed_zones(ev)
     for name in names:
         z = owner_zone(ev.zones, name)
         if z is None or z.name == ".":
+            continue
+        if rt.kind is route.RouteKind.NXDOMAIN and (z.name.count(".") < 2 or z.name.lower() not in signed):
+            # the denial of a missing domain is audited only where it can be bogus, and never at a TLD:
+            # a mistyped domain says nothing of the registry's servers
             continue
         zones[z.name] = z
         if name not in by_zone.setdefault(z.name, []):
@@ -85,7 +101,7 @@ def targets(ev: Evidence, port: int) -> list[Target]:
         servers = tuple(
             Server(address, port, ns.name) for ns in zones[zname].nameservers for address in ns.addresses
         )
-        out.append(Target(zname, servers, tuple(znames)))
+        out.append(Target(zname, servers, tuple(znames), zname.lower() in signed))
     return out
 
 
@@ -107,13 +123,15 @@ class _Scheduler:
     def first_phase(self, target: Target, server: Server) -> list[asyncio.Future[None]]:
         jobs = []
         for spec in probeset.PROBES:
+            if spec.dnssec and not target.signed:
+                continue
             if spec.scope is probeset.Scope.NAME:
                 for name in target.names:
                     qname = probes.mixed_case(name) if spec.name == "case" else name
                     if spec.name == "case" and qname == name:
                         continue  # no letters to vary
                     jobs.append(self.one(target, server, spec, qname, spec.qtype))
-            elif spec.name == "nxdomain":
+            elif spec.name in ("nxdomain", "nxdomain-proof"):
                 jobs.append(self.one(target, server, spec, probes.nonexistent(target.zone), spec.qtype))
             elif spec.name == "ent":
                 for ent in probes.empty_nonterminals(target.zone, list(target.names))[:2]:
@@ -164,7 +182,7 @@ async def _child_only(sched: _Scheduler, found: list[Target]) -> list[Target]:
             for address in lk.records
         )
         if servers:
-            extra.append(Target(t.zone, servers, t.names))
+            extra.append(Target(t.zone, servers, t.names, t.signed))
     return extra
 
 

@@ -268,14 +268,19 @@ def _nsec_covers(rrset: dns.rrset.RRset, qname: dns.name.Name) -> bool:
     return bool(qname > start or qname < end)  # the last NSEC wraps to the apex
 
 
-def _hash_label(name: dns.name.Name, rdata: object) -> str:
+def _hash_label(name: dns.name.Name, rdata: object) -> str | None:
+    """The NSEC3 hash of ``name``; None for a hash algorithm validators must ignore (RFC 5155 §8.1)."""
     salt = getattr(rdata, "salt", b"")
-    return dns.dnssec.nsec3_hash(name, salt or None, int(getattr(rdata, "iterations", 0)),
-                                 int(getattr(rdata, "algorithm", 1))).lower()
+    try:
+        return dns.dnssec.nsec3_hash(name, salt or None, int(getattr(rdata, "iterations", 0)),
+                                     int(getattr(rdata, "algorithm", 1))).lower()
+    except (ValueError, dns.exception.DNSException):
+        return None
 
 
 def _nsec3_matches(rrset: dns.rrset.RRset, qname: dns.name.Name, zone: dns.name.Name) -> bool:
-    return rrset.name.labels[0].decode().lower() == _hash_label(qname, rrset[0])
+    digest = _hash_label(qname, rrset[0])
+    return digest is not None and rrset.name.labels[0].decode().lower() == digest
 
 
 def _nsec3_covers(rrset: dns.rrset.RRset, qname: dns.name.Name, zone: dns.name.Name) -> bool:
@@ -284,6 +289,8 @@ def _nsec3_covers(rrset: dns.rrset.RRset, qname: dns.name.Name, zone: dns.name.N
     start = rrset.name.labels[0].decode().lower()
     end = base64.b32encode(rrset[0].next).decode().translate(_B32_TO_HEX).lower()
     digest = _hash_label(qname, rrset[0])
+    if digest is None:
+        return False
     if start < end:
         return start < digest < end
     return digest > start or digest < end

@@ -9,17 +9,21 @@ disagreement codes of the other families for the same facts.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from mxdoctor.checks import address, mx, nameserver
+from mxdoctor import route as route_mod
+from mxdoctor.checks import _audit_dnssec, _dnssec, address, dnssec, mx, nameserver
+from mxdoctor.checks._audit_dnssec import Fault
 from mxdoctor.checks._context import Context
 from mxdoctor.checks._registry import FindingSpec, Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
 from mxdoctor.dns import probeset
 from mxdoctor.evidence import AuditProbe, Evidence, Exchange, Outcome, Server, Transport
+from mxdoctor.route import Route
 
 AUDIT_VIEW = "authoritative"
 _NOTHING = "Nothing to change on the sending side."
@@ -239,6 +243,120 @@ NS_UNREACHABLE = finding(
     "delegation at the parent.",
     rfcs=("RFC 1034 §4.3.4", "RFC 2182 §3"),
 )
+# -- DNSSEC, per server of a signed zone -----------------------------------------------------------------
+
+_DNSSEC_RFC = ("RFC 4033", "RFC 4035 §3.1", "RFC 4035 §5")
+_WHO = (
+    " Where only some servers of {zone} show it, those servers serve another copy of the zone than the "
+    "rest (a secondary that stopped transferring it, or signs on its own): make them load the current "
+    "signed zone from the primary (NOTIFY, AXFR/IXFR, or the provider's sync)."
+)
+DNSSEC_SERVER_DNSKEY_BOGUS = finding(
+    "DNSSEC_SERVER_DNSKEY_BOGUS",
+    Severity.ERROR,
+    Role.DNS_FAULT,
+    "A server's DNSKEY set does not validate against the parent's DS",
+    "The DNSKEY set of {zone} as served by {servers} does not validate against the parent's DS: {detail}.",
+    "Validating resolvers build the chain of trust from the parent's DS to the zone's DNSKEY set; a set "
+    "without the key the DS names, or without its valid signature, makes everything in the zone bogus "
+    "(SERVFAIL, EDE 9 or 6) for every resolver that asks that server.",
+    sender=dnssec.DNSSEC_DS_MISMATCH.sender,
+    receiver="If every server of {zone} shows it, the key roll is at fault: publish the DS of the current KSK "
+    "at the registrar (dnssec-dsfromkey), or sign the DNSKEY set with the KSK the DS names (key {key_tag})." + _WHO,
+    rfcs=(*_DNSSEC_RFC, "RFC 7583"),
+)
+DNSSEC_SERVER_RRSIG_EXPIRED = finding(
+    "DNSSEC_SERVER_RRSIG_EXPIRED",
+    Severity.ERROR,
+    Role.DNS_FAULT,
+    "A server serves signatures outside their validity period",
+    "Signatures outside their validity period in the signed zone {zone}, served by {servers}: {detail}.",
+    "Validating resolvers reject an RRSIG before its inception or after its expiration (SERVFAIL, EDE 7 or "
+    "8) for every answer that server gives with it.",
+    sender=dnssec.DNSSEC_RRSIG_EXPIRED.sender,
+    receiver="Re-sign {zone} (dnssec-signzone, rndc sign {zone}, knotc zone-sign {zone}) so that the RRSIG by "
+    "key {key_tag} is replaced, and fix what let it lapse: the signer's schedule (refresh well before expiry) "
+    "or its clock." + _WHO,
+    rfcs=_DNSSEC_RFC,
+)
+DNSSEC_SERVER_RRSIG_INVALID = finding(
+    "DNSSEC_SERVER_RRSIG_INVALID",
+    Severity.ERROR,
+    Role.DNS_FAULT,
+    "A server serves signatures that do not verify",
+    "Signatures that do not verify in the signed zone {zone}, served by {servers}: {detail}.",
+    "The data changed after signing, or was signed with a key the zone does not publish: validating "
+    "resolvers answer SERVFAIL (EDE 6) for it.",
+    sender=dnssec.DNSSEC_RRSIG_INVALID.sender,
+    receiver="Re-sign {zone} with its published keys (key {key_tag} must be in the DNSKEY set), and never edit "
+    "signed data without re-signing it." + _WHO,
+    rfcs=_DNSSEC_RFC,
+)
+DNSSEC_SERVER_RRSIG_MISSING = finding(
+    "DNSSEC_SERVER_RRSIG_MISSING",
+    Severity.ERROR,
+    Role.DNS_FAULT,
+    "A server serves an RRset of a signed zone without its signature",
+    "RRsets without an RRSIG in the signed zone {zone}, served by {servers}: {detail}.",
+    "The parent's DS says the zone is signed, so an unsigned RRset cannot be told from a forgery: validating "
+    "resolvers answer SERVFAIL (EDE 10) for it.",
+    sender=dnssec.DNSSEC_RRSIG_MISSING.sender,
+    receiver="Re-sign {zone} so that every RRset is signed (the signer skipped this one)." + _WHO,
+    rfcs=_DNSSEC_RFC,
+)
+DNSSEC_SERVER_DENIAL_BOGUS = finding(
+    "DNSSEC_SERVER_DENIAL_BOGUS",
+    Severity.ERROR,
+    Role.DNS_FAULT,
+    "A server's negative answers are not proven (NSEC/NSEC3)",
+    "The negative answer for {qname} {qtype} in the signed zone {zone} from {servers} has no valid NSEC/NSEC3 "
+    "proof: {detail}.",
+    "A validating resolver accepts NODATA or NXDOMAIN from a signed zone only with its signed NSEC or NSEC3 "
+    "proof; without it the answer is bogus (SERVFAIL, EDE 12 or 6). For an MX host's AAAA that is the "
+    "seed case's twin: Exchange 2010 and Sendmail defer while A validates.",
+    sender=dnssec.DNSSEC_DENIAL_MISSING.sender,
+    receiver="Re-sign {zone} so that its NSEC/NSEC3 chain is complete, and serve the proofs in negative "
+    "answers to DO queries." + _WHO,
+    rfcs=(*_DNSSEC_RFC, "RFC 5155 §7.2"),
+)
+DNSSEC_SERVER_DO_MISHANDLED = finding(
+    "DNSSEC_SERVER_DO_MISHANDLED",
+    Severity.ERROR,
+    Role.DNS_FAULT,
+    "A server of a signed zone mishandles queries with the DO bit",
+    "Queries with the DO bit are mishandled by {servers} (a server of the signed zone {zone}): {detail}.",
+    "Validating resolvers send every query with DO (RFC 3225) and need the RRSIGs back; a server (or a "
+    "firewall or load balancer in front of it) that fails, drops or strips them turns every answer of a "
+    "signed zone into bogus data (SERVFAIL, EDE 10) for the resolvers that ask it.",
+    sender=_NOTHING,
+    receiver=_server_fix("answer queries with the DO bit with the signed data and its RRSIGs, and let them "
+                         "through the firewall or load balancer in front"),
+    rfcs=("RFC 3225 §3", "RFC 4035 §3.1", "RFC 6891 §7"),
+)
+DNSSEC_SERVER_RRSIG_UNASKED = finding(
+    "DNSSEC_SERVER_RRSIG_UNASKED",
+    Severity.WARNING,
+    Role.SERVER_DEFECT,
+    "RRSIGs in answers to queries without the DO bit",
+    "RRSIG records come back from {servers} for queries without the DO bit ({detail}).",
+    "RFC 3225 §3 and RFC 4035 §3.2.1: without DO the server must not add DNSSEC records it was not asked "
+    "for. The answers grow for resolvers that do not validate, past 512 bytes for old ones, and a "
+    "server that ignores DO in one direction often mishandles it in the other.",
+    sender=_NOTHING,
+    receiver=_server_fix("add RRSIGs only to answers for queries with the DO bit"),
+    rfcs=("RFC 3225 §3", "RFC 4035 §3.2.1"),
+)
+DNSSEC_SPECS: dict[Fault, FindingSpec] = {
+    Fault.DNSKEY: DNSSEC_SERVER_DNSKEY_BOGUS,
+    Fault.EXPIRED: DNSSEC_SERVER_RRSIG_EXPIRED,
+    Fault.INVALID: DNSSEC_SERVER_RRSIG_INVALID,
+    Fault.MISSING: DNSSEC_SERVER_RRSIG_MISSING,
+    Fault.DENIAL: DNSSEC_SERVER_DENIAL_BOGUS,
+    Fault.DO: DNSSEC_SERVER_DO_MISHANDLED,
+    Fault.UNREADABLE: dnssec.DNSSEC_RECORD_UNREADABLE,
+    Fault.NOT_JUDGED: QUERY_FAILED,
+}
+
 AUDIT_OK = finding(
     "AUDIT_OK",
     Severity.INFO,
@@ -288,6 +406,7 @@ class Result:
     rcode: str  # RCODE of the reply, or TIMEOUT / NETWORK_ERROR / MALFORMED
     detail: str = ""  # why it failed, in words
     spec: FindingSpec | None = None  # the finding a failure maps to (None when it passes)
+    dnssec: _audit_dnssec.Verdict | None = None  # a DNSSEC probe's validation
 
     @property
     def ok(self) -> bool:
@@ -355,10 +474,15 @@ class Judge:
         self.index: dict[tuple[str, str, str, str], AuditProbe] = {}
         for p in ev.audit:
             self.index[(p.server.address, p.name, p.qname.lower(), p.zone)] = p
+        self.dnssec = _audit_dnssec.of_evidence(ev)
         self.results = [self._judge(p) for p in ev.audit]
         self.lame = self._lame_servers()
         self.edns_broken = {
             r.probe.server.address for r in self.results if r.probe.name == "edns" and not r.ok
+        }
+        # servers that mishandle the DO bit: every other probe with DO fails for that reason
+        self.do_broken = {
+            r.probe.server.address for r in self.results if r.dnssec is not None and r.dnssec.fault is Fault.DO
         }
 
     def last(self, p: AuditProbe) -> Exchange | None:
@@ -388,6 +512,8 @@ class Judge:
     def _judge(self, p: AuditProbe) -> Result:
         x = self.last(p)
         rcode = rcode_of(x)
+        if p.name in probeset.BY_NAME and probeset.BY_NAME[p.name].dnssec:
+            return self._judge_dnssec(p, x, rcode)
         spec = _FAILURE_SPECS.get(p.name, QUERY_FAILED)
         if x is None:
             return Result(p, None, Status.NO_ANSWER, rcode, "not sent", spec)
@@ -400,6 +526,14 @@ class Judge:
             return Result(p, x, Status.PASS, rcode)
         detail, override = problem
         return Result(p, x, Status.FAIL, rcode, detail, override or spec)
+
+    def _judge_dnssec(self, p: AuditProbe, x: Exchange | None, rcode: str) -> Result:
+        v = self.dnssec.judge(p)
+        if v.fault is None:
+            return Result(p, x, Status.PASS, rcode, v.detail, dnssec=v)
+        silent = x is None or x.outcome in _SILENT
+        status = Status.NO_ANSWER if silent and v.fault is Fault.NOT_JUDGED else Status.FAIL
+        return Result(p, x, status, rcode, v.detail, DNSSEC_SPECS[v.fault], v)
 
     def _problem(self, p: AuditProbe, x: Exchange) -> tuple[str, FindingSpec | None] | None:
         """(what is wrong, the finding or None for the probe's own) or None when the reply is right."""
@@ -564,23 +698,34 @@ def _findings(judge: Judge, domain: str, route_codes: dict[tuple[str, str], Find
     groups: dict[tuple[str, str], list[Result]] = defaultdict(list)
     for r in judge.failures():
         addr = r.probe.server.address
-        if addr in dead or addr in judge.lame:
-            continue
+        if addr in dead or addr in judge.lame or r.dnssec is not None:
+            continue  # the DNSSEC probes have their own check
         edns_sent = probeset.BY_NAME[r.probe.name].shape.edns is not None
         if addr in judge.edns_broken and r.probe.name != "edns" and edns_sent:
-            continue  # EDNS_INTOLERANT explains every failure of a query that carried EDNS
+            continue  # EDNS_INTOLERANT or EDNS_DROPPED explains every failure of a query that carried EDNS
+        if addr in judge.do_broken and probeset.BY_NAME[r.probe.name].shape.do:
+            continue  # DNSSEC_SERVER_DO_MISHANDLED explains it
         assert r.spec is not None  # every failure maps to a finding
         if r.spec is nameserver.EDNS_INTOLERANT:
-            yield _per_server(nameserver.EDNS_INTOLERANT, r)
-            continue
-        if r.spec is TCP_UNSUPPORTED and judge.truncates(addr):
+            plain = judge.sibling(r.probe, "plain")
+            if r.status is not Status.NO_ANSWER:
+                yield _per_server(nameserver.EDNS_INTOLERANT, r)
+                continue
+            if plain is not None and plain.outcome.is_answer:
+                # silence with EDNS, an answer without: no resolver retries without EDNS after a time-out
+                yield _edns_dropped(r, plain)
+                continue
+            r = dataclasses.replace(r, spec=QUERY_FAILED)
+        spec = r.spec
+        assert spec is not None
+        if spec is TCP_UNSUPPORTED and judge.truncates(addr):
             yield _per_server(nameserver.TCP_FAILS, r)
             continue
-        if r.spec in _NAME_SPECS:
+        if spec in _NAME_SPECS:
             subject = f"{r.probe.qname.lower()} {_qtype(r)}"
         else:
             subject = r.probe.zone
-        groups[(r.spec.code, subject)].append(r)
+        groups[(spec.code, subject)].append(r)
     for (_, subject), rs in sorted(groups.items()):
         first = rs[0]
         assert first.spec is not None
@@ -603,6 +748,20 @@ def _findings(judge: Judge, domain: str, route_codes: dict[tuple[str, str], Find
             qname=first.probe.qname if first.spec is not QNAME_CASE_MISHANDLED else first.probe.qname.lower(),
             qtype=_qtype(first),
         )  # fmt: skip
+
+
+def _edns_dropped(r: Result, plain: Exchange) -> Finding:
+    """EDNS_DROPPED in the subject form the nameserver family uses, from the ``edns`` and ``plain`` probes."""
+    srv, p = r.probe.server, r.probe
+    no_edns = probeset.dig_command(probeset.BY_NAME["plain"], srv.address, srv.port, p.qname, plain.qtype)
+    return nameserver.EDNS_DROPPED.emit(
+        f"{srv.name or srv.address} {srv.address}",
+        seen=[Seen(AUDIT_VIEW, str(srv), f"edns: no reply with EDNS, {plain.outcome.value} without")],
+        reproduce=[dig_for(r), f"{no_edns}   # -> {plain.outcome.value}"],
+        exchanges=(*p.exchanges, plain.id),
+        ns_name=srv.name or srv.address, ns_ip=srv.address, qname=p.qname, qtype=plain.qtype,
+        detail=f"{plain.outcome.value} without EDNS",
+    )  # fmt: skip
 
 
 def _per_server(spec: FindingSpec, r: Result, rcode: str | None = None) -> Finding:
@@ -714,6 +873,122 @@ def consistency(ctx: Context) -> Iterable[Finding]:
             )  # fmt: skip
 
 
+# -- DNSSEC per server ------------------------------------------------------------------------------------
+
+
+@check(
+    DNSSEC_SERVER_DNSKEY_BOGUS, DNSSEC_SERVER_RRSIG_EXPIRED, DNSSEC_SERVER_RRSIG_INVALID, DNSSEC_SERVER_RRSIG_MISSING,
+    DNSSEC_SERVER_DENIAL_BOGUS, DNSSEC_SERVER_DO_MISHANDLED, DNSSEC_SERVER_RRSIG_UNASKED,
+)  # fmt: skip  # and dnssec.DNSSEC_RECORD_UNREADABLE (declared there)
+def dnssec_servers(ctx: Context) -> Iterable[Finding]:
+    if not ctx.evidence.audit:
+        return
+    yield from _dnssec_findings(Judge(ctx.evidence))
+
+
+def _dnssec_skipped(judge: Judge) -> set[str]:
+    """Servers whose DNSSEC failures follow from what they do without DO: dead, lame, EDNS broken."""
+    return set(_dead_servers(judge)) | judge.lame | judge.edns_broken
+
+
+def _type_order(rdtype: str) -> tuple[int, str]:
+    first = ("AAAA", "A", "MX")
+    return (first.index(rdtype) if rdtype in first else len(first), rdtype)
+
+
+def _dnssec_findings(judge: Judge) -> Iterator[Finding]:
+    skip = _dnssec_skipped(judge)
+    now = judge.dnssec.now
+    groups: dict[tuple[Fault, str, str, str], list[tuple[Result, _dnssec.Failure | None]]] = defaultdict(list)
+    for r in judge.results:
+        v = r.dnssec
+        if v is None or v.fault is None or not v.bogus or v.consequence or r.probe.server.address in skip:
+            continue
+        zone = r.probe.zone
+        if v.failures and v.fault not in (Fault.DO, Fault.UNREADABLE):
+            for f in v.failures:
+                fault = _audit_dnssec.fault_of(f)
+                # one denial fact per name (its proof is broken, whatever the type asked); one signature
+                # fact per zone (a signer's lapse or a stale copy shows on every RRset alike)
+                groups[(fault, zone, f.owner.lower() if fault is Fault.DENIAL else "", "")].append((r, f))
+        elif v.fault is Fault.UNREADABLE:
+            groups[(v.fault, zone, r.probe.qname.lower(), _qtype(r))].append((r, None))
+        else:
+            groups[(v.fault, zone, "", "")].append((r, None))
+    for (fault, zone, owner, rdtype), items in sorted(groups.items()):
+        spec = DNSSEC_SPECS[fault]
+        # what the mail route asks first (AAAA, A, MX), then the rest
+        items.sort(key=lambda item: (*_type_order(item[1].rdtype if item[1] else _qtype(item[0])),
+                                     item[1].owner if item[1] else item[0].probe.qname.lower()))
+        failures = [f for _, f in items if f is not None]
+        records = list(dict.fromkeys(f"{f.owner.lower()} {f.rdtype}" for f in failures))
+        if fault is Fault.DENIAL:
+            rdtype = "/".join(sorted({f.rdtype for f in failures}, key=_type_order))
+        elif len(records) == 1:
+            owner, rdtype = records[0].split()
+        bad = list(dict.fromkeys(ns_label(r.probe.server) for r, _ in items))
+        asked = {(r.probe.name, r.probe.qname.lower()) for r, _ in items}
+        good = list(dict.fromkeys(
+            ns_label(r.probe.server) for r in judge.results
+            if r.probe.zone == zone and (r.probe.name, r.probe.qname.lower()) in asked and r.dnssec is not None
+            and not r.dnssec.bogus and r.status is Status.PASS and ns_label(r.probe.server) not in bad
+        ))  # fmt: skip
+        texts = [_audit_dnssec.describe(f, now) if f is not None else r.detail for r, f in items]
+        shown = list(dict.fromkeys(texts))
+        more = f"; and {len(shown) - 3} more" if len(shown) > 4 else ""
+        where = (f"only at {', '.join(bad)}, valid at {', '.join(good)}: the copy of the zone on the servers "
+                 "named first is at fault" if good else
+                 f"at every server of {zone} asked: the zone as signed is at fault")
+        first = next((f for _, f in items if f is not None), None)
+        when = dnssec.when_text(first.when, now) if first is not None and first.when is not None and now else "?"
+        yield spec.emit(
+            f"{zone} {owner} {rdtype}".strip() if owner else zone,
+            seen=[Seen(AUDIT_VIEW, str(r.probe.server), f"{r.probe.name}: {t}") for (r, _), t in zip(items, texts,
+                                                                                                   strict=True)],
+            reproduce=list(dict.fromkeys(dig_for(r) for r, _ in items)),
+            exchanges=[i for r, _ in items for i in r.probe.exchanges],
+            servers=", ".join(bad), zone=zone, qname=owner or zone, qtype=rdtype or "DNSKEY",
+            records=", ".join(records) or zone,
+            key_tag=str(first.key_tag) if first is not None and first.key_tag is not None else "?", when=when,
+            detail="; ".join(shown[:3] if more else shown) + more + f" ({where})",
+        )  # fmt: skip
+    unasked = judge.dnssec.unasked()
+    by_zone: dict[str, list[tuple[AuditProbe, Exchange]]] = defaultdict(list)
+    for (zone, addr), pairs in sorted(unasked.items()):
+        if addr not in skip:
+            by_zone[zone].extend(pairs)
+    for zone, pairs in sorted(by_zone.items()):
+        asked_without = ", ".join(dict.fromkeys(f"{p.name}: {x.qname} {x.qtype}" for p, x in pairs[:4]))
+        yield DNSSEC_SERVER_RRSIG_UNASKED.emit(
+            zone,
+            seen=[Seen(AUDIT_VIEW, str(p.server), f"{p.name}: RRSIG without DO") for p, _ in pairs],
+            reproduce=list(dict.fromkeys(
+                probeset.dig_command(probeset.BY_NAME[p.name], p.server.address, p.server.port, p.qname, x.qtype)
+                + "   # -> RRSIG in the reply" for p, x in pairs[:4])),
+            exchanges=[x.id for _, x in pairs],
+            servers=", ".join(dict.fromkeys(ns_label(p.server) for p, _ in pairs)), zone=zone, detail=asked_without,
+        )  # fmt: skip
+
+
+def validating_routes(ctx: Context) -> dict[str, Route]:
+    """The routes the verdicts read. An audit has no resolver view: the MTAs' resolvers are taken to
+    validate, so the authoritative route answers SERVFAIL where every server's answer is bogus."""
+    auth = ctx.authoritative
+    if auth is None or ctx.reference is not None:
+        return ctx.routes
+    bogus = _audit_dnssec.bogus_questions(ctx.evidence)
+    if not bogus:
+        return ctx.routes
+    answers = route_mod.summary_lookups(ctx.evidence.lookups, auth)
+    failed = {
+        q: dataclasses.replace(lk, outcome=Outcome.SERVFAIL, rcode="SERVFAIL", records=(),
+                               detail="the answer does not validate (DNSSEC) at any server")
+        if (q.qname.lower(), q.qtype) in bogus else lk
+        for q, lk in answers.items()
+    }  # fmt: skip
+    return {**ctx.routes, auth: route_mod.replay(ctx.evidence.domain, failed)}
+
+
 @check(AUDIT_OK)
 def audit_ok(ctx: Context) -> Iterable[Finding]:
     if not ctx.evidence.audit:
@@ -725,5 +1000,6 @@ def audit_ok(ctx: Context) -> Iterable[Finding]:
     for f in consistency(ctx):
         subject = f.subject.split()[0]
         bad.add(subject if subject in zones else zone_of.get(subject, subject))
+    bad.update(f.args["zone"] for f in dnssec_servers(ctx))
     for zone in sorted(zones - bad):
         yield AUDIT_OK.emit(zone, zone=zone)

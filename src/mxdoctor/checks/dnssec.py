@@ -25,7 +25,7 @@ from mxdoctor.checks._registry import Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
 from mxdoctor.dns import anchor as anchor_mod
 from mxdoctor.evidence import DNSSEC_KEYS_VIEW as KEYS
-from mxdoctor.evidence import Exchange, Lookup, Outcome
+from mxdoctor.evidence import Evidence, Exchange, Lookup, Outcome
 from mxdoctor.route import Question
 
 # RFC 8914 §4 INFO-CODEs that say a resolver validated and found the data bogus (or could not).
@@ -192,12 +192,12 @@ BOGUS_SPECS = tuple(dict.fromkeys(_SPECS.values()))
 # Reading the recorded replies
 
 
-class _Unreadable(Exception):
+class Unreadable(Exception):
     pass
 
 
 @dataclass(frozen=True)
-class _Reply:
+class Reply:
     answer: tuple[dns.rrset.RRset, ...]
     authority: tuple[dns.rrset.RRset, ...]
 
@@ -218,7 +218,7 @@ def _rrsets(lines: Sequence[str]) -> tuple[dns.rrset.RRset, ...]:
             rdtype = dns.rdatatype.from_text(rdtype_text)
             rdata = dns.rdata.from_text(dns.rdataclass.IN, rdtype, rest)
         except (ValueError, dns.exception.DNSException) as exc:
-            raise _Unreadable(f"{line[:120]!r}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
+            raise Unreadable(f"{line[:120]!r}: {' '.join(str(exc).split()) or type(exc).__name__}") from None
         covers = rdata.covers()
         key = (name, int(rdtype), int(covers))
         rrset = out.get(key)
@@ -228,8 +228,8 @@ def _rrsets(lines: Sequence[str]) -> tuple[dns.rrset.RRset, ...]:
     return tuple(out.values())
 
 
-def _reply(x: Exchange) -> _Reply:
-    return _Reply(_rrsets(x.answer), _rrsets(x.authority))
+def read_reply(x: Exchange) -> Reply:
+    return Reply(_rrsets(x.answer), _rrsets(x.authority))
 
 
 def _final(ctx: Context, lk: Lookup) -> Exchange | None:
@@ -238,7 +238,7 @@ def _final(ctx: Context, lk: Lookup) -> Exchange | None:
     return replied[-1] if replied else None
 
 
-def _when(epoch: float, now: float) -> str:
+def when_text(epoch: float, now: float) -> str:
     at = datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     days = (now - epoch) / 86400
     if abs(days) < 1:
@@ -250,7 +250,12 @@ def _when(epoch: float, now: float) -> str:
 
 
 def probe_time(ctx: Context) -> float | None:
-    created = ctx.evidence.created
+    return evidence_time(ctx.evidence)
+
+
+def evidence_time(ev: Evidence) -> float | None:
+    """When the probe ran (the evidence's ``created``): the time signatures are judged at."""
+    created = ev.created
     if not created:
         return None
     try:
@@ -330,22 +335,22 @@ def tlsa_questions(ctx: Context) -> list[Question]:
     return sorted({q for (view, q) in ctx.per_server if view == KEYS and q.qtype == "TLSA"})
 
 
-def _replies(ctx: Context, auth: str, q: Question, result: Validation) -> Iterator[tuple[Lookup, Exchange, _Reply]]:
+def _replies(ctx: Context, auth: str, q: Question, result: Validation) -> Iterator[tuple[Lookup, Exchange, Reply]]:
     """Each server's readable answer to ``q``."""
     for lk in ctx.servers(auth, q):
         x = _final(ctx, lk)
         if x is None or not lk.outcome.is_answer:
             continue
         try:
-            yield lk, x, _reply(x)
-        except _Unreadable as exc:
+            yield lk, x, read_reply(x)
+        except Unreadable as exc:
             if (q, str(exc)) not in result.unreadable:
                 result.unreadable.append((q, str(exc)))
 
 
 def _first_reply(
-    ctx: Context, auth: str, q: Question, result: Validation, wanted: Callable[[_Reply], bool] = lambda _: True
-) -> tuple[Lookup, Exchange, _Reply] | None:
+    ctx: Context, auth: str, q: Question, result: Validation, wanted: Callable[[Reply], bool] = lambda _: True
+) -> tuple[Lookup, Exchange, Reply] | None:
     """The first server's readable answer to ``q`` (that ``wanted`` accepts, when one does)."""
     replies = list(_replies(ctx, auth, q, result))
     return next((r for r in replies if wanted(r[2])), replies[0] if replies else None)
@@ -456,8 +461,8 @@ def _answers(ctx: Context, auth: str, q: Question, result: Validation) -> None:
         seen = Seen(auth, str(lk.server))
         answered = True
         try:
-            reply = _reply(x)
-        except _Unreadable as exc:
+            reply = read_reply(x)
+        except Unreadable as exc:
             result.unreadable.append((q, str(exc)))
             secure = False
             continue
@@ -560,7 +565,11 @@ def dnssec_route(ctx: Context) -> Iterable[Finding]:
     for q, detail in v.unreadable:
         yield DNSSEC_RECORD_UNREADABLE.emit(str(q), seen=[Seen(ctx.authoritative or "")], qname=q.qname,
                                              qtype=q.qtype, detail=detail)
+    # an audit judges its zones per server (DNSSEC_SERVER_*): here only the chain above them
+    audited = {p.zone.lower() for p in ctx.evidence.audit}
     for failure, seen in v.failures.items():
+        if failure.zone.lower() in audited:
+            continue
         spec = _SPECS[failure.problem]
         q = Question(failure.owner, failure.rdtype)
         said = _resolver_said(ctx, q)
@@ -577,7 +586,7 @@ def dnssec_route(ctx: Context) -> Iterable[Finding]:
             qname=failure.owner,
             qtype=failure.rdtype,
             key_tag=str(failure.key_tag) if failure.key_tag is not None else "?",
-            when=_when(failure.when, v.now) if failure.when is not None else "?",
+            when=when_text(failure.when, v.now) if failure.when is not None else "?",
             servers=", ".join(str(s.server) for s in seen if s.server) or "the zone's servers",
             rcode=rcode or "negative",
             detail=detail,

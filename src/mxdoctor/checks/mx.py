@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mxdoctor.checks import dnssec
+from mxdoctor.checks import _audit_dnssec, dnssec
 from mxdoctor.checks._common import failing_places, outcome_text, with_result
 from mxdoctor.checks._context import Context
 from mxdoctor.checks._registry import Role, check, finding
@@ -181,8 +181,10 @@ def mx_lookup(ctx: Context) -> Iterable[Finding]:
 @check(DOMAIN_NXDOMAIN, NULL_MX, NULL_MX_WITH_OTHER_MX, IMPLICIT_MX)
 def mx_records(ctx: Context) -> Iterable[Finding]:
     q = Question(ctx.domain, "MX")
-    # An NXDOMAIN that does not validate is no answer to a validating resolver (DNSSEC_DENIAL_MISSING).
-    unproven = q in dnssec.bogus_questions(ctx)
+    # An NXDOMAIN that does not validate is no answer to a validating resolver (DNSSEC_DENIAL_MISSING, or
+    # the audit's DNSSEC_SERVER_DENIAL_BOGUS at every server).
+    unproven = q in dnssec.bogus_questions(ctx) or (q.qname.lower(), "MX") in _audit_dnssec.bogus_questions(
+        ctx.evidence)
     for view in _truthful_views(ctx, q):
         r = ctx.routes[view]
         seen = [Seen(view)]

@@ -9,7 +9,7 @@ from mxdoctor.checks._common import lame_servers, outcome_text, records_key, ser
 from mxdoctor.checks._context import Context
 from mxdoctor.checks._registry import Role, check, finding
 from mxdoctor.diagnosis import Finding, Seen, Severity
-from mxdoctor.evidence import Exchange, Lookup, Transport
+from mxdoctor.evidence import Exchange, Lookup, Outcome, Transport
 from mxdoctor.route import Question, fqdn
 
 LAME_DELEGATION = finding(
@@ -193,11 +193,16 @@ def transport(ctx: Context) -> Iterable[Finding]:
     tcp_bad: dict[str, list[int]] = defaultdict(list)
     names: dict[str, object] = {}
     reasons: dict[str, str] = {}
+    # a server whose audit `edns` probe (EDNS without DO) is answered rejects only the DO bit the
+    # route's queries carried: the audit says so (DNSSEC_SERVER_DO_MISHANDLED), not EDNS_INTOLERANT
+    edns_fine = {x.server.address for x in ctx.evidence.exchanges
+                 if x.probe == "edns" and x.outcome is Outcome.NOERROR and x.reply_edns == 0}
     for x in ctx.evidence.exchanges:
         if x.probe is not None:
             continue  # audit probes have their own findings
         names[x.server.address] = x.server
-        if x.workaround and x.workaround.startswith("RetryWithoutEdns") and x.outcome.is_answer:
+        if x.workaround and x.workaround.startswith("RetryWithoutEdns") and x.outcome.is_answer \
+                and x.server.address not in edns_fine:
             edns_bad[x.server.address].append(x.id)
             reasons[x.server.address] = x.workaround.removeprefix("RetryWithoutEdnsOn").upper()
         if x.transport is Transport.TCP and x.workaround == "TcpOnTruncation" and x.outcome.is_failure:

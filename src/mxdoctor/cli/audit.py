@@ -16,12 +16,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Find every authoritative server (every address) of DOMAIN's zone and of the zone of "
         "each MX host by delegation from the root, send each the audit probe set (A, AAAA, MX, TXT, "
         "unknown type, non-existent name, empty non-terminal, letter case, EDNS versions, options, flags "
-        "and small buffers, TCP, unknown opcode, Z bit), and compare the servers. Prints the probe x "
-        "server matrix, the findings and what each MTA model would do. Exit: 0 OK, 1 WARNING, "
+        "and small buffers, TCP, unknown opcode, Z bit; for a signed zone its DNSKEY set against the parent's "
+        "DS, the signatures and the NSEC/NSEC3 proofs of its answers and the DO bit), and compare the servers. "
+        "Prints the probe x server matrix, the findings and what each MTA model would do. Exit: 0 OK, 1 WARNING, "
         "2 CRITICAL (an ERROR or CRITICAL finding, or some MTA defers), 3 UNKNOWN or input error.",
     )
     p.add_argument("domain", help="the mail domain (or an address user@domain)")
     p.add_argument("--root-hints", metavar="FILE", help="root hints (named.root format) instead of IANA's")
+    p.add_argument("--trust-anchor", metavar="FILE",
+                   help="the root's DS or DNSKEY records to validate the chain above the audited zones from (a "
+                   "lab's; default: IANA's root keys, or none with --root-hints)")
     p.add_argument("--dns-port", type=int, default=53, metavar="N", help="port of all DNS traffic (default 53)")
     p.add_argument("--timeout", type=float, default=2.0, metavar="S", help="per query timeout (default 2)")
     p.add_argument("--deadline", type=float, default=60.0, metavar="S", help="overall deadline (default 60)")
@@ -46,6 +50,7 @@ def run_audit(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace, on_progress: progress.Callback | None) -> api.AuditOptions:
     return api.AuditOptions(
         root_hints=args.root_hints,
+        trust_anchor=args.trust_anchor,
         dns_port=args.dns_port,
         timeout=args.timeout,
         deadline=args.deadline,

@@ -34,10 +34,12 @@ class ProbeSpec:
     expects: str
     rfc: str
     shape: QueryShape = QueryShape()
+    dnssec: bool = False  # sent only to the servers of a zone whose parent publishes a DS for it
 
 
 _T = Transport.TCP
 N, Z = Scope.NAME, Scope.ZONE
+_DO = QueryShape(do=True)
 
 PROBES: tuple[ProbeSpec, ...] = (
     ProbeSpec("a", N, "A", "NOERROR (data or no data), AA set", "RFC 1035 §4.3.2"),
@@ -72,7 +74,24 @@ PROBES: tuple[ProbeSpec, ...] = (
               QueryShape(opcode=UNKNOWN_OPCODE)),
     ProbeSpec("zflag", Z, "SOA", "NOERROR with the SOA; the Z bit ignored and clear in the reply",
               "RFC 1035 §4.1.1", QueryShape(z=True)),
+    # DNSSEC, for signed zones: every answer to a DO query validates with the zone's keys
+    ProbeSpec("dnskey", Z, "DNSKEY", "the DNSKEY set, signed by a key the parent's DS matches",
+              "RFC 4035 §5.2", _DO, dnssec=True),
+    ProbeSpec("rrsig-soa", Z, "SOA", "the SOA with a valid RRSIG", "RFC 4035 §3.1.1", _DO, dnssec=True),
+    ProbeSpec("nxdomain-proof", Z, "A", "NXDOMAIN with the SOA's RRSIG and NSEC/NSEC3 proving the name and the "
+              "wildcard do not exist", "RFC 4035 §3.1.3.2, RFC 5155 §7.2.2", _DO, dnssec=True),
+    ProbeSpec("rrsig-mx", N, "MX", "the MX set with a valid RRSIG, or a proven NODATA", "RFC 4035 §3.1.1", _DO,
+              dnssec=True),
+    ProbeSpec("rrsig-a", N, "A", "the A set with a valid RRSIG, or a proven NODATA", "RFC 4035 §3.1.1", _DO,
+              dnssec=True),
+    ProbeSpec("rrsig-aaaa", N, "AAAA", "the AAAA set with a valid RRSIG, or a proven NODATA", "RFC 4035 §3.1.1",
+              _DO, dnssec=True),
+    ProbeSpec("nodata-proof", N, UNKNOWN_TYPE, "NODATA with the SOA's RRSIG and the NSEC/NSEC3 of the name "
+              "without the type", "RFC 4035 §3.1.3.1, RFC 5155 §7.2.3", _DO, dnssec=True),
 )  # fmt: skip
+# the probe without DO that asks what each DNSSEC probe asks: how the server answers without DO
+WITHOUT_DO = {"dnskey": "", "rrsig-soa": "soa", "nxdomain-proof": "nxdomain", "rrsig-mx": "mx", "rrsig-a": "a",
+              "rrsig-aaaa": "aaaa", "nodata-proof": "unknown-type"}
 BY_NAME = {p.name: p for p in PROBES}
 ORDER = {p.name: i for i, p in enumerate(PROBES)}
 

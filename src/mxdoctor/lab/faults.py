@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import difflib
 import enum
 import fnmatch
 import math
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +157,11 @@ def parse(table: Any, source: str, key: str) -> Fault:
         raise ScenarioError(source, key, "a fault must be a table with at least `kind`")
     kind = table.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
-        raise ScenarioError(source, f"{key}.kind", f"expected one of {', '.join(KINDS)}; got {_loader.shown(kind)}")
+        # the first few kinds and the count: the whole list no longer fits one line of an error
+        known = ", ".join(list(KINDS)[:6]) + f", ... ({len(KINDS)} kinds, the table in docs/lab.md)"
+        near = difflib.get_close_matches(kind, list(KINDS), n=1) if isinstance(kind, str) else []
+        hint = f" (did you mean {near[0]}?)" if near else ""
+        raise ScenarioError(source, f"{key}.kind", f"expected one of {known}; got {_loader.shown(kind)}{hint}")
     cls = KINDS[kind]
     allowed = {f.name for f in dataclasses.fields(cls)} | {"kind"}
     for name in table:
@@ -499,6 +505,73 @@ class LbNxdomain(Fault, kind="lb-nxdomain", reproduces="RFC 4074 §4.2, as load 
         reply = dns.message.make_response(query.request)
         reply.set_rcode(dns.rcode.NXDOMAIN)
         return reply
+
+
+# DNSSEC misbehaviours of one server of a signed zone (audit's DNSSEC probes, docs/audit.md).
+
+
+@dataclass(frozen=True, kw_only=True)
+class StaleRrsig(Fault, kind="stale-rrsig", reproduces="a stale secondary (RFC 4035 §5.3.1)"):
+    """every RRSIG in the reply with a validity period that ended 3 days ago, as a secondary that
+    stopped receiving the zone serves it weeks later (rewritten, so the signature no longer verifies
+    either; validators judge the time first: EDE 7)"""
+
+    async def on_response(self, query: Query, reply: dns.message.Message) -> dns.message.Message | bytes:
+        now = int(time.time())
+        inception, expiration = now - 40 * 86400, now - 3 * 86400
+        for section in (reply.answer, reply.authority):
+            for i, rrset in enumerate(section):
+                if rrset.rdtype == dns.rdatatype.RRSIG:
+                    stale = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype, rrset.covers)
+                    for sig in rrset:
+                        stale.add(sig.replace(inception=inception, expiration=expiration), rrset.ttl)
+                    section[i] = stale
+        return reply
+
+
+@dataclass(frozen=True, kw_only=True)
+class RrsigStrip(Fault, kind="rrsig-strip", reproduces="boxes that drop DNSSEC records (RFC 4035 §3.1)"):
+    """every RRSIG removed from the reply, whatever the DO bit asked"""
+
+    async def on_response(self, query: Query, reply: dns.message.Message) -> dns.message.Message | bytes:
+        reply.answer = [r for r in reply.answer if r.rdtype != dns.rdatatype.RRSIG]
+        reply.authority = [r for r in reply.authority if r.rdtype != dns.rdatatype.RRSIG]
+        return reply
+
+
+@dataclass(frozen=True, kw_only=True)
+class RrsigGarbage(Fault, kind="rrsig-garbage", reproduces="broken signers and middleboxes (RFC 4034 §3.1)"):
+    """every RRSIG in the reply replaced by 3 bytes of rdata, which no RRSIG parser accepts: the
+    reply to a DO query does not parse"""
+
+    async def on_response(self, query: Query, reply: dns.message.Message) -> dns.message.Message | bytes:
+        for section in (reply.answer, reply.authority):
+            for i, rrset in enumerate(section):
+                if rrset.rdtype == dns.rdatatype.RRSIG:
+                    bad = dns.rrset.RRset(rrset.name, rrset.rdclass, rrset.rdtype)  # unparsed: no type covered
+                    bad.add(dns.rdata.GenericRdata(rrset.rdclass, dns.rdatatype.RRSIG, b"\x00\x01\x02"), rrset.ttl)
+                    section[i] = bad
+        return reply
+
+
+@dataclass(frozen=True, kw_only=True)
+class DoFormerr(Fault, kind="do-formerr", reproduces="middleboxes that reject the DO bit (RFC 3225 §3)"):
+    """FORMERR to queries with the DO bit; the same queries without DO are answered"""
+
+    async def on_query(self, query: Query) -> Outcome | None:
+        return _formerr(query.request) if query.has_edns and query.request.ednsflags & dns.flags.DO else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RrsigUnasked(Fault, kind="rrsig-unasked", reproduces="servers that ignore a clear DO bit (RFC 3225 §3)"):
+    """RRSIGs (and denial records) in the replies to EDNS queries without the DO bit, as if DO were set"""
+
+    async def on_query(self, query: Query) -> Outcome | None:
+        request = query.request
+        if query.has_edns:
+            request.use_edns(request.edns, request.ednsflags | dns.flags.DO, request.payload,
+                             options=list(request.options))
+        return None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -181,8 +181,8 @@ def _classify(
         return Classified(Kind.ANSWER if complete else Kind.CNAME, tuple(chain))
 
     if rcode == dns.rcode.NXDOMAIN:
-        if not authoritative:
-            return Classified(Kind.LAME, reason="NXDOMAIN without AA")
+        # Accepted without AA too, as Unbound, BIND and PowerDNS Recursor do with what load balancers send
+        # (research/real-dns.md; Knot Resolver alone turns it into SERVFAIL); without an SOA it is not cached.
         return Classified(Kind.NXDOMAIN, soa=_negative_soa(response, qname, zone))
 
     if response.answer:

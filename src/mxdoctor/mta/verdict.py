@@ -187,6 +187,8 @@ def evaluate(
         causes = registry.codes(
             findings, mx.MX_LOOKUP_FAILED, mx.CNAME_CHAIN_BROKEN, resolver.RESOLVER_FAILS, nameserver.EDNS_DROPPED
         )
+        # a failure none of those names (a bogus DNSSEC answer to the MX question): the DNS faults found
+        causes = causes or registry.codes(findings, Role.DNS_FAULT, Role.RESOLVER_FAULT)
         return verdict(Decision.DEFER, text, causes)
     if route.kind is RouteKind.NXDOMAIN:
         text = t.nxdomain.format(domain=domain, qtype=model.order[-1], host=domain, error="")
