@@ -59,6 +59,8 @@ _LOOKUP_FIELDS = tuple(f.name for f in dataclasses.fields(Lookup))
 _LOOKUP_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Lookup) if f.default is not dataclasses.MISSING}
 _new = object.__new__
 _ID = struct.Struct("!H")
+_quick = codec.quick
+_RCODES = [codec.RCODE_NAMES[i] for i in range(16)]
 
 
 def make_lookup(*values: Any) -> Lookup:
@@ -127,12 +129,13 @@ class _Server:
 class _Query:
     """One question on its way through the servers, with its attempts."""
 
-    __slots__ = ("key", "qname", "qtype", "wire_q", "tail", "servers", "index", "attempt", "edns", "plan", "ids",
-                 "sent", "strays", "waiters", "done", "transport")  # fmt: skip
+    __slots__ = ("key", "qname", "qtype", "code", "wire_q", "tail", "servers", "index", "attempt", "edns",
+                 "plan", "ids", "sent", "strays", "waiters", "done", "transport")  # fmt: skip
 
     def __init__(self, key: tuple[str, str], wire_q: bytes | None, servers: list[_Server]) -> None:
         self.key = key
         self.qname, self.qtype = key
+        self.code = codec.QUESTION_TYPES.get(self.qtype, 0)
         self.wire_q = wire_q  # None: a name the lean codec does not build, dnspython does
         # the query after its ID, as the first attempt sends it (EDNS0): only the ID is spliced in
         self.tail = codec.encode_query(0, wire_q)[2:] if wire_q is not None else b""
@@ -399,6 +402,17 @@ class Engine:
             self.stray += 1
             return
         wq = q.wire_q
+        if wq is not None:
+            hit = _quick(data, wq, q.qname, q.code)
+            if hit is not None:  # the common reply, read without building a Reply
+                self.lean += 1
+                c, flags = hit
+                if q.plan is None and not flags & codec.TC:
+                    s.judge(c.outcome)
+                    self._final(s, q, c, _RCODES[flags & 0xF], bool(flags & codec.AA))
+                else:
+                    self._result(s, q, c, _RCODES[flags & 0xF], bool(flags & codec.TC), bool(flags & codec.AA))
+                return
         if wq is not None and data[12 : 12 + len(wq)].lower() == wq:
             reply = codec.decode(data, (wq, q.qname))
             if reply is not None:
