@@ -381,6 +381,44 @@ def quick(data: bytes, question: bytes, qname: str, qtype: int) -> tuple[Answer,
         return None
 
 
+def _near_name(data: bytes, pos: int, end: int, qname: str, size: int, text: bool = True) -> tuple[str, int]:
+    """``_name`` for the names a reply compresses most: plain labels, then one pointer to a suffix
+    of the question's name (at offset 12, ``size`` bytes, ``qname`` its text). A suffix's text
+    starts at the same offset in ``qname`` as its labels in the question; always backwards, read
+    already. Returns the text (``text`` False: "") and the position after; other names go to
+    ``_name``."""
+    start = pos
+    total = 0
+    while True:
+        c = data[pos]
+        if 0 < c < 64:
+            stop = pos + 1 + c
+            if stop > end or data[pos + 1 : stop].translate(None, _PLAIN):
+                raise _Odd
+            total += c + 1
+            pos = stop
+            continue
+        if c >= 192 and pos + 1 < end:
+            at = (((c & 0x3F) << 8) | data[pos + 1]) - 12
+            if 0 <= at < size and (at == 0 or qname[at - 1] == "."):
+                if total + size - at > 255:
+                    raise _Odd
+                if not text:
+                    return "", pos + 2
+                tail = qname[at:] or "."
+                if start == pos:
+                    return tail, pos + 2
+                head = data[start:pos]
+                labels = []
+                i = 0
+                while i < len(head):
+                    labels.append(head[i + 1 : i + 1 + head[i]])
+                    i += 1 + head[i]
+                name = b".".join(labels).decode("ascii") + "."
+                return (name + tail if tail != "." else name), pos + 2
+        return _name(data, start, end, {12: (qname, 0, size)})
+
+
 def _quick(data: bytes, question: bytes, qname: str, qtype: int) -> tuple[Answer, int] | None:
     ident, flags, qd, an, ns, ar = _HEADER.unpack_from(data)
     rcode = flags & 0x780F  # opcode and RCODE: QUERY with NOERROR or NXDOMAIN only
@@ -390,6 +428,7 @@ def _quick(data: bytes, question: bytes, qname: str, qtype: int) -> tuple[Answer
     pos = 12 + len(question)
     texts: list[str] = []
     ttl = 0x7FFFFFFF
+    size = len(question) - 4  # the question's name in wire form
     for _ in range(an):
         if data[pos : pos + 2] != _QNAME_POINTER:
             return None
@@ -409,7 +448,7 @@ def _quick(data: bytes, question: bytes, qname: str, qtype: int) -> tuple[Answer
         elif rtype == MX:
             if rdlen < 3:
                 return None
-            exchange, stop = _name(data, pos + 2, end, {12: (qname, 0, len(question) - 4)})
+            exchange, stop = _near_name(data, pos + 2, end, qname, size)
             if stop != end:
                 return None
             text = f"{(data[pos] << 8) | data[pos + 1]} {exchange}"
@@ -427,13 +466,12 @@ def _quick(data: bytes, question: bytes, qname: str, qtype: int) -> tuple[Answer
     if ns:
         if ns != 1:
             return None
-        memo = {12: (qname, 0, len(question) - 4)}
-        _, pos = _name(data, pos, n, memo)
+        _, pos = _near_name(data, pos, n, qname, size, False)
         rtype, rclass, _, rdlen, pos, end = _rr(data, pos, n)
         if rtype != SOA or rclass != 1:
             return None
-        _, stop = _name(data, pos, end, memo)
-        _, stop = _name(data, stop, end, memo)
+        _, stop = _near_name(data, pos, end, qname, size, False)
+        _, stop = _near_name(data, stop, end, qname, size, False)
         if stop + 20 != end:
             return None
         pos = end
