@@ -1,5 +1,6 @@
 """mxdoctor scan --workers N against the lab's resolver: the chunks scanned by worker processes come
-back as the same records, in input order, as one process writes; an interrupted run resumes."""
+back as the same records, in input order, as one process writes; an interrupted run resumes;
+``mxdoctor.scan()`` yields the same records."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def routes_lab() -> Iterator[lab.Card]:
 def _list(tmp_path: Path, n: int) -> Path:
     names = [DOMAINS[i % len(DOMAINS)] if i % 4 else f"n{i}.nxd.example.com" for i in range(n)]
     names[7] = "not a domain"
-    names[n // 2 + 50] = "# a comment"
+    names[n * 3 // 4] = "# a comment"
     path = tmp_path / "list.txt"
     path.write_text("\n".join(names) + "\n")
     return path
@@ -83,3 +84,19 @@ def test_worker_count() -> None:
     assert run.ScanOptions(resolvers=("127.0.0.1",), qps=0, workers=3).worker_count(fast.limits()) == 3
     bad = scan_cli(["-", "--resolver", "127.0.0.1", "--workers", "0"], stdin="")
     assert bad.returncode == 3 and "--workers must be from 1" in bad.stderr
+
+
+def test_api_scan_yields_the_command_s_records(routes_lab: lab.Card, tmp_path: Path) -> None:
+    import mxdoctor
+
+    source = _list(tmp_path, 100)
+    resolver = routes_lab.resolver("internal").hostport
+    command = records(scan_cli([str(source), "--resolver", resolver, "--qps", "0", "--workers", "1"]).stdout)
+    names = source.read_text().splitlines()
+    one = mxdoctor.scan(names, mxdoctor.ScanOptions(resolvers=(resolver,), qps=0, chunk=9))
+    assert next(one) == command[0]  # an iterator: records come as they are scanned
+    assert [command[0], *one] == command
+    spread = mxdoctor.scan(iter(names), mxdoctor.ScanOptions(resolvers=(resolver,), qps=0, workers=2, chunk=13))
+    assert list(spread) == command
+    (bad,) = mxdoctor.scan(["user@"], mxdoctor.ScanOptions(resolvers=(resolver,)))
+    assert (bad["line"], bad["status"], bad["domain"]) == (1, "invalid", None)

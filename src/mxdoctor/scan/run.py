@@ -17,7 +17,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -142,6 +142,44 @@ def read_lines(stream: IO[str]) -> Iterator[tuple[int, str]]:
         text = raw.strip()
         if text and not text.startswith("#"):
             yield number, text
+
+
+def number_lines(texts: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """``read_lines`` over strings, each one line (its end of line, if any, dropped)."""
+    for number, raw in enumerate(texts, 1):
+        if len(raw) > MAX_LINE:
+            yield number, raw[:64] + "\x00(line too long)"
+            continue
+        text = raw.strip()
+        if text and not text.startswith("#"):
+            yield number, text
+
+
+def records(domains: Iterable[str], options: ScanOptions) -> Iterator[dict[str, Any]]:
+    """The record of every domain (or address) of ``domains``, in order, as ``mxdoctor scan`` writes
+    them (``line`` counts the strings given); on ``options.worker_count`` processes, a chunk at a
+    time. Raises ConfigError for bad options before any traffic; the output options are ignored."""
+    options = replace(options, format="jsonl", output=None, resume=False, progress=False)
+    limits = options.limits()
+    options.servers()
+    return _records(number_lines(domains), options, limits)
+
+
+def _records(lines: Iterator[tuple[int, str]], options: ScanOptions, limits: Limits) -> Iterator[dict[str, Any]]:
+    from mxdoctor.scan import shard
+
+    decode = msgspec.json.Decoder().decode
+    pieces = shard.chunks(lines, options.chunk)
+    workers = options.worker_count(limits)
+    if workers == 1:
+        for chunk in pieces:
+            for line in shard.scan_chunk(chunk, options, limits)[0].splitlines():
+                yield decode(line)
+        return
+    with shard.Pool(options, limits, workers) as pool:
+        for result in shard.results(pieces, pool.submit, 2 * workers):
+            for line in result[0].splitlines():
+                yield decode(line)
 
 
 @dataclass

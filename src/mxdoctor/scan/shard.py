@@ -59,19 +59,9 @@ def share(limits: Limits, workers: int, *, inflight: bool) -> Limits:
     return replace(limits, qps=qps, inflight=cap)
 
 
-def merge(
-    pieces: Iterator[Chunk],
-    submit: Submit,
-    ahead: int,
-    out: IO[bytes],
-    summary: record.Summary,
-    err: IO[str],
-    progress: run._Progress | None = None,
-) -> None:
-    """Keep ``ahead`` chunks submitted, write each one's records in input order as it finishes."""
+def results(pieces: Iterator[Chunk], submit: Submit, ahead: int) -> Iterator[ChunkResult]:
+    """Keep ``ahead`` chunks submitted; yield each one's result in input order as it finishes."""
     pending: collections.deque[Any] = collections.deque()
-    bad = shown = done = 0
-    backoffs: collections.Counter[str] = collections.Counter()
 
     def more() -> bool:
         chunk = next(pieces, None)
@@ -84,23 +74,62 @@ def merge(
         pass
     try:
         while pending:
-            data, counts, n_bad, messages, offs = pending.popleft().result()
+            result: ChunkResult = pending.popleft().result()
             more()
-            out.write(data)
-            summary.by_key.update(counts)
-            done += sum(counts.values())
-            for line in messages.splitlines():
-                if shown < run.SHOWN_BAD_LINES:
-                    err.write(line + "\n")
-                    shown += 1
-            bad += n_bad
-            backoffs.update(offs)
-            if progress is not None:
-                progress.show(done)
+            yield result
     finally:
         for f in pending:
             f.cancel()
+
+
+def merge(
+    pieces: Iterator[Chunk],
+    submit: Submit,
+    ahead: int,
+    out: IO[bytes],
+    summary: record.Summary,
+    err: IO[str],
+    progress: run._Progress | None = None,
+) -> None:
+    """Write the chunks' records to ``out`` in input order; count them in ``summary``, pass the first
+    bad lines' messages on to ``err``."""
+    bad = shown = done = 0
+    backoffs: collections.Counter[str] = collections.Counter()
+    for data, counts, n_bad, messages, offs in results(pieces, submit, ahead):
+        out.write(data)
+        summary.by_key.update(counts)
+        done += sum(counts.values())
+        for line in messages.splitlines():
+            if shown < run.SHOWN_BAD_LINES:
+                err.write(line + "\n")
+                shown += 1
+        bad += n_bad
+        backoffs.update(offs)
+        if progress is not None:
+            progress.show(done)
     run.report_tail(err, bad, dict(backoffs))
+
+
+class Pool:
+    """``workers`` processes of this machine scanning chunks with their share of ``limits``."""
+
+    def __init__(self, options: run.ScanOptions, limits: Limits, workers: int) -> None:
+        self.options = options
+        self.part = share(limits, workers, inflight=True)
+        self.workers = workers
+        # fork: the workers start at once with the modules this process has imported (a scan runs no
+        # threads before this point); the pool is shut down on leaving the with block
+        ctx = multiprocessing.get_context("fork")
+        self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_quiet_worker)
+
+    def submit(self, chunk: Chunk) -> concurrent.futures.Future[ChunkResult]:
+        return self.pool.submit(scan_chunk, chunk, self.options, self.part)
+
+    def __enter__(self) -> Pool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _quiet_worker() -> None:
@@ -127,13 +156,5 @@ def scan_on_workers(
     progress: run._Progress | None = None,
 ) -> None:
     """Scan the chunks on ``workers`` processes of this machine, ``limits`` shared among them."""
-    part = share(limits, workers, inflight=True)
-    # fork: the workers start at once with the modules this process has imported (a scan runs no
-    # threads before this point); the pool is closed before the function returns
-    ctx = multiprocessing.get_context("fork")
-    pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_quiet_worker)
-    try:
-        merge(itertools.chain([first], rest), lambda c: pool.submit(scan_chunk, c, options, part), 2 * workers,
-              out, summary, err, progress)  # fmt: skip
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    with Pool(options, limits, workers) as pool:
+        merge(itertools.chain([first], rest), pool.submit, 2 * workers, out, summary, err, progress)
