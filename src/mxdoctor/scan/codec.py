@@ -34,7 +34,7 @@ _PLAIN = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
 _PLAIN_DOT = _PLAIN + b"."
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
-_OPT_EDNS0 = b"\x00\x00\x29" + wire.EDNS_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
+OPT_EDNS0 = b"\x00\x00\x29" + wire.EDNS_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
 _MAX_POINTERS = 16  # dnspython's MAX_COMPRESSION_POINTER_CHAIN
 _inet_ntoa = socket.inet_ntoa
 
@@ -94,7 +94,7 @@ def encode_query(ident: int, question: bytes, *, rd: bool = True, edns: bool = T
     """The query ``wire.encode_query`` builds: one question, RD, and EDNS0 with a 1232-byte payload."""
     flags = 0x0100 if rd else 0
     if edns:
-        return _HEADER.pack(ident, flags, 1, 0, 0, 1) + question + _OPT_EDNS0
+        return _HEADER.pack(ident, flags, 1, 0, 0, 1) + question + OPT_EDNS0
     return _HEADER.pack(ident, flags, 1, 0, 0, 0) + question
 
 

@@ -1,6 +1,7 @@
-"""The scan's query engine: a window of domains, each routed as route.RouteMachine routes, their questions
-sent over one non-blocking UDP socket per resolver drained by ``loop.add_reader``, every timeout on
-one heap, the attempts chosen by the engine's own ``exchange.AttemptPlan``, and a polite sender.
+"""The scan's query engine: a window of domains, each routed as route.RouteMachine routes, their
+questions sent over one non-blocking UDP socket per resolver drained by ``loop.add_reader``, every
+timeout in one queue per timeout length, the attempts chosen by ``exchange.AttemptPlan``, and a
+polite sender.
 
 One question's answer is the Lookup a ``RecursiveView`` of ``diagnose`` gives for it (the lean codec
 reads the common replies, dnspython the rest); answers are shared within a run, as the engine's
@@ -13,7 +14,6 @@ import asyncio
 import collections
 import dataclasses
 import gc
-import heapq
 import random
 import socket
 import struct
@@ -59,6 +59,9 @@ _LOOKUP_FIELDS = tuple(f.name for f in dataclasses.fields(Lookup))
 _LOOKUP_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Lookup) if f.default is not dataclasses.MISSING}
 _new = object.__new__
 _ID = struct.Struct("!H")
+_QUERY_HEAD = codec.encode_query(0, b"", edns=True)[2:12]  # flags (RD) and counts after the ID: 1 question, 1 OPT
+_IN_A, _IN_AAAA = codec.question_bytes(b"", codec.A), codec.question_bytes(b"", codec.AAAA)
+_ANSWERS = frozenset(o for o in Outcome if o.is_answer)
 _quick = codec.quick
 _RCODES = [codec.RCODE_NAMES[i] for i in range(16)]
 
@@ -138,7 +141,7 @@ class _Query:
         self.code = codec.QUESTION_TYPES.get(self.qtype, 0)
         self.wire_q = wire_q  # None: a name the lean codec does not build, dnspython does
         # the query after its ID, as the first attempt sends it (EDNS0): only the ID is spliced in
-        self.tail = codec.encode_query(0, wire_q)[2:] if wire_q is not None else b""
+        self.tail = _QUERY_HEAD + wire_q + codec.OPT_EDNS0 if wire_q is not None else b""
         self.servers = servers
         self.index = 0
         self.attempt = 1
@@ -187,9 +190,13 @@ class Engine:
         # keyed by (qname, qtype): a tuple hashes in C, a Question in Python
         self.cache: collections.OrderedDict[tuple[str, str], Lookup] = collections.OrderedDict()
         self.pending: dict[tuple[str, str], _Query] = {}
-        # (deadline, server index, query ID, send number): numbers only, so a query answered before its deadline is
-        # freed at once instead of waiting in the heap (and the collector has nothing to walk there)
-        self.timers: list[tuple[float, int, int, int]] = []
+        # Every send's deadline as (deadline, server index, query ID, send number), in one queue per
+        # timeout (first attempts, retries): sends come in time order and share a timeout, so each
+        # queue is in deadline order without a heap. Numbers only: a query answered before its
+        # deadline is freed at once, and the collector has nothing to walk there.
+        self.timers: tuple[collections.deque[tuple[float, int, int, int]], ...] = (collections.deque(),
+                                                                                   collections.deque())  # fmt: skip
+        self._timeout, self._retry_timeout = limits.timeout, 2 * limits.timeout
         self._sends = 0
         self.active = 0
         self.queries = 0
@@ -255,13 +262,13 @@ class Engine:
 
     def _tick(self) -> None:
         now = time.monotonic()
-        timers = self.timers
-        while timers and timers[0][0] <= now:
-            _, index, ident, number = heapq.heappop(timers)
-            q = self.servers[index].ids.get(ident)
-            # only the query's latest send times out (an ID reused since is another query's send)
-            if q is not None and q.sent == number and not q.done and q.transport is Transport.UDP:
-                self._timed_out(q)
+        for timers in self.timers:
+            while timers and timers[0][0] <= now:
+                _, index, ident, number = timers.popleft()
+                q = self.servers[index].ids.get(ident)
+                # only the query's latest send times out (an ID reused since is another query's send)
+                if q is not None and q.sent == number and not q.done and q.transport is Transport.UDP:
+                    self._timed_out(q)
         self._fill()
         self._pump(now)
         self._check_end()
@@ -294,9 +301,11 @@ class Engine:
             hosts = reading[1]
             if hosts:
                 d.outstanding = 2 * len(hosts)  # set first: a cached answer comes back at once
+                wire_of = self._names.wire
                 for _, host, _ in hosts:
-                    self._ask((host, "A"), d)
-                    self._ask((host, "AAAA"), d)
+                    name = wire_of(host)
+                    self._ask((host, "A"), d, None if name is None else name + _IN_A)
+                    self._ask((host, "AAAA"), d, None if name is None else name + _IN_AAAA)
                 return
         else:
             d.answers[key] = lookup
@@ -306,17 +315,20 @@ class Engine:
         self.active -= 1
         self._done(d.tag, d.result())
 
-    def _ask(self, key: tuple[str, str], d: _Domain) -> None:
+    def _ask(self, key: tuple[str, str], d: _Domain, wire_q: bytes | None = None) -> None:
+        """Ask (name, type) for ``d``: from the cache, by joining the same question in flight, or anew.
+        ``wire_q``: the question section when the caller has it."""
         cached = self.cache.get(key)
         if cached is not None:
             self._answer(d, key, cached)
             return
         query = self.pending.get(key)
         if query is None:
-            qname, qtype = key
-            wire_name = self._names.wire(qname)
-            code = codec.QUESTION_TYPES.get(qtype)
-            wire_q = codec.question_bytes(wire_name, code) if wire_name is not None and code else None
+            if wire_q is None:
+                qname, qtype = key
+                wire_name = self._names.wire(qname)
+                code = codec.QUESTION_TYPES.get(qtype)
+                wire_q = codec.question_bytes(wire_name, code) if wire_name is not None and code else None
             servers = self.servers
             if len(servers) > 1:  # spread the first tries; the rest in order after a failure
                 start = self._rotate % len(servers)
@@ -347,8 +359,9 @@ class Engine:
     def _send(self, s: _Server, q: _Query, now: float) -> bool:
         """Send the query's current attempt; False when the socket is full (the query waits)."""
         rand = self._rand.getrandbits
+        ids = s.ids
         ident = rand(16)
-        while ident in s.ids:
+        while ident in ids:
             ident = rand(16)
         if q.wire_q is not None and q.edns is not None:
             data = _ID.pack(ident) + q.tail
@@ -365,13 +378,18 @@ class Engine:
         except OSError as exc:
             self._result(s, q, Answer(Outcome.NETWORK_ERROR, detail=str(exc)), None, False, False)
             return True
-        s.ids[ident] = q
+        ids[ident] = q
         q.ids.append(ident)
         s.sent += 1
         self.queries += 1
-        timeout = self.limits.timeout * (2 if q.attempt > 1 else 1)
-        self._sends = q.sent = self._sends + 1
-        heapq.heappush(self.timers, (now + timeout, s.index, ident, q.sent))
+        self._sends = number = q.sent = self._sends + 1
+        if q.attempt > 1:
+            timers, deadline = self.timers[1], now + self._retry_timeout
+        else:
+            timers, deadline = self.timers[0], now + self._timeout
+        if timers and timers[-1][0] > deadline:  # a caller's clock read a little earlier: keep the order
+            deadline = timers[-1][0]
+        timers.append((deadline, s.index, ident, number))
         return True
 
     # -- receiving ---------------------------------------------------------------------------------
@@ -525,10 +543,11 @@ class Engine:
     def _final(self, s: _Server, q: _Query, c: Answer, rcode: str | None, aa: bool) -> None:
         """This server's last word; a failure moves on to the next server, as a stub does."""
         s.inflight -= 1
+        ids = s.ids
         for ident in q.ids:
-            s.ids.pop(ident, None)
+            ids.pop(ident, None)
         q.ids = []
-        if not c.outcome.is_answer and q.index + 1 < len(q.servers):
+        if c.outcome not in _ANSWERS and q.index + 1 < len(q.servers):
             q.index += 1
             q.attempt, q.edns, q.plan, q.strays, q.transport = 1, 0, None, None, Transport.UDP
             q.servers[q.index].queue.append(q)
