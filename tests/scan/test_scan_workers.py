@@ -35,6 +35,18 @@ def _list(tmp_path: Path, n: int) -> Path:
     return path
 
 
+def _slow_run(source: Path, resolver: str, out: Path) -> subprocess.Popen[str]:
+    """A scan on two workers at 30 queries/s into ``out``, once it has written ten records."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mxdoctor.cli", "scan", str(source), "--resolver", resolver, "--qps", "30",
+         "--workers", "2", "--chunk", "5", "-o", str(out)], stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 10):
+        time.sleep(0.05)
+    return proc
+
+
 def test_workers_equal_one_process(routes_lab: lab.Card, tmp_path: Path) -> None:
     source = _list(tmp_path, 200)
     resolver = routes_lab.resolver("internal").hostport
@@ -55,13 +67,7 @@ def test_workers_resume_after_an_interruption(routes_lab: lab.Card, tmp_path: Pa
     source = _list(tmp_path, 120)
     resolver = routes_lab.resolver("internal").hostport
     out = tmp_path / "out.jsonl"
-    slow = subprocess.Popen(
-        [sys.executable, "-m", "mxdoctor.cli", "scan", str(source), "--resolver", resolver, "--qps", "30",
-         "--workers", "2", "--chunk", "5", "-o", str(out)], stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and (not out.exists() or out.read_bytes().count(b"\n") < 10):
-        time.sleep(0.05)
+    slow = _slow_run(source, resolver, out)
     os.kill(slow.pid, signal.SIGINT)  # Ctrl-C: the pool stops, what is written is whole records
     _, err = slow.communicate(timeout=30)
     assert slow.returncode == 130 and "Traceback" not in err, err
@@ -100,3 +106,19 @@ def test_api_scan_yields_the_command_s_records(routes_lab: lab.Card, tmp_path: P
     assert list(spread) == command
     (bad,) = mxdoctor.scan(["user@"], mxdoctor.ScanOptions(resolvers=(resolver,)))
     assert (bad["line"], bad["status"], bad["domain"]) == (1, "invalid", None)
+
+
+def test_a_dead_worker_ends_the_run_in_one_line(routes_lab: lab.Card, tmp_path: Path) -> None:
+    source = _list(tmp_path, 120)
+    proc = _slow_run(source, routes_lab.resolver("internal").hostport, tmp_path / "out.jsonl")
+    out = tmp_path / "out.jsonl"
+    tasks = Path(f"/proc/{proc.pid}/task").iterdir()
+    workers = [int(p) for task in tasks for p in (task / "children").read_text().split()]
+    assert workers
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3 and "Traceback" not in err, err
+    assert "a worker process died" in err and "--resume continues the run" in err
+    done = records(out.read_text())
+    lines = [n for n in range(1, 121) if n != 91]  # 91: the comment
+    assert [r["line"] for r in done] == lines[: len(done)]  # whole records, in order

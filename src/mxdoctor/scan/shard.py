@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import concurrent.futures.process
 import io
 import itertools
 import multiprocessing
@@ -19,6 +20,7 @@ from dataclasses import replace
 from typing import IO, Any
 
 from mxdoctor import evidence
+from mxdoctor.errors import MxdoctorError
 from mxdoctor.scan import record, run
 from mxdoctor.scan.engine import Limits
 
@@ -74,7 +76,13 @@ def results(pieces: Iterator[Chunk], submit: Submit, ahead: int) -> Iterator[Chu
         pass
     try:
         while pending:
-            result: ChunkResult = pending.popleft().result()
+            try:
+                result: ChunkResult = pending.popleft().result()
+            except concurrent.futures.process.BrokenProcessPool:
+                raise MxdoctorError(
+                    "a worker process died (killed, or out of memory); the records written so far are whole: "
+                    "--resume continues the run"
+                ) from None
             more()
             yield result
     finally:
