@@ -117,12 +117,15 @@ class _Server:
         if outcome in _STORM:
             self.window_bad += 1
         if self.window_total >= STORM_WINDOW:
-            if self.window_bad >= STORM_SHARE * self.window_total:
-                self.factor = max(1 / 64, self.factor / 2)
-                self.backoffs += 1
-            elif self.factor < 1.0:
-                self.factor = min(1.0, self.factor * 1.25)
-            self.window_total = self.window_bad = 0
+            self.judge_window()
+
+    def judge_window(self) -> None:
+        if self.window_bad >= STORM_SHARE * self.window_total:
+            self.factor = max(1 / 64, self.factor / 2)
+            self.backoffs += 1
+        elif self.factor < 1.0:
+            self.factor = min(1.0, self.factor * 1.25)
+        self.window_total = self.window_bad = 0
 
     @property
     def effective_cap(self) -> int:
@@ -426,7 +429,10 @@ class Engine:
                 self.lean += 1
                 c, flags = hit
                 if q.plan is None and not flags & codec.TC:
-                    s.judge(c.outcome)
+                    # s.judge(c.outcome) inlined: a quick answer is never REFUSED or SERVFAIL
+                    s.window_total += 1
+                    if s.window_total >= STORM_WINDOW:
+                        s.judge_window()
                     self._final(s, q, c, _RCODES[flags & 0xF], bool(flags & codec.AA))
                 else:
                     self._result(s, q, c, _RCODES[flags & 0xF], bool(flags & codec.TC), bool(flags & codec.AA))
@@ -553,9 +559,12 @@ class Engine:
             q.servers[q.index].queue.append(q)
             return
         q.done = True
-        lookup = make_lookup(
-            VIEW, None, q.qname, q.qtype, c.outcome, rcode, c.records, c.cnames, c.ttl, aa, (), c.detail
-        )
+        lookup: Lookup = _new(Lookup)
+        fields = lookup.__dict__
+        fields.update(_LOOKUP_DEFAULTS)
+        fields["view"], fields["server"], fields["qname"], fields["qtype"] = VIEW, None, q.qname, q.qtype
+        fields["outcome"], fields["rcode"], fields["records"], fields["cnames"] = c.outcome, rcode, c.records, c.cnames
+        fields["ttl"], fields["authoritative"], fields["detail"] = c.ttl, aa, c.detail
         key = q.key
         del self.pending[key]
         cache = self.cache
