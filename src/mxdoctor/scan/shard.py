@@ -15,6 +15,7 @@ import itertools
 import multiprocessing
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import IO, Any
@@ -128,6 +129,9 @@ class Pool:
         # fork: the workers start at once with the modules this process has imported (a scan runs no
         # threads before this point); the pool is shut down on leaving the with block
         ctx = multiprocessing.get_context("fork")
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered here to be copied into a worker
+            if stream is not None:
+                stream.flush()
         self.pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx, initializer=_quiet_worker)
 
     def submit(self, chunk: Chunk) -> concurrent.futures.Future[ChunkResult]:
@@ -164,5 +168,6 @@ def scan_on_workers(
     progress: run._Progress | None = None,
 ) -> None:
     """Scan the chunks on ``workers`` processes of this machine, ``limits`` shared among them."""
+    out.flush()  # a forked worker must not hold (and one day write) a copy of what is buffered here
     with Pool(options, limits, workers) as pool:
         merge(itertools.chain([first], rest), pool.submit, 2 * workers, out, summary, err, progress)
