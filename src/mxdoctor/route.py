@@ -230,6 +230,13 @@ def read_mx(domain: str, mx: Lookup) -> MxReading:
         return RouteKind.IMPLICIT, [(0, domain, True)], False, ()
     if mx.outcome is not Outcome.NOERROR:
         return RouteKind.FAILED, [], False, ()
+    if len(mx.records) == 1:  # the common case, without the sorting below
+        one = parse_mx(mx.records[0])
+        if one is None:
+            return RouteKind.FAILED, [], False, mx.records
+        if one[1] == ".":
+            return RouteKind.NULL_MX, [], False, ()
+        return RouteKind.MX, [(one[0], one[1], False)], False, ()
     parsed = [(r, parse_mx(r)) for r in mx.records]
     bad = tuple(r for r, p in parsed if p is None)
     good = [p for _, p in parsed if p is not None]
