@@ -5,7 +5,9 @@ The zone mixes normal domains, two-MX domains, NXDOMAIN, implicit MX, null MX an
 not exist, with AAAA on a third of the hosts. NSD listens on 127.53.0.1 port 53 (adns cannot use
 another port) with its own configuration in a temporary directory. Prints domains/s, CPU µs per
 domain, peak RSS and the ratios. Needs root (port 53) and ``apt-get install nsd adns-tools``.
-Usage: python bench/scan.py [--domains N] [--skip-adns] [--skip-dnspython] [--concurrency N]
+Usage: python bench/scan.py [--domains N] [--workers N] [--skip-adns] [--skip-dnspython] [--skip-one]
+[--skip-dask] [--concurrency N]; python bench/scan.py --rss-domains 10000000 streams that many domains
+(the zone's, cycled) through ``mxdoctor scan`` into /dev/null and prints its peak RSS.
 """
 
 from __future__ import annotations
@@ -157,6 +159,21 @@ zone:
             time.sleep(0.2)
         raise SystemExit("nsd did not answer within 60 s")
 
+    def cpu(self) -> float:
+        """CPU seconds NSD's processes (the server and its children) have used so far."""
+        ticks = 0
+        todo = [self.proc.pid]
+        while todo:
+            p = todo.pop()
+            try:
+                fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+                for task in Path(f"/proc/{p}/task").iterdir():
+                    todo.extend(int(c) for c in (task / "children").read_text().split())
+            except (OSError, ValueError, IndexError):
+                continue
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -175,6 +192,8 @@ class Run:
     rss_mb: float
     wrong: int
     examples: list[str]
+    pss_mb: float | None = None  # all its processes together (None: one process, see rss_mb)
+    nsd_cpu: float = 0.0  # NSD's CPU seconds during the run
 
     @property
     def rate(self) -> float:
@@ -183,6 +202,15 @@ class Run:
     @property
     def cpu_us(self) -> float:
         return self.cpu / self.domains * 1e6
+
+    @property
+    def nsd_us(self) -> float:
+        return self.nsd_cpu / self.domains * 1e6
+
+    @property
+    def free_rate(self) -> float:
+        """Domains/s on two cores of its own shared only with NSD, from the CPU both spent per domain."""
+        return 2e6 / (self.cpu_us + self.nsd_us)
 
 
 def _gnu_time(cmd: list[str], report: Path) -> list[str]:
@@ -196,17 +224,70 @@ def _read_time(report: Path) -> tuple[float, float, float]:
     return float(wall), float(user) + float(system), int(rss_kb) / 1024
 
 
-def timed(cmd: list[str], *, stdin: Path | None = None, stdout: Path) -> tuple[float, float, float]:
-    """(wall s, user+system CPU s, peak RSS MB) of one child process."""
+def _tree_pss(pid: int) -> float:
+    """MB of proportional set size of ``pid`` and all its descendants (shared pages counted once)."""
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+                    break
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return total / 1024
+
+
+class PssWatch:
+    """Samples the summed PSS of a process tree every 0.2 s in a thread; ``peak`` is the highest."""
+
+    def __init__(self, pid: int) -> None:
+        import threading
+
+        self.pid = pid
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.2):
+            self.peak = max(self.peak, _tree_pss(self.pid))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def timed(
+    cmd: list[str], *, stdin: Path | None = None, stdout: Path, feed: object = None
+) -> tuple[float, float, float, float, str]:
+    """(wall s, user+system CPU s of it and its children, peak RSS MB of its largest process, peak
+    PSS MB of all its processes together, its standard error) of one child process. ``feed``: a
+    callable that writes the child's standard input (a pipe) and closes it."""
     report = stdout.with_suffix(".time")
-    with stdout.open("wb") as out, (stdin.open("rb") if stdin else open(os.devnull, "rb")) as inp:
+    errors = stdout.with_suffix(".stderr")
+    with stdout.open("wb") as out, errors.open("wb") as err, \
+            (stdin.open("rb") if stdin else open(os.devnull, "rb")) as inp:  # fmt: skip
         t0 = time.monotonic()
-        proc = subprocess.run(_gnu_time(cmd, report), stdin=inp, stdout=out, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(_gnu_time(cmd, report), stdin=subprocess.PIPE if feed else inp, stdout=out,
+                                stderr=err)  # fmt: skip
+        watch = PssWatch(proc.pid)
+        if feed is not None:
+            feed(proc.stdin)  # type: ignore[operator]
+        proc.wait()
         wall = time.monotonic() - t0
+        pss = watch.stop()
+    text = errors.read_text(errors="replace")
     if proc.returncode != 0:
-        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {proc.stderr.decode()[-2000:]}")
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}): {text[-2000:]}")
     _, cpu, rss = _read_time(report)
-    return wall, cpu, rss
+    return wall, cpu, rss, pss, text
 
 
 def check_mxdoctor(path: Path, expected: dict[str, Expected]) -> tuple[int, int, list[str]]:
@@ -413,7 +494,7 @@ def run_dask(workdir: Path, expected: dict[str, Expected], concurrency: int) -> 
         cmd = [sys.executable, "-m", "mxdoctor.cli", "scan", str(workdir / "domains.txt"), "--resolver",
                f"{ADDRESS}:{PORT}", "--qps", "0", "--concurrency", str(concurrency), "--no-progress",
                "--dask", cluster.scheduler_address, "--chunk", "5000", "--output", str(out)]  # fmt: skip
-        wall, cpu, rss = timed(cmd, stdout=workdir / "dask.stdout")
+        wall, cpu, rss, _, _ = timed(cmd, stdout=workdir / "dask.stdout")
         after = client.run(_worker_usage)
     cpu += sum(after[w][0] - before[w][0] for w in after if w in before)
     rss = max([rss, *(after[w][1] for w in after)])
@@ -421,20 +502,56 @@ def run_dask(workdir: Path, expected: dict[str, Expected], concurrency: int) -> 
     return Run("mxdoctor scan --dask, 2 workers", seen, wall, cpu, rss, wrong, examples)
 
 
+def scan_cmd(source: str, concurrency: int, *more: str) -> list[str]:
+    return [sys.executable, "-m", "mxdoctor.cli", "scan", source, "--resolver", f"{ADDRESS}:{PORT}", "--qps", "0",
+            "--concurrency", str(concurrency), "--no-progress", *more]  # fmt: skip
+
+
+def run_rss(domains: list[str], count: int, workdir: Path, concurrency: int, workers: list[str]) -> None:
+    """Stream ``count`` domains (the zone's, over and over) through ``mxdoctor scan -`` into /dev/null
+    and print its rate, CPU and peak memory: what a scan holds must not grow with the list."""
+
+    def feed(pipe: object) -> None:
+        block = ("\n".join(domains) + "\n").encode()
+        left = count
+        try:
+            while left > 0:
+                if left >= len(domains):
+                    pipe.write(block)  # type: ignore[attr-defined]
+                    left -= len(domains)
+                else:
+                    pipe.write(("\n".join(domains[:left]) + "\n").encode())  # type: ignore[attr-defined]
+                    left = 0
+        finally:
+            pipe.close()  # type: ignore[attr-defined]
+
+    cmd = scan_cmd("-", concurrency, "--output", os.devnull, *workers)
+    wall, cpu, rss, pss, err = timed(cmd, stdout=workdir / "rss.stdout", feed=feed)
+    scanned = next((line.split()[1] for line in err.splitlines() if line.startswith("domains: ")), "?")
+    print(f"rss: {count:,} domains streamed ({scanned} in the summary) through `mxdoctor scan - -o /dev/null"
+          f"{' ' + ' '.join(workers) if workers else ''}`: {wall:.1f} s, {count / wall:,.0f} domains/s, "
+          f"{cpu / count * 1e6:.1f} CPU µs/domain, peak RSS {rss:.1f} MB (largest process, GNU time), "
+          f"peak PSS {pss:.1f} MB (all its processes together); load average {os.getloadavg()[0]:.1f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--domains", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=1000, help="mxdoctor scan --concurrency")
+    parser.add_argument("--workers", type=int, default=None, help="mxdoctor scan --workers (default: its own)")
     parser.add_argument("--baseline-domains", type=int, default=20_000, help="domains for the dnspython baseline")
     parser.add_argument("--skip-adns", action="store_true")
     parser.add_argument("--skip-dnspython", action="store_true")
+    parser.add_argument("--skip-one", action="store_true", help="no run of mxdoctor scan --workers 1")
     parser.add_argument("--skip-dask", action="store_true", help="no run on a LocalCluster of 2 worker processes")
+    parser.add_argument("--rss-domains", type=int, default=0, metavar="N",
+                        help="only stream N domains (the zone's, cycled) through mxdoctor scan and print its peak RSS")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench/scan.py needs root (NSD and adns on port 53)", file=sys.stderr)
         return 3
-    for tool in ("nsd", "/usr/bin/time", *(() if args.skip_adns else ("adnshost",))):
+    for tool in ("nsd", "/usr/bin/time", *(() if args.skip_adns or args.rss_domains else ("adnshost",))):
         if shutil.which(tool) is None:
             print(f"{tool} is missing: apt-get install nsd adns-tools time", file=sys.stderr)
             return 3
@@ -447,17 +564,28 @@ def main() -> int:
           f"on {ADDRESS}:{PORT}; {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before the runs")  # noqa: E501
     kinds = collections.Counter(e.status + "/" + e.route for e in expected.values())
     print("mix: " + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+    workers = [] if args.workers is None else ["--workers", str(args.workers)]
     runs: list[Run] = []
     try:
-        out = workdir / "mxdoctor.jsonl"
-        cmd = [sys.executable, "-m", "mxdoctor.cli", "scan", str(workdir / "domains.txt"), "--resolver",
-               f"{ADDRESS}:{PORT}", "--qps", "0", "--concurrency", str(args.concurrency), "--no-progress",
-               "--output", str(out)]  # fmt: skip
-        wall, cpu, rss = timed(cmd, stdout=workdir / "mxdoctor.stdout")
-        seen, wrong, examples = check_mxdoctor(out, expected)
-        runs.append(Run("mxdoctor scan", seen, wall, cpu, rss, wrong, examples))
+        if args.rss_domains:
+            run_rss(domains, args.rss_domains, workdir, args.concurrency, workers)
+            return 0
+        source = str(workdir / "domains.txt")
+        plans = [("mxdoctor scan" + (f" --workers {args.workers}" if workers else ""), workers)]
+        if not args.skip_one and args.workers != 1:
+            plans.append(("mxdoctor scan --workers 1", ["--workers", "1"]))
+        for name, more in plans:
+            out = workdir / "mxdoctor.jsonl"
+            before = nsd.cpu()
+            wall, cpu, rss, pss, _ = timed(scan_cmd(source, args.concurrency, "--output", str(out), *more),
+                                           stdout=workdir / "mxdoctor.stdout")  # fmt: skip
+            used = nsd.cpu() - before
+            seen, wrong, examples = check_mxdoctor(out, expected)
+            runs.append(Run(name, seen, wall, cpu, rss, wrong, examples, pss, used))
         if not args.skip_dask:
+            before = nsd.cpu()
             runs.append(run_dask(workdir, expected, args.concurrency))
+            runs[-1].nsd_cpu = nsd.cpu() - before
         if not args.skip_dnspython:
             sub = domains[: args.baseline_domains]
             sub_expected = {d: expected[d] for d in sub}
@@ -465,14 +593,18 @@ def main() -> int:
             script = workdir / "baseline.py"
             script.write_text(BASELINE)
             bout = workdir / "baseline.jsonl"
-            wall, cpu, rss = timed([sys.executable, str(script), ADDRESS, str(PORT), "200"],
-                                   stdin=workdir / "baseline.txt", stdout=bout)  # fmt: skip
+            before = nsd.cpu()
+            wall, cpu, rss, _, _ = timed([sys.executable, str(script), ADDRESS, str(PORT), "200"],
+                                         stdin=workdir / "baseline.txt", stdout=bout)  # fmt: skip
+            used = nsd.cpu() - before
             seen, wrong, examples = check_mxdoctor(bout, sub_expected)
-            runs.append(Run("dnspython baseline", seen, wall, cpu, rss, wrong, examples))
+            runs.append(Run("dnspython baseline", seen, wall, cpu, rss, wrong, examples, None, used))
         if not args.skip_adns:
+            before = nsd.cpu()
             wall, cpu, rss = run_adns(domains, workdir, 50)
+            used = nsd.cpu() - before
             seen, wrong, examples = check_adns(workdir / "adns.out", expected)
-            runs.append(Run("adns (adnshost, window 50)", seen, wall, cpu, rss, wrong, examples))
+            runs.append(Run("adns (adnshost, window 50)", seen, wall, cpu, rss, wrong, examples, None, used))
     finally:
         nsd.stop()
         if not args.keep:
@@ -481,19 +613,23 @@ def main() -> int:
             print(f"kept {workdir}")
     print(f"load average {os.getloadavg()[0]:.1f} after the runs (other work on the machine slows every wall time)")
     print()
-    print(f"{'client':32} {'domains':>8} {'wall s':>7} {'domains/s':>10} {'CPU µs/domain':>14} {'peak RSS MB':>12} "
-          f"{'wrong':>6}")
+    print(f"{'client':32} {'domains':>8} {'wall s':>7} {'domains/s':>10} {'CPU µs/domain':>14} {'NSD µs':>7} "
+          f"{'2 free cores':>12} {'peak RSS MB':>12} {'all procs':>10} {'wrong':>6}")
     for r in runs:
-        print(f"{r.name:32} {r.domains:8d} {r.wall:7.2f} {r.rate:10,.0f} {r.cpu_us:14.1f} {r.rss_mb:12.1f} "
-              f"{r.wrong:6d}")
+        together = f"{r.pss_mb:10.1f}" if r.pss_mb is not None else f"{'':10}"
+        print(f"{r.name:32} {r.domains:8d} {r.wall:7.2f} {r.rate:10,.0f} {r.cpu_us:14.1f} {r.nsd_us:7.1f} "
+              f"{r.free_rate:12,.0f} {r.rss_mb:12.1f} {together} {r.wrong:6d}")
+    print("(CPU µs/domain: the client's processes together; NSD µs: the server's per domain in the same run; "
+          "2 free cores: the domains/s both would reach with two cores to themselves, 2e6 / the sum; "
+          "all procs: peak PSS of the client's processes together)")
     base = runs[0]
     for r in runs[1:]:
-        print(f"mxdoctor scan / {r.name}: {base.rate / r.rate:.2f}x the rate, {base.cpu_us / r.cpu_us:.2f}x the CPU "
+        print(f"{base.name} / {r.name}: {base.rate / r.rate:.2f}x the rate, {base.cpu_us / r.cpu_us:.2f}x the CPU "
               "per domain")
     for r in runs:
         for e in r.examples:
             print(f"  {r.name} wrong: {e}")
-    return 0 if base.wrong == 0 else 1
+    return 0 if all(r.wrong == 0 for r in runs if r.name.startswith("mxdoctor")) else 1
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def test_functions_take_typed_arguments_only(name: str) -> None:
         assert "Namespace" not in str(p.annotation), f"{name}({p.name}) takes argparse's Namespace"
 
 
-@pytest.mark.parametrize("cls", [api.DiagnoseOptions, api.AuditOptions, api.SmtpOptions])
+@pytest.mark.parametrize("cls", [api.DiagnoseOptions, api.AuditOptions, api.SmtpOptions, api.ScanOptions])
 def test_options_are_frozen_values(cls: type) -> None:
     options = cls()
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -62,6 +62,10 @@ def test_bad_input_raises_before_any_traffic(no_network: list[object]) -> None:
         mxdoctor.audit("example.com", mxdoctor.AuditOptions(timeout=0))
     with pytest.raises(ConfigError, match="--port 0"):
         mxdoctor.probe_smtp("example.com", mxdoctor.SmtpOptions(port=0))
+    with pytest.raises(ConfigError, match="--qps 1000 through the system resolver"):
+        mxdoctor.scan(["example.com"], mxdoctor.ScanOptions(qps=1000))
+    with pytest.raises(ConfigError, match="--concurrency"):
+        mxdoctor.scan(["example.com"], mxdoctor.ScanOptions(resolvers=("127.0.0.1",), concurrency=0))
     assert no_network == []
 
 
@@ -106,10 +110,12 @@ def test_demo_starts_the_lab_and_diagnoses_its_domain() -> None:
     assert {v.mta: v.outcome.value for v in result.diagnosis.verdicts}.items() >= expected.verdicts.items()
 
 
-def test_mxdoctor_audit_is_the_function_even_when_the_subpackage_is_loaded_first() -> None:
+@pytest.mark.parametrize("name", ["audit", "scan"])
+def test_mxdoctor_audit_is_the_function_even_when_the_subpackage_is_loaded_first(name: str) -> None:
     import subprocess
     import sys
 
-    code = "import mxdoctor.audit.run, mxdoctor; from mxdoctor.audit import probes; print(callable(mxdoctor.audit))"
+    code = (f"import mxdoctor.{name}.run, mxdoctor; from mxdoctor.{name} import run; "
+            f"print(callable(mxdoctor.{name}), run.__name__)")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
-    assert out.stdout.strip() == "True", out.stderr
+    assert out.stdout.split() == ["True", f"mxdoctor.{name}.run"], out.stderr

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         ExitStatus,
         LabDiagnosis,
         QueueReport,
+        ScanOptions,
         SmtpOptions,
         SmtpResult,
         Thresholds,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
         queue_source,
         read_queue,
         save_evidence,
+        scan,
         summarise,
     )
 
@@ -47,6 +49,7 @@ __all__ = [
     "ExitStatus",
     "LabDiagnosis",
     "QueueReport",
+    "ScanOptions",
     "SmtpOptions",
     "SmtpResult",
     "Thresholds",
@@ -62,6 +65,7 @@ __all__ = [
     "queue_source",
     "read_queue",
     "save_evidence",
+    "scan",
     "summarise",
 ]
 
@@ -74,19 +78,24 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'mxdoctor' has no attribute {name!r}")
 
 
+def _public(name: str) -> property:
+    def get(self: types.ModuleType) -> Any:
+        return getattr(importlib.import_module("mxdoctor.api"), name)
+
+    def keep(self: types.ModuleType, subpackage: types.ModuleType) -> None:
+        self.__dict__[f"_{name}_subpackage"] = subpackage
+
+    return property(get, keep)
+
+
 class _Package(types.ModuleType):
-    """The package module. ``mxdoctor.audit`` names both the public function and the probing
-    subpackage; the import system sets a loaded subpackage as an attribute of its parent, which
+    """The package module. ``mxdoctor.audit`` and ``mxdoctor.scan`` name both a public function and
+    a subpackage; the import system sets a loaded subpackage as an attribute of its parent, which
     would hide the function, so the attribute stays the function and the subpackage is reached by
     ``from mxdoctor.audit import ...`` (through sys.modules) as everywhere in the code."""
 
-    @property
-    def audit(self) -> Any:
-        return importlib.import_module("mxdoctor.api").audit
-
-    @audit.setter
-    def audit(self, subpackage: types.ModuleType) -> None:
-        self.__dict__["_audit_subpackage"] = subpackage
+    audit = _public("audit")
+    scan = _public("scan")
 
 
 sys.modules[__name__].__class__ = _Package

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,7 @@ __all__ = [
     "ExitStatus",
     "LabDiagnosis",
     "QueueReport",
+    "ScanOptions",
     "SmtpOptions",
     "SmtpResult",
     "Thresholds",
@@ -58,6 +59,7 @@ __all__ = [
     "queue_source",
     "read_queue",
     "save_evidence",
+    "scan",
     "summarise",
 ]
 
@@ -309,6 +311,38 @@ def audit(domain: str, options: AuditOptions | None = None, *, mtas: Sequence[st
         timeout=options.timeout, deadline=options.deadline, per_server=options.per_server,
     )  # fmt: skip
     return analysis.analyse(audit_run.collect(domain, run_options, on_progress=options.on_progress), mtas=mtas)
+
+
+# --- scan -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """How to scan a list of domains (``mxdoctor scan``): the resolvers, how hard to press them, and
+    the processes to scan with."""
+
+    resolvers: tuple[str, ...] = ()  # ADDR[:PORT] to scan through; none: the system's, at most 20 queries/s
+    concurrency: int = 64  # queries in flight at each resolver, never more
+    qps: float | None = None  # queries per second in all; None: 100 through resolvers (20 without); 0: no limit
+    timeout: float = 2.0  # the first attempt's; a retry waits twice as long
+    retries: int = 1  # attempts after a timeout
+    dns_port: int = 53  # of resolvers given without a port
+    workers: int | None = 1  # processes scanning; None: one per usable CPU (as the command)
+    chunk: int = 2000  # domains per worker task
+
+
+def scan(domains: Iterable[str], options: ScanOptions | None = None) -> Iterator[dict[str, Any]]:
+    """Resolve every domain (or ``user@domain``) of ``domains`` as diagnose does through the resolvers
+    and yield its record (docs/scan.md: status, route, hosts, finding codes, a decision per MTA
+    model), in order; a string that is no mail domain yields a record with status ``invalid``.
+    Raises ConfigError for bad options before any traffic."""
+    from mxdoctor.scan import run as scan_run
+
+    options = options or ScanOptions()
+    return scan_run.records(domains, scan_run.ScanOptions(
+        resolvers=options.resolvers, concurrency=options.concurrency, qps=options.qps, timeout=options.timeout,
+        retries=options.retries, dns_port=options.dns_port, workers=options.workers, chunk=options.chunk,
+    ))  # fmt: skip
 
 
 # --- smtp -------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import idna
@@ -205,45 +205,75 @@ class RouteMachine:
             self._read_mx(lookup)
 
     def _read_mx(self, mx: Lookup) -> None:
-        if mx.outcome is Outcome.NXDOMAIN:
-            self._kind = RouteKind.NXDOMAIN
-        elif mx.outcome is Outcome.NODATA:
-            self._kind = RouteKind.IMPLICIT
-            self._hosts = [(0, self.domain, True)]
-        elif mx.outcome is Outcome.NOERROR:
-            parsed = [(r, parse_mx(r)) for r in mx.records]
-            self._bad = tuple(r for r, p in parsed if p is None)
-            good = [p for _, p in parsed if p is not None]
-            null = [p for p in good if p[1] == "."]
-            real = sorted({p for p in good if p[1] != "."}, key=lambda p: (p[0], p[1]))
-            if null and not real:
-                self._kind = RouteKind.NULL_MX
-            else:
-                self._null_with_others = bool(null)
-                self._kind = RouteKind.MX if real else RouteKind.FAILED
-                seen: set[str] = set()
-                for pref, host in real:
-                    if host not in seen:
-                        seen.add(host)
-                        self._hosts.append((pref, host, False))
-        else:
-            self._kind = RouteKind.FAILED
+        self._kind, self._hosts, self._null_with_others, self._bad = read_mx(self.domain, mx)
 
     def result(self) -> Route:
         mx = self._answers.get(self._mx_question)
         if mx is None or self._kind is None:
             return Route(self.domain, RouteKind.INCOMPLETE, mx)
-        exchangers = []
-        incomplete = False
-        for pref, host, implicit in self._hosts:
-            a = self._answers.get(Question(host, "A"))
-            aaaa = self._answers.get(Question(host, "AAAA"))
-            incomplete |= a is None or aaaa is None
-            bare = host.rstrip(".")
-            literal = bare if _is_address(bare) else None
-            exchangers.append(Exchanger(host, pref, implicit, literal, a, aaaa))
-        kind = RouteKind.INCOMPLETE if incomplete else self._kind
-        return Route(self.domain, kind, mx, tuple(exchangers), self._null_with_others, self._bad)
+        answers = self._answers
+        return assemble(
+            self.domain, self._kind, mx, self._hosts, lambda host, qtype: answers.get(Question(host, qtype)),
+            self._null_with_others, self._bad,
+        )  # fmt: skip
+
+
+MxReading = tuple[RouteKind, list[tuple[int, str, bool]], bool, tuple[str, ...]]
+
+
+def read_mx(domain: str, mx: Lookup) -> MxReading:
+    """What an MX answer makes of the route of ``domain`` (absolute): its kind, the exchangers to
+    resolve as (preference, host, implicit) by preference, a null MX beside others, bad MX rdata."""
+    if mx.outcome is Outcome.NXDOMAIN:
+        return RouteKind.NXDOMAIN, [], False, ()
+    if mx.outcome is Outcome.NODATA:
+        return RouteKind.IMPLICIT, [(0, domain, True)], False, ()
+    if mx.outcome is not Outcome.NOERROR:
+        return RouteKind.FAILED, [], False, ()
+    if len(mx.records) == 1:  # the common case, without the sorting below
+        one = parse_mx(mx.records[0])
+        if one is None:
+            return RouteKind.FAILED, [], False, mx.records
+        if one[1] == ".":
+            return RouteKind.NULL_MX, [], False, ()
+        return RouteKind.MX, [(one[0], one[1], False)], False, ()
+    parsed = [(r, parse_mx(r)) for r in mx.records]
+    bad = tuple(r for r, p in parsed if p is None)
+    good = [p for _, p in parsed if p is not None]
+    null = [p for p in good if p[1] == "."]
+    real = sorted({p for p in good if p[1] != "."}, key=lambda p: (p[0], p[1]))
+    if null and not real:
+        return RouteKind.NULL_MX, [], False, bad
+    hosts: list[tuple[int, str, bool]] = []
+    seen: set[str] = set()
+    for pref, host in real:
+        if host not in seen:
+            seen.add(host)
+            hosts.append((pref, host, False))
+    return (RouteKind.MX if real else RouteKind.FAILED), hosts, bool(null), bad
+
+
+def assemble(
+    domain: str,
+    kind: RouteKind,
+    mx: Lookup,
+    hosts: Iterable[tuple[int, str, bool]],
+    answer: Callable[[str, str], Lookup | None],
+    null_with_others: bool,
+    bad: tuple[str, ...],
+) -> Route:
+    """The Route once the MX answer is read: ``answer(host, qtype)`` gives each exchanger's A and
+    AAAA lookups, None for one not (yet) answered, which leaves the route INCOMPLETE."""
+    exchangers = []
+    incomplete = False
+    for pref, host, implicit in hosts:
+        a = answer(host, "A")
+        aaaa = answer(host, "AAAA")
+        incomplete |= a is None or aaaa is None
+        bare = host.rstrip(".")
+        literal = bare if _is_address(bare) else None
+        exchangers.append(Exchanger(host, pref, implicit, literal, a, aaaa))
+    return Route(domain, RouteKind.INCOMPLETE if incomplete else kind, mx, tuple(exchangers), null_with_others, bad)
 
 
 def summary_lookups(lookups: Iterable[Lookup], view: str) -> dict[Question, Lookup]:

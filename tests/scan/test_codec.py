@@ -113,8 +113,35 @@ def _message(draw: st.DrawFn, pool: list[dns.name.Name], qname: dns.name.Name) -
     return data, pool
 
 
+def assert_quick(data: bytes, pool: list[dns.name.Name]) -> int:
+    """``codec.quick`` reads only what ``decode`` reads, the same way, and as dnspython classifies it;
+    returns how many of the questions (the pool's names, each type) it read."""
+    read = 0
+    for name in pool:
+        qname = name.to_text().lower()
+        wire_name = codec.encode_name(qname)
+        if wire_name is None:
+            continue
+        for qtype in QTYPES:
+            question = codec.question_bytes(wire_name, codec.TYPES[qtype])
+            hit = codec.quick(data, question, qname, codec.TYPES[qtype])
+            if hit is None:
+                continue
+            read += 1
+            lean = codec.decode(data, (question, qname))
+            assert lean is not None, "quick read bytes decode leaves to dnspython"
+            answer, flags = hit
+            assert flags == lean.flags
+            assert answer == codec.answer(lean, qname, qtype)
+            ref = wire.decode(data)
+            assert isinstance(ref, dns.message.Message)
+            assert codec.Classified(*answer) == exchange.classify(ref, qname, qtype)
+    return read
+
+
 def assert_same(data: bytes, pool: list[dns.name.Name]) -> bool:
     """The lean reading equals dnspython's wherever the lean codec reads the bytes; True if it did."""
+    assert_quick(data, pool)
     lean = codec.decode(data)
     ref = wire.decode(data)
     if lean is None:
@@ -142,12 +169,65 @@ def test_generated_replies(case: tuple[bytes, list[dns.name.Name]]) -> None:
 def test_mutated_replies(case: tuple[bytes, list[dns.name.Name]], flips: list[tuple[int, int]], cut: int) -> None:
     """Flipped bytes and cut messages: whatever the lean codec still reads, dnspython reads the same."""
     data, pool = case
+    assert_same(mutated(data, flips, cut if cut % 3 == 0 else None), pool)
+
+
+def mutated(data: bytes, flips: list[tuple[int, int]], cut: int | None) -> bytes:
+    """``data`` with bytes set at (offset, value) (offsets wrap around), cut off at ``cut`` if given."""
     raw = bytearray(data)
     for where, value in flips:
         raw[where % len(raw)] = value
-    if cut % 3 == 0:
-        raw = raw[: cut % (len(raw) + 1)]
-    assert_same(bytes(raw), pool)
+    return bytes(raw if cut is None else raw[: cut % (len(raw) + 1)])
+
+
+lower_label = st.text(alphabet="abcxyz019-_", min_size=1, max_size=12).map(str.encode)
+
+
+@st.composite
+def scan_replies(draw: st.DrawFn) -> tuple[bytes, list[dns.name.Name]]:
+    """Replies shaped as a scan gets them (the lower-case question echoed, records of the type asked
+    at its name, an SOA below), with now and then something the quick path must leave alone."""
+    suffix = draw(st.sampled_from([b"example.com", b"a.b.c.d.e.f.g.h"])).split(b".")
+    pool = [dns.name.Name([*draw(st.lists(lower_label, min_size=0, max_size=3)), *suffix, b""]) for _ in range(3)]
+    qname = pool[0]
+    qtype = draw(st.sampled_from(QTYPES))
+    with _dnspython_entropy():
+        msg = dns.message.Message(id=draw(st.integers(0, 65535)))
+        msg.flags = dns.flags.Flag(draw(st.sampled_from([0x8180, 0x8580, 0x8380, 0x8100, 0x8980])))
+        msg.set_rcode(draw(st.sampled_from([0, 0, 0, 3, 3, 2])))
+        msg.question.append(dns.rrset.RRset(qname, dns.rdataclass.IN, dns.rdatatype.from_text(qtype)))
+        for _ in range(draw(st.integers(0, 2))):
+            rdtype = draw(st.sampled_from([qtype, qtype, qtype, qtype, "CNAME", "TXT"]))
+            owner = qname if draw(st.integers(0, 5)) else draw(st.sampled_from(pool))
+            n = 1 if rdtype == "CNAME" else draw(st.integers(1, 3))
+            texts = [rdata_text(draw, rdtype, pool) for _ in range(n)]
+            try:
+                msg.answer.append(dns.rrset.from_text(owner, draw(st.integers(0, 2**32 - 1)), "IN", rdtype, *texts))
+            except (dns.exception.DNSException, ValueError):
+                pass
+        for _ in range(draw(st.sampled_from([0, 1, 1, 2]))):
+            rdtype = draw(st.sampled_from(["SOA", "SOA", "NS"]))
+            owner = dns.name.Name([*suffix, b""])
+            msg.authority.append(dns.rrset.from_text(owner, 300, "IN", rdtype, rdata_text(draw, rdtype, pool)))
+        edns = draw(st.sampled_from([None, 0, 0, 0, "option"]))
+        if edns == "option":
+            msg.use_edns(0, payload=1232, options=[dns.edns.GenericOption(65001, b"x")])
+        elif edns is not None:
+            msg.use_edns(edns, payload=1232)
+        try:
+            data = msg.to_wire()
+        except (dns.exception.DNSException, ValueError):
+            assume(False)
+    return data, pool
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scan_replies(), st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=3),
+       st.integers(0, 10_000))  # fmt: skip
+def test_scan_shaped_replies(case: tuple[bytes, list[dns.name.Name]], flips: list[tuple[int, int]], cut: int) -> None:
+    """The quick path on the replies it is for, as built and with bytes flipped or cut off."""
+    data, pool = case
+    assert_same(mutated(data, flips, cut if cut % 4 == 0 else None), pool)
 
 
 def test_common_replies_take_the_lean_path() -> None:
@@ -160,6 +240,17 @@ def test_common_replies_take_the_lean_path() -> None:
     pool = [dns.name.from_text("mx.example.com."), dns.name.from_text("a.example.com.")]
     for msg in (r, nodata):
         assert assert_same(msg.to_wire(), pool)
+    # the replies a scan gets most take the quick path (the question echoed as it was sent)
+    lower = dns.message.make_query("mx.example.com.", "MX", use_edns=0, payload=1232)
+    for rcode, section, rrset in (
+        (0, "answer", dns.rrset.from_text("mx.example.com.", 300, "IN", "MX", "10 a.example.com.", "0 .")),
+        (0, "authority", dns.rrset.from_text("example.com.", 300, "IN", "SOA", "ns. host. 1 2 3 4 5")),
+        (3, "authority", dns.rrset.from_text("example.com.", 300, "IN", "SOA", "ns. host. 1 2 3 4 5")),
+    ):
+        reply = dns.message.make_response(lower)
+        reply.set_rcode(rcode)
+        getattr(reply, section).append(rrset)
+        assert assert_quick(reply.to_wire(), pool[:1]) == 1
 
 
 @settings(max_examples=300, deadline=None)

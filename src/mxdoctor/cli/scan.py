@@ -36,7 +36,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--dns-port", type=int, default=53, metavar="N", help="port of resolvers given without one")
     p.add_argument("--dask", metavar="tcp://HOST:8786",
                    help="scan in chunks on this dask.distributed cluster (the qps budget is shared by its workers)")
-    p.add_argument("--chunk", type=int, default=2000, metavar="N", help="input lines per Dask task (default 2000)")
+    p.add_argument("--chunk", type=int, default=2000, metavar="N",
+                   help="input lines per task of a worker process or of Dask (default 2000)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes scanning on this machine, each with its share of --qps and --concurrency "
+                   f"(default: one per usable CPU, at most {run.MAX_WORKERS}, one per {run.QPS_PER_WORKER:g} "
+                   "queries/s of --qps; 1: this process alone)")
     p.add_argument("--progress", dest="progress", action="store_true", default=None,
                    help="show progress on standard error even when it is not a terminal")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="never show progress")
@@ -57,6 +62,7 @@ def run_scan(args: argparse.Namespace) -> int:
         progress=args.progress,
         dask=args.dask,
         chunk=args.chunk,
+        workers=args.workers,
     )
     summary = run.scan(args.file, options)
     print(summary.text(), file=sys.stderr)

@@ -34,7 +34,7 @@ _PLAIN = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_"
 _PLAIN_DOT = _PLAIN + b"."
 _HEADER = struct.Struct("!HHHHHH")
 _RR = struct.Struct("!HHIH")
-_OPT_EDNS0 = b"\x00\x00\x29" + wire.EDNS_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
+OPT_EDNS0 = b"\x00\x00\x29" + wire.EDNS_PAYLOAD.to_bytes(2, "big") + b"\x00\x00\x00\x00\x00\x00"
 _MAX_POINTERS = 16  # dnspython's MAX_COMPRESSION_POINTER_CHAIN
 _inet_ntoa = socket.inet_ntoa
 
@@ -94,7 +94,7 @@ def encode_query(ident: int, question: bytes, *, rd: bool = True, edns: bool = T
     """The query ``wire.encode_query`` builds: one question, RD, and EDNS0 with a 1232-byte payload."""
     flags = 0x0100 if rd else 0
     if edns:
-        return _HEADER.pack(ident, flags, 1, 0, 0, 1) + question + _OPT_EDNS0
+        return _HEADER.pack(ident, flags, 1, 0, 0, 1) + question + OPT_EDNS0
     return _HEADER.pack(ident, flags, 1, 0, 0, 0) + question
 
 
@@ -159,6 +159,18 @@ def _name(data: bytes, pos: int, end: int, memo: dict[int, tuple[str, int, int]]
         text = tail or "."
     memo[start] = (text, hops, total)
     return text, (after if after >= 0 else pos)
+
+
+def _rr(data: bytes, pos: int, n: int) -> tuple[int, int, int, int, int, int]:
+    """The fixed part of a record at ``pos`` (after its owner): type, class, TTL, rdata length, and
+    where its rdata starts and ends; _Odd when it runs past the message."""
+    if pos + 10 > n:
+        raise _Odd
+    rtype, rclass, ttl, rdlen = _RR.unpack_from(data, pos)
+    end = pos + 10 + rdlen
+    if end > n:
+        raise _Odd
+    return rtype, rclass, ttl, rdlen, pos + 10, end
 
 
 class RRset:
@@ -272,13 +284,7 @@ def _decode(data: bytes, asked: tuple[bytes, str] | None) -> Reply:
             pos += 2
         else:
             owner, pos = _name(data, pos, n, memo)
-        if pos + 10 > n:
-            raise _Odd
-        rtype, rclass, ttl, rdlen = _RR.unpack_from(data, pos)
-        pos += 10
-        end = pos + rdlen
-        if end > n:
-            raise _Odd
+        rtype, rclass, ttl, rdlen, pos, end = _rr(data, pos, n)
         if rtype == OPT:
             # one OPT, at the root, in the additional section, without options or extended RCODE
             if i < an + ns or seen_opt or owner != "." or rdlen or ttl >> 24:
@@ -356,3 +362,128 @@ def answer(reply: Reply, qname: str, qtype: str) -> Answer:
         detail = f"answer holds {', '.join(others)} at {name} where {qtype} was asked"
         return Answer(Outcome.BROKEN, cnames=tuple(cnames), detail=detail)
     return Answer(Outcome.NODATA, cnames=tuple(cnames))
+
+
+_NOERROR, _NODATA, _NXDOMAIN = Outcome.NOERROR, Outcome.NODATA, Outcome.NXDOMAIN
+_NO_DATA = Answer(_NODATA)
+_NO_NAME = Answer(_NXDOMAIN)
+_QNAME_POINTER = b"\xc0\x0c"
+
+
+def quick(data: bytes, question: bytes, qname: str, qtype: int) -> tuple[Answer, int] | None:
+    """``answer(decode(data, (question, qname)), qname, ...)`` and the reply's flags, for the replies
+    a scan gets most (NOERROR or NXDOMAIN; answers of the type asked owned by the question's name;
+    at most one SOA in the authority section; an OPT without options); None for anything else,
+    which ``decode`` then reads. ``question`` is what was sent, ``qname`` its lower-case text."""
+    try:
+        return _quick(data, question, qname, qtype)
+    except (_Odd, IndexError, struct.error, UnicodeDecodeError):
+        return None
+
+
+def _near_name(data: bytes, pos: int, end: int, qname: str, size: int, text: bool = True) -> tuple[str, int]:
+    """``_name`` for the names a reply compresses most: plain labels, then one pointer to a suffix
+    of the question's name (at offset 12, ``size`` bytes, ``qname`` its text). A suffix's text
+    starts at the same offset in ``qname`` as its labels in the question; always backwards, read
+    already. Returns the text (``text`` False: "") and the position after; other names go to
+    ``_name``."""
+    start = pos
+    total = 0
+    while True:
+        c = data[pos]
+        if 0 < c < 64:
+            stop = pos + 1 + c
+            if stop > end or data[pos + 1 : stop].translate(None, _PLAIN):
+                raise _Odd
+            total += c + 1
+            pos = stop
+            continue
+        if c >= 192 and pos + 1 < end:
+            at = (((c & 0x3F) << 8) | data[pos + 1]) - 12
+            if 0 <= at < size and (at == 0 or qname[at - 1] == "."):
+                if total + size - at > 255:
+                    raise _Odd
+                if not text:
+                    return "", pos + 2
+                tail = qname[at:] or "."
+                if start == pos:
+                    return tail, pos + 2
+                head = data[start:pos]
+                labels = []
+                i = 0
+                while i < len(head):
+                    labels.append(head[i + 1 : i + 1 + head[i]])
+                    i += 1 + head[i]
+                name = b".".join(labels).decode("ascii") + "."
+                return (name + tail if tail != "." else name), pos + 2
+        return _name(data, start, end, {12: (qname, 0, size)})
+
+
+def _quick(data: bytes, question: bytes, qname: str, qtype: int) -> tuple[Answer, int] | None:
+    ident, flags, qd, an, ns, ar = _HEADER.unpack_from(data)
+    rcode = flags & 0x780F  # opcode and RCODE: QUERY with NOERROR or NXDOMAIN only
+    if qd != 1 or (rcode and rcode != 3) or not data.startswith(question, 12):
+        return None
+    n = len(data)
+    pos = 12 + len(question)
+    texts: list[str] = []
+    ttl = 0x7FFFFFFF
+    size = len(question) - 4  # the question's name in wire form
+    for _ in range(an):
+        if data[pos : pos + 2] != _QNAME_POINTER:
+            return None
+        rtype, rclass, rttl, rdlen = _RR.unpack_from(data, pos + 2)
+        pos += 12
+        end = pos + rdlen
+        if rtype != qtype or rclass != 1 or end > n:
+            return None
+        if rtype == A:
+            if rdlen != 4:
+                return None
+            text = key = _inet_ntoa(data[pos:end])
+        elif rtype == AAAA:
+            if rdlen != 16:
+                return None
+            text = key = socket.inet_ntop(socket.AF_INET6, data[pos:end])
+        elif rtype == MX:
+            if rdlen < 3:
+                return None
+            exchange, stop = _near_name(data, pos + 2, end, qname, size)
+            if stop != end:
+                return None
+            text = f"{(data[pos] << 8) | data[pos + 1]} {exchange}"
+            key = text.lower()
+        else:
+            return None
+        if texts and (key in texts if rtype != MX else key in (t.lower() for t in texts)):
+            return None  # equal records: dnspython keeps one, decode says how
+        texts.append(text)
+        if rttl > 0x7FFFFFFF:
+            rttl = 0
+        if rttl < ttl:
+            ttl = rttl
+        pos = end
+    if ns:
+        if ns != 1:
+            return None
+        _, pos = _near_name(data, pos, n, qname, size, False)
+        rtype, rclass, _, rdlen, pos, end = _rr(data, pos, n)
+        if rtype != SOA or rclass != 1:
+            return None
+        _, stop = _near_name(data, pos, end, qname, size, False)
+        _, stop = _near_name(data, stop, end, qname, size, False)
+        if stop + 20 != end:
+            return None
+        pos = end
+    if ar:
+        # one OPT at the root, without options or an extended RCODE
+        if ar != 1 or pos + 11 > n or data[pos] != 0:
+            return None
+        rtype, _, rttl, rdlen = _RR.unpack_from(data, pos + 1)
+        if rtype != OPT or rdlen or rttl >> 24:
+            return None
+    if rcode:
+        return _NO_NAME, flags
+    if texts:
+        return Answer(_NOERROR, tuple(texts), (), ttl), flags
+    return _NO_DATA, flags

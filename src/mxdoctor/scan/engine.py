@@ -1,6 +1,7 @@
-"""The scan's query engine: a window of domains, each driven by route.RouteMachine, their questions
-sent over one non-blocking UDP socket per resolver drained by ``loop.add_reader``, every timeout on
-one heap, the attempts chosen by the engine's own ``exchange.AttemptPlan``, and a polite sender.
+"""The scan's query engine: a window of domains, each routed as route.RouteMachine routes, their
+questions sent over one non-blocking UDP socket per resolver drained by ``loop.add_reader``, every
+timeout in one queue per timeout length, the attempts chosen by ``exchange.AttemptPlan``, and a
+polite sender.
 
 One question's answer is the Lookup a ``RecursiveView`` of ``diagnose`` gives for it (the lean codec
 reads the common replies, dnspython the rest); answers are shared within a run, as the engine's
@@ -12,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import heapq
+import gc
 import random
 import socket
+import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ TICK = 0.02  # seconds between timer and rate-limit passes
 CACHE_SIZE = 20_000  # answers kept for the questions domains share (MX hosts of a hoster)
 STORM_WINDOW = 64  # replies judged together for a REFUSED/SERVFAIL storm
 STORM_SHARE = 0.75  # that share of REFUSED/SERVFAIL in a window is a storm: halve the server's rate
+GC_THRESHOLD = 50_000  # allocations between young-generation collections during a run (CPython: 700)
 _FINAL_FAST = frozenset((Outcome.NOERROR, Outcome.NODATA, Outcome.NXDOMAIN, Outcome.SERVFAIL, Outcome.REFUSED))
 _STORM = frozenset((Outcome.REFUSED, Outcome.SERVFAIL))
 
@@ -55,6 +58,12 @@ _LOOKUP_FIELDS = tuple(f.name for f in dataclasses.fields(Lookup))
 # The fields past those given keep their declared defaults (a field added to Lookup needs one).
 _LOOKUP_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Lookup) if f.default is not dataclasses.MISSING}
 _new = object.__new__
+_ID = struct.Struct("!H")
+_QUERY_HEAD = codec.encode_query(0, b"", edns=True)[2:12]  # flags (RD) and counts after the ID: 1 question, 1 OPT
+_IN_A, _IN_AAAA = codec.question_bytes(b"", codec.A), codec.question_bytes(b"", codec.AAAA)
+_ANSWERS = frozenset(o for o in Outcome if o.is_answer)
+_quick = codec.quick
+_RCODES = [codec.RCODE_NAMES[i] for i in range(16)]
 
 
 def make_lookup(*values: Any) -> Lookup:
@@ -69,8 +78,9 @@ def make_lookup(*values: Any) -> Lookup:
 class _Server:
     """One resolver: its socket, what is in flight there, its send queue and its rate budget."""
 
-    def __init__(self, server: evidence.Server, limits: Limits, share: float) -> None:
+    def __init__(self, server: evidence.Server, limits: Limits, share: float, index: int = 0) -> None:
         self.server = server
+        self.index = index
         family = socket.AF_INET6 if ":" in server.address else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.setblocking(False)
@@ -107,12 +117,15 @@ class _Server:
         if outcome in _STORM:
             self.window_bad += 1
         if self.window_total >= STORM_WINDOW:
-            if self.window_bad >= STORM_SHARE * self.window_total:
-                self.factor = max(1 / 64, self.factor / 2)
-                self.backoffs += 1
-            elif self.factor < 1.0:
-                self.factor = min(1.0, self.factor * 1.25)
-            self.window_total = self.window_bad = 0
+            self.judge_window()
+
+    def judge_window(self) -> None:
+        if self.window_bad >= STORM_SHARE * self.window_total:
+            self.factor = max(1 / 64, self.factor / 2)
+            self.backoffs += 1
+        elif self.factor < 1.0:
+            self.factor = min(1.0, self.factor * 1.25)
+        self.window_total = self.window_bad = 0
 
     @property
     def effective_cap(self) -> int:
@@ -122,34 +135,48 @@ class _Server:
 class _Query:
     """One question on its way through the servers, with its attempts."""
 
-    __slots__ = ("question", "qname", "qtype", "wire_q", "servers", "index", "tried", "attempt", "edns",
-                 "plan", "ids", "strays", "waiters", "done", "transport")  # fmt: skip
+    __slots__ = ("key", "qname", "qtype", "code", "wire_q", "tail", "servers", "index", "attempt", "edns",
+                 "plan", "ids", "sent", "strays", "waiters", "done", "transport")  # fmt: skip
 
-    def __init__(self, question: route.Question, wire_q: bytes | None, servers: list[_Server]) -> None:
-        self.question = question
-        self.qname = question.qname
-        self.qtype = question.qtype
+    def __init__(self, key: tuple[str, str], wire_q: bytes | None, servers: list[_Server]) -> None:
+        self.key = key
+        self.qname, self.qtype = key
+        self.code = codec.QUESTION_TYPES.get(self.qtype, 0)
         self.wire_q = wire_q  # None: a name the lean codec does not build, dnspython does
+        # the query after its ID, as the first attempt sends it (EDNS0): only the ID is spliced in
+        self.tail = _QUERY_HEAD + wire_q + codec.OPT_EDNS0 if wire_q is not None else b""
         self.servers = servers
         self.index = 0
-        self.tried = 0
         self.attempt = 1
         self.edns: int | None = 0
         self.plan: AttemptPlan | None = None
         self.ids: list[int] = []
-        self.strays: list[str] = []
+        self.sent = 0  # the engine's number of this query's latest send
+        self.strays: list[str] | None = None
         self.waiters: list[_Domain] = []
         self.done = False
         self.transport = Transport.UDP
 
 
 class _Domain:
-    __slots__ = ("tag", "machine", "outstanding")
+    """One domain's route on its way: ``route.read_mx`` and ``route.assemble`` decide, as they do
+    for diagnose's RouteMachine; the answers are kept by (name, type) tuples."""
 
-    def __init__(self, tag: object, domain: str) -> None:
+    __slots__ = ("tag", "name", "mx", "reading", "answers", "outstanding")
+
+    def __init__(self, tag: object, name: str) -> None:
         self.tag = tag
-        self.machine = route.RouteMachine(domain)
+        self.name = route.fqdn(name)
+        self.mx: Lookup | None = None
+        self.reading: route.MxReading | None = None
+        self.answers: dict[tuple[str, str], Lookup] = {}
         self.outstanding = 0
+
+    def result(self) -> route.Route:
+        assert self.mx is not None and self.reading is not None
+        kind, hosts, null_with_others, bad = self.reading
+        get = self.answers.get
+        return route.assemble(self.name, kind, self.mx, hosts, lambda h, t: get((h, t)), null_with_others, bad)
 
 
 class Engine:
@@ -161,17 +188,23 @@ class Engine:
             raise ValueError("no server to scan through")
         self.limits = limits
         share = limits.qps / len(servers) if limits.qps else 0.0
-        self.servers = [_Server(s, limits, share) for s in servers]
+        self.servers = [_Server(s, limits, share, i) for i, s in enumerate(servers)]
         self.window = max(1, limits.inflight * len(servers))
         # keyed by (qname, qtype): a tuple hashes in C, a Question in Python
         self.cache: collections.OrderedDict[tuple[str, str], Lookup] = collections.OrderedDict()
         self.pending: dict[tuple[str, str], _Query] = {}
-        self.timers: list[tuple[float, int, _Query, int]] = []
+        # Every send's deadline as (deadline, server index, query ID, send number), in one queue per
+        # timeout (first attempts, retries): sends come in time order and share a timeout, so each
+        # queue is in deadline order without a heap. Numbers only: a query answered before its
+        # deadline is freed at once, and the collector has nothing to walk there.
+        self.timers: tuple[collections.deque[tuple[float, int, int, int]], ...] = (collections.deque(),
+                                                                                   collections.deque())  # fmt: skip
+        self._timeout, self._retry_timeout = limits.timeout, 2 * limits.timeout
+        self._sends = 0
         self.active = 0
         self.queries = 0
         self.lean = 0
         self.stray = 0
-        self._seq = 0
         self._rotate = 0
         self._rand = random.Random()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -199,11 +232,19 @@ class Engine:
         self._finished = loop.create_future()
         for s in self.servers:
             loop.add_reader(s.sock.fileno(), self._guarded, self._drain, s)
+        # A scan makes a few objects per query and keeps a window of them alive: the collector's
+        # default pace walks that window (and every module) over and over, a sixth of the run's CPU.
+        # The hot path makes no reference cycles, so the young generation is collected less often.
+        threshold = gc.get_threshold()
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, threshold[1], threshold[2])
         try:
             self._guarded(self._fill)
             self._guarded(self._tick)
             await self._finished
         finally:
+            gc.set_threshold(*threshold)
+            gc.unfreeze()
             for s in self.servers:
                 loop.remove_reader(s.sock.fileno())
             if self._handle is not None:
@@ -224,11 +265,13 @@ class Engine:
 
     def _tick(self) -> None:
         now = time.monotonic()
-        timers = self.timers
-        while timers and timers[0][0] <= now:
-            _, _, q, attempt = heapq.heappop(timers)
-            if not q.done and q.attempt == attempt and q.transport is Transport.UDP:
-                self._timed_out(q)
+        for timers in self.timers:
+            while timers and timers[0][0] <= now:
+                _, index, ident, number = timers.popleft()
+                q = self.servers[index].ids.get(ident)
+                # only the query's latest send times out (an ID reused since is another query's send)
+                if q is not None and q.sent == number and not q.done and q.transport is Transport.UDP:
+                    self._timed_out(q)
         self._fill()
         self._pump(now)
         self._check_end()
@@ -249,46 +292,52 @@ class Engine:
             tag, name = item
             d = _Domain(tag, name)
             self.active += 1
-            self._advance(d)
+            d.outstanding = 1
+            self._ask((d.name, "MX"), d)
 
     # -- domains -----------------------------------------------------------------------------------
 
-    def _advance(self, d: _Domain) -> None:
-        """Ask what the machine wants next, or finish the domain."""
-        # every question asked before is answered by now, so what the machine wants is new
-        questions = d.machine.wanted()
-        if not questions:
-            self.active -= 1
-            self._done(d.tag, d.machine.result())
-            return
-        d.outstanding = len(questions)
-        for q in questions:
-            self._ask(q, d)
+    def _answer(self, d: _Domain, key: tuple[str, str], lookup: Lookup) -> None:
+        if d.mx is None:  # the MX answer: the exchangers' A and AAAA next, all at once
+            d.mx = lookup
+            d.reading = reading = route.read_mx(d.name, lookup)
+            hosts = reading[1]
+            if hosts:
+                d.outstanding = 2 * len(hosts)  # set first: a cached answer comes back at once
+                wire_of = self._names.wire
+                for _, host, _ in hosts:
+                    name = wire_of(host)
+                    self._ask((host, "A"), d, None if name is None else name + _IN_A)
+                    self._ask((host, "AAAA"), d, None if name is None else name + _IN_AAAA)
+                return
+        else:
+            d.answers[key] = lookup
+            d.outstanding -= 1
+            if d.outstanding:
+                return
+        self.active -= 1
+        self._done(d.tag, d.result())
 
-    def _answer(self, d: _Domain, q: route.Question, lookup: Lookup) -> None:
-        d.machine.give(q, lookup)
-        d.outstanding -= 1
-        if d.outstanding == 0:
-            self._advance(d)
-
-    def _ask(self, q: route.Question, d: _Domain) -> None:
-        key = (q.qname, q.qtype)
+    def _ask(self, key: tuple[str, str], d: _Domain, wire_q: bytes | None = None) -> None:
+        """Ask (name, type) for ``d``: from the cache, by joining the same question in flight, or anew.
+        ``wire_q``: the question section when the caller has it."""
         cached = self.cache.get(key)
         if cached is not None:
-            self.cache.move_to_end(key)
-            self._answer(d, q, cached)
+            self._answer(d, key, cached)
             return
         query = self.pending.get(key)
         if query is None:
-            wire_name = self._names.wire(q.qname)
-            code = codec.QUESTION_TYPES.get(q.qtype)
-            wire_q = codec.question_bytes(wire_name, code) if wire_name is not None and code else None
+            if wire_q is None:
+                qname, qtype = key
+                wire_name = self._names.wire(qname)
+                code = codec.QUESTION_TYPES.get(qtype)
+                wire_q = codec.question_bytes(wire_name, code) if wire_name is not None and code else None
             servers = self.servers
             if len(servers) > 1:  # spread the first tries; the rest in order after a failure
                 start = self._rotate % len(servers)
                 self._rotate += 1
                 servers = servers[start:] + servers[:start]
-            query = _Query(q, wire_q, servers)
+            query = _Query(key, wire_q, servers)
             self.pending[key] = query
             query.servers[0].queue.append(query)
         query.waiters.append(d)
@@ -313,11 +362,14 @@ class Engine:
     def _send(self, s: _Server, q: _Query, now: float) -> bool:
         """Send the query's current attempt; False when the socket is full (the query waits)."""
         rand = self._rand.getrandbits
+        ids = s.ids
         ident = rand(16)
-        while ident in s.ids:
+        while ident in ids:
             ident = rand(16)
-        if q.wire_q is not None:
-            data = codec.encode_query(ident, q.wire_q, edns=q.edns is not None)
+        if q.wire_q is not None and q.edns is not None:
+            data = _ID.pack(ident) + q.tail
+        elif q.wire_q is not None:
+            data = codec.encode_query(ident, q.wire_q, edns=False)
         else:
             data = wire.encode_query(ident, q.qname, q.qtype, rd=True, edns=q.edns)
         try:
@@ -329,13 +381,18 @@ class Engine:
         except OSError as exc:
             self._result(s, q, Answer(Outcome.NETWORK_ERROR, detail=str(exc)), None, False, False)
             return True
-        s.ids[ident] = q
+        ids[ident] = q
         q.ids.append(ident)
         s.sent += 1
         self.queries += 1
-        timeout = self.limits.timeout * (2 if q.attempt > 1 else 1)
-        self._seq += 1
-        heapq.heappush(self.timers, (now + timeout, self._seq, q, q.attempt))
+        self._sends = number = q.sent = self._sends + 1
+        if q.attempt > 1:
+            timers, deadline = self.timers[1], now + self._retry_timeout
+        else:
+            timers, deadline = self.timers[0], now + self._timeout
+        if timers and timers[-1][0] > deadline:  # a caller's clock read a little earlier: keep the order
+            deadline = timers[-1][0]
+        timers.append((deadline, s.index, ident, number))
         return True
 
     # -- receiving ---------------------------------------------------------------------------------
@@ -366,6 +423,20 @@ class Engine:
             self.stray += 1
             return
         wq = q.wire_q
+        if wq is not None:
+            hit = _quick(data, wq, q.qname, q.code)
+            if hit is not None:  # the common reply, read without building a Reply
+                self.lean += 1
+                c, flags = hit
+                if q.plan is None and not flags & codec.TC:
+                    # s.judge(c.outcome) inlined: a quick answer is never REFUSED or SERVFAIL
+                    s.window_total += 1
+                    if s.window_total >= STORM_WINDOW:
+                        s.judge_window()
+                    self._final(s, q, c, _RCODES[flags & 0xF], bool(flags & codec.AA))
+                else:
+                    self._result(s, q, c, _RCODES[flags & 0xF], bool(flags & codec.TC), bool(flags & codec.AA))
+                return
         if wq is not None and data[12 : 12 + len(wq)].lower() == wq:
             reply = codec.decode(data, (wq, q.qname))
             if reply is not None:
@@ -394,6 +465,8 @@ class Engine:
 
     def _stray(self, q: _Query, detail: str) -> None:
         self.stray += 1
+        if q.strays is None:
+            q.strays = []
         if len(q.strays) < exchange.MAX_STRAYS:
             q.strays.append(detail)
 
@@ -476,24 +549,28 @@ class Engine:
     def _final(self, s: _Server, q: _Query, c: Answer, rcode: str | None, aa: bool) -> None:
         """This server's last word; a failure moves on to the next server, as a stub does."""
         s.inflight -= 1
+        ids = s.ids
         for ident in q.ids:
-            s.ids.pop(ident, None)
+            ids.pop(ident, None)
         q.ids = []
-        if not c.outcome.is_answer and q.index + 1 < len(q.servers):
+        if c.outcome not in _ANSWERS and q.index + 1 < len(q.servers):
             q.index += 1
-            q.attempt, q.edns, q.plan, q.strays, q.transport = 1, 0, None, [], Transport.UDP
+            q.attempt, q.edns, q.plan, q.strays, q.transport = 1, 0, None, None, Transport.UDP
             q.servers[q.index].queue.append(q)
             return
         q.done = True
-        lookup = make_lookup(
-            VIEW, None, q.qname, q.qtype, c.outcome, rcode, c.records, c.cnames, c.ttl, aa, (), c.detail
-        )
-        key = (q.qname, q.qtype)
+        lookup: Lookup = _new(Lookup)
+        fields = lookup.__dict__
+        fields.update(_LOOKUP_DEFAULTS)
+        fields["view"], fields["server"], fields["qname"], fields["qtype"] = VIEW, None, q.qname, q.qtype
+        fields["outcome"], fields["rcode"], fields["records"], fields["cnames"] = c.outcome, rcode, c.records, c.cnames
+        fields["ttl"], fields["authoritative"], fields["detail"] = c.ttl, aa, c.detail
+        key = q.key
         del self.pending[key]
         cache = self.cache
         cache[key] = lookup
-        if len(cache) > CACHE_SIZE:
+        if len(cache) > CACHE_SIZE:  # the oldest goes
             cache.popitem(last=False)
         waiters, q.waiters = q.waiters, []  # the timer heap holds q until its deadline: not the domains
         for d in waiters:
-            self._answer(d, q.question, lookup)
+            self._answer(d, key, lookup)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
+import math
 import os
 import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -39,6 +41,8 @@ _PLAIN_DOMAIN = re.compile(
     r"(?:(?!-)[A-Za-z0-9_-]{1,63}(?<!-)\.)+(?!-)[A-Za-z0-9_-]{0,62}[A-Za-z_-](?<!-)"
 )  # finished records waiting for an earlier, slower one
 SHOWN_BAD_LINES = 10
+MAX_WORKERS = 8  # past this the resolvers, not the scanning processes, are what limits a scan
+QPS_PER_WORKER = 5000.0  # a budget below this is one process's work
 FORMATS = ("jsonl", "csv")
 
 
@@ -58,7 +62,8 @@ class ScanOptions:
     progress: bool | None = None  # None: when standard error is a terminal
     resolv_conf: str = system.RESOLV_CONF
     dask: str | None = None  # scheduler address: scan in chunks on that Dask cluster
-    chunk: int = 2000  # input lines per Dask task
+    chunk: int = 2000  # input lines per task (a Dask task, or a worker process's share)
+    workers: int | None = None  # processes scanning on this machine; None: one per usable CPU (capped)
 
     def limits(self) -> Limits:
         """Raises ConfigError for values no scan runs with, and for a fast scan of the system resolver."""
@@ -85,9 +90,25 @@ class ScanOptions:
             qps = DEFAULT_QPS
         if self.chunk < 1:
             raise ConfigError("--chunk must be at least 1")
+        if self.workers is not None and not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError(f"--workers must be from 1 to {MAX_WORKERS}")
+        if self.workers is not None and self.workers > 1 and self.dask:
+            raise ConfigError("--workers and --dask: the Dask cluster's workers scan, give one of the two")
         if self.resume and (self.output is None or self.output == "-"):
             raise ConfigError("--resume needs --output FILE (it continues that file)")
         return Limits(qps=qps, inflight=self.concurrency, timeout=self.timeout, retries=self.retries)
+
+    def worker_count(self, limits: Limits) -> int:
+        """The processes to scan with: as given, else one per usable CPU, at most MAX_WORKERS, and
+        no more than the qps budget needs (QPS_PER_WORKER each: a polite scan is one process)."""
+        if self.workers is not None:
+            return self.workers
+        from mxdoctor.scan import shard
+
+        n = min(shard.usable_cpus(), MAX_WORKERS)
+        if limits.qps:
+            n = min(n, max(1, math.ceil(limits.qps / QPS_PER_WORKER)))
+        return max(1, n)
 
     def servers(self) -> tuple[evidence.Server, ...]:
         if self.resolvers:
@@ -121,6 +142,44 @@ def read_lines(stream: IO[str]) -> Iterator[tuple[int, str]]:
         text = raw.strip()
         if text and not text.startswith("#"):
             yield number, text
+
+
+def number_lines(texts: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """``read_lines`` over strings, each one line (its end of line, if any, dropped)."""
+    for number, raw in enumerate(texts, 1):
+        if len(raw) > MAX_LINE:
+            yield number, raw[:64] + "\x00(line too long)"
+            continue
+        text = raw.strip()
+        if text and not text.startswith("#"):
+            yield number, text
+
+
+def records(domains: Iterable[str], options: ScanOptions) -> Iterator[dict[str, Any]]:
+    """The record of every domain (or address) of ``domains``, in order, as ``mxdoctor scan`` writes
+    them (``line`` counts the strings given); on ``options.worker_count`` processes, a chunk at a
+    time. Raises ConfigError for bad options before any traffic; the output options are ignored."""
+    options = replace(options, format="jsonl", output=None, resume=False, progress=False)
+    limits = options.limits()
+    options.servers()
+    return _records(number_lines(domains), options, limits)
+
+
+def _records(lines: Iterator[tuple[int, str]], options: ScanOptions, limits: Limits) -> Iterator[dict[str, Any]]:
+    from mxdoctor.scan import shard
+
+    decode = msgspec.json.Decoder().decode
+    pieces = shard.chunks(lines, options.chunk)
+    workers = options.worker_count(limits)
+    if workers == 1:
+        for chunk in pieces:
+            for line in shard.scan_chunk(chunk, options, limits)[0].splitlines():
+                yield decode(line)
+        return
+    with shard.Pool(options, limits, workers) as pool:
+        for result in shard.results(pieces, pool.submit, 2 * workers):
+            for line in result[0].splitlines():
+                yield decode(line)
 
 
 @dataclass
@@ -327,6 +386,22 @@ def _run(
         return
     show = options.progress if options.progress is not None else err.isatty()
     progress = _Progress(err, total, lambda: _position(stream)) if show else None
+    workers = options.worker_count(limits)
+    if workers > 1:
+        from mxdoctor.scan import shard
+
+        pieces = shard.chunks(lines, options.chunk)
+        first = next(pieces, [])
+        second = next(pieces, None)
+        if second is not None:  # more than one chunk: worth the processes
+            try:
+                shard.scan_on_workers(first, itertools.chain([second], pieces), out, options, limits, workers,
+                                      summary, err, progress)  # fmt: skip
+            finally:
+                if progress is not None:
+                    err.write("\n")
+            return
+        lines = iter(first)
     writer = _Writer(out, options.format, summary)
     try:
         bad, backoffs = scan_lines(lines, writer, servers, limits, err, progress)
@@ -352,10 +427,12 @@ def scan_lines(
     err: IO[str],
     progress: _Progress | None = None,
     shown_bad: int = 0,
+    judge: record.Judge | None = None,
 ) -> tuple[int, dict[str, int]]:
     """Scan (line number, text) pairs into ``writer`` in order; returns the number of bad lines and
-    the storm backoffs per server. The one loop of a run, in one process or in a Dask worker."""
-    judge = record.Judge(servers)
+    the storm backoffs per server. The one loop of a run, in one process or in a worker."""
+    if judge is None:
+        judge = record.Judge(servers)
     bad = 0
 
     def feed() -> Iterator[tuple[object, str]]:
